@@ -1,0 +1,37 @@
+//! # respsync
+//!
+//! A **sans-IO** implementation of the Redis/Valkey master–replica replication protocol.
+//!
+//! The crate owns no sockets, threads, files or clocks. Every state machine in it consumes bytes
+//! and time given by the caller and produces bytes, events and deadlines that the caller acts on:
+//!
+//! ```text
+//!            bytes read from the peer           time (now: Instant)
+//!                       │                                │
+//!                       ▼                                ▼
+//!   ┌──────────────────────────────────────────────────────────────┐
+//!   │  session (replica link / master link)   handle_input / handle_timeout
+//!   │      RESP decoder ─ RDB framing ─ offsets ─ backlog ─ timers  │
+//!   └──────────────────────────────────────────────────────────────┘
+//!          │                    │                         │
+//!          ▼                    ▼                         ▼
+//!   poll_transmit()        poll_event()             poll_timeout()
+//!   bytes to write         commands, RDB chunks     next deadline
+//! ```
+//!
+//! ## The drive rule
+//!
+//! After any `handle_*` call, drain `poll_transmit`, `poll_event` and `poll_timeout` until each
+//! returns `None`, then wait for the socket or the deadline, whichever comes first. Time never goes
+//! backwards: an older `now` is treated as the last one seen.
+//!
+//! ## Layers
+//!
+//! ## Errors and panics
+//!
+//! Nothing received from a peer or read from a file can make the crate panic, allocate without a
+//! bound, or loop forever: every length is checked against a configurable limit (Redis's defaults)
+//! before it is trusted, and every violation is a typed error that carries the byte offset where it
+//! was found.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
