@@ -27,6 +27,9 @@
 //!
 //! ## Layers
 //!
+//! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link
+//!   primitives) and encoders, bounded by Redis's limits.
+//!
 //! ## Errors and panics
 //!
 //! Nothing received from a peer or read from a file can make the crate panic, allocate without a
@@ -35,3 +38,5 @@
 //! was found.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod resp;
