@@ -551,7 +551,8 @@ impl Decoder {
         match memchr::memchr(b'\n', &buf[self.pos.min(buf.len())..]) {
             None => {
                 self.pos = buf.len();
-                if buf.len() > max.saturating_add(1) {
+                let known = buf.len() - usize::from(buf.last() == Some(&b'\r'));
+                if known > max {
                     return Err(self.fail(K::LineTooLong { max }, 0));
                 }
                 if self.pos == 0 {
@@ -682,7 +683,9 @@ impl Decoder {
                 Elem::Line { ty, start } => {
                     let Some(i) = memchr::memchr(b'\n', &buf[pos..]) else {
                         pos = buf.len();
-                        if pos - start > lim.max_inline_len.saturating_add(1) {
+                        // The content is at least this long (a final `\r` may end it).
+                        let known = pos - start - usize::from(buf.last() == Some(&b'\r'));
+                        if known > lim.max_inline_len {
                             let max = lim.max_inline_len;
                             return Err((K::LineTooLong { max }, start));
                         }
@@ -860,7 +863,12 @@ fn parse_num(buf: &[u8], pos: &mut usize, num: &mut Num) -> Result<Option<i64>, 
             return finish_num(num).map(Some).map_err(|(k, _)| (k, p));
         }
         match b {
-            b'\r' if num.digits > 0 => num.cr = true,
+            b'\r' if num.digits > 0 => {
+                if !num.neg && num.val > i64::MAX as u64 {
+                    return Err((K::Overflow, p));
+                }
+                num.cr = true;
+            }
             b'\n' if num.digits > 0 => return Err((K::MissingCrlf, p)),
             _ => step_num(b, num).map_err(|(k, _)| (k, p))?,
         }
