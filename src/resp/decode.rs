@@ -185,6 +185,13 @@ pub struct Decoder {
     /// Remaining direct children of each open aggregate.
     levels: Vec<u64>,
     toks: Vec<Tok>,
+    /// Command mode: whether the `*<n>` header was read, arguments still to come, and the
+    /// payload ranges of those read.
+    header: bool,
+    left: u64,
+    args: Vec<(usize, usize)>,
+    /// Scratch stack for building frames, kept to avoid an allocation per frame.
+    open: Vec<Open>,
 }
 
 impl Default for Decoder {
@@ -192,6 +199,9 @@ impl Default for Decoder {
         Self::new(Limits::default())
     }
 }
+
+/// A scanner: [`Decoder::scan`] or [`Decoder::scan_command`].
+type ScanFn = fn(&mut Decoder, &[u8]) -> Result<bool, (K, usize)>;
 
 /// Token capacity kept between frames; a larger buffer left by a huge frame is released.
 const KEEP_TOKS: usize = 4096;
@@ -208,6 +218,10 @@ impl Decoder {
             elem: Elem::Start,
             levels: Vec::new(),
             toks: Vec::new(),
+            header: false,
+            left: 0,
+            args: Vec::new(),
+            open: Vec::new(),
         }
     }
 
@@ -261,13 +275,14 @@ impl Decoder {
     /// ```
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, DecodeError> {
         self.enter(Mode::Frame, buf)?;
-        if !self.run_scan(buf, false)? {
+        if !self.run_scan(buf, Self::scan)? {
             return Ok(None);
         }
         let consumed = self.pos;
         let data = buf.split_to(consumed).freeze();
         // The scanner pushed the tokens of exactly one complete frame, so building succeeds.
-        let frame = build(&self.toks, &data).expect("tokens describe one complete frame");
+        let frame =
+            build(&self.toks, data, &mut self.open).expect("tokens describe one complete frame");
         self.complete(consumed);
         Ok(Some(Decoded { frame, consumed }))
     }
@@ -293,19 +308,21 @@ impl Decoder {
     /// ```
     pub fn decode_command(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, DecodeError> {
         self.enter(Mode::Command, buf)?;
-        if !self.run_scan(buf, true)? {
+        if !self.run_scan(buf, Self::scan_command)? {
             return Ok(None);
         }
         let consumed = self.pos;
-        let data = buf.split_to(consumed).freeze();
-        let argv = self
-            .toks
-            .iter()
-            .filter_map(|t| match *t {
-                Tok::Bulk(s, e) => Some(data.slice(s..e)),
-                _ => None,
-            })
-            .collect();
+        let mut data = buf.split_to(consumed).freeze();
+        let mut argv = Vec::with_capacity(self.args.len());
+        if let Some((&(ls, le), rest)) = self.args.split_last() {
+            for &(s, e) in rest {
+                argv.push(data.slice(s..e));
+            }
+            // The last argument reuses the frame's own handle: one reference count less.
+            data.truncate(le);
+            data.advance(ls);
+            argv.push(data);
+        }
         self.complete(consumed);
         Ok(Some(Command { argv, consumed }))
     }
@@ -528,11 +545,21 @@ impl Decoder {
         if self.toks.capacity() > KEEP_TOKS {
             self.toks.shrink_to(KEEP_TOKS);
         }
+        self.header = false;
+        self.left = 0;
+        self.args.clear();
+        if self.args.capacity() > KEEP_TOKS {
+            self.args.shrink_to(KEEP_TOKS);
+        }
     }
 
     /// Runs the frame scanner; on incomplete input with nothing parsed, leaves no mode set.
-    fn run_scan(&mut self, buf: &[u8], command: bool) -> Result<bool, DecodeError> {
-        match self.scan(buf, command) {
+    fn run_scan(
+        &mut self,
+        buf: &[u8],
+        scan: ScanFn,
+    ) -> Result<bool, DecodeError> {
+        match scan(self, buf) {
             Ok(true) => Ok(true),
             Ok(false) => {
                 if self.pos == 0 {
@@ -578,107 +605,48 @@ impl Decoder {
     /// The frame scanner. Resumes from the saved element and position, appends tokens, and
     /// returns `Ok(true)` once one complete top-level frame has been scanned (its length is
     /// then `self.pos`). Errors carry the buffer position where they were found.
-    fn scan(&mut self, buf: &[u8], command: bool) -> Result<bool, (K, usize)> {
+    fn scan(&mut self, buf: &[u8]) -> Result<bool, (K, usize)> {
         let lim = self.limits;
         let mut pos = self.pos;
         let mut elem = self.elem;
         loop {
-            let tok = match elem {
+            // Each arm either finishes an element (a token, then `close`), or yields a decimal
+            // value `v` of a length/integer line of type `ty` whose digits start at `at`.
+            let (ty, at, v) = match elem {
                 Elem::Start => {
                     let Some(&ty) = buf.get(pos) else { break };
-                    if command {
-                        if self.levels.is_empty() {
-                            if ty != b'*' {
-                                return Err((K::ExpectedArray(ty), pos));
-                            }
-                        } else if ty != b'$' {
-                            return Err((K::ExpectedBulk(ty), pos));
-                        }
-                    }
                     pos += 1;
-                    elem = match ty {
-                        b'$' | b'*' | b':' | b'!' | b'=' | b'%' | b'~' | b'>' | b'|' => Elem::Num {
-                            ty,
-                            at: pos,
-                            num: Num::default(),
-                        },
-                        b'+' | b'-' | b',' | b'(' | b'#' | b'_' => Elem::Line { ty, start: pos },
+                    match ty {
+                        b'$' | b'*' | b':' | b'!' | b'=' | b'%' | b'~' | b'>' | b'|' => {
+                            match fast_num(buf, pos) {
+                                Some((v, next)) => {
+                                    let at = pos;
+                                    pos = next;
+                                    (ty, at, v)
+                                }
+                                None => {
+                                    elem = Elem::Num {
+                                        ty,
+                                        at: pos,
+                                        num: Num::default(),
+                                    };
+                                    continue;
+                                }
+                            }
+                        }
+                        b'+' | b'-' | b',' | b'(' | b'#' | b'_' => {
+                            elem = Elem::Line { ty, start: pos };
+                            continue;
+                        }
                         _ => return Err((K::UnknownType(ty), pos - 1)),
-                    };
-                    continue;
+                    }
                 }
                 Elem::Num { ty, at, mut num } => {
                     let Some(v) = parse_num(buf, &mut pos, &mut num)? else {
                         elem = Elem::Num { ty, at, num };
                         break;
                     };
-                    match ty {
-                        b':' => Tok::Int(v),
-                        b'$' | b'!' | b'=' => {
-                            if v < 0 {
-                                if v == -1 && ty == b'$' && !command {
-                                    Tok::NullBulk
-                                } else {
-                                    return Err((K::NegativeLength, at));
-                                }
-                            } else {
-                                let len = v.unsigned_abs();
-                                if len > lim.max_bulk_len {
-                                    let max = lim.max_bulk_len;
-                                    return Err((K::BulkTooLong { len, max }, at));
-                                }
-                                let end = usize::try_from(len)
-                                    .ok()
-                                    .and_then(|l| pos.checked_add(l))
-                                    .filter(|e| e.saturating_add(2) <= lim.max_buffered);
-                                let Some(end) = end else {
-                                    let max = lim.max_buffered;
-                                    return Err((K::BufferLimit { max }, at));
-                                };
-                                elem = Elem::Bulk {
-                                    ty,
-                                    start: pos,
-                                    end,
-                                };
-                                continue;
-                            }
-                        }
-                        _ => {
-                            if v < 0 {
-                                if command || (v == -1 && ty == b'*') {
-                                    // Redis ignores a multibulk count <= 0; `*-1` is RESP2 null.
-                                    Tok::NullArray
-                                } else {
-                                    return Err((K::NegativeLength, at));
-                                }
-                            } else {
-                                let n = v.unsigned_abs();
-                                if n > lim.max_array_len {
-                                    let max = lim.max_array_len;
-                                    return Err((K::ArrayTooLong { len: n, max }, at));
-                                }
-                                if self.levels.len() >= lim.max_depth {
-                                    return Err((K::TooDeep { max: lim.max_depth }, at - 1));
-                                }
-                                // n <= max_array_len <= u64::MAX, so 2n+1 only saturates for
-                                // absurd limits, and then the frame can never complete anyway.
-                                let (agg, children) = match ty {
-                                    b'*' => (Agg::Array, n),
-                                    b'%' => (Agg::Map, n.saturating_mul(2)),
-                                    b'~' => (Agg::Set, n),
-                                    b'>' => (Agg::Push, n),
-                                    _ => (Agg::Attr, n.saturating_mul(2).saturating_add(1)),
-                                };
-                                if children > 0 {
-                                    self.toks.push(Tok::Agg(agg, children));
-                                    self.levels.push(children);
-                                    elem = Elem::Start;
-                                    continue;
-                                }
-                                Tok::Agg(agg, 0)
-                            }
-                        }
-                    }
+                    (ty, at, v)
                 }
                 Elem::Line { ty, start } => {
                     let Some(i) = memchr::memchr(b'\n', &buf[pos..]) else {
@@ -701,7 +669,11 @@ impl Decoder {
                         return Err((K::LineTooLong { max }, start));
                     }
                     pos = nl + 1;
-                    line_tok(ty, buf, start, end)?
+                    elem = Elem::Start;
+                    if self.close(line_tok(ty, buf, start, end)?, pos)? {
+                        return Ok(true);
+                    }
+                    continue;
                 }
                 Elem::Bulk { ty, start, end } => {
                     if buf.len() < end + 2 {
@@ -711,7 +683,7 @@ impl Decoder {
                         return Err((K::MissingCrlf, end));
                     }
                     pos = end + 2;
-                    match ty {
+                    let tok = match ty {
                         b'$' => Tok::Bulk(start, end),
                         b'!' => Tok::BulkErr(start, end),
                         _ => {
@@ -720,31 +692,61 @@ impl Decoder {
                             }
                             Tok::Verbatim(start, end)
                         }
+                    };
+                    elem = Elem::Start;
+                    if self.close(tok, pos)? {
+                        return Ok(true);
+                    }
+                    continue;
+                }
+            };
+            elem = Elem::Start;
+            let tok = match ty {
+                b':' => Tok::Int(v),
+                b'$' | b'!' | b'=' => {
+                    if v == -1 && ty == b'$' {
+                        Tok::NullBulk
+                    } else {
+                        elem = bulk_elem(ty, at, v, pos, &lim)?;
+                        continue;
+                    }
+                }
+                _ => {
+                    if v < 0 {
+                        if v == -1 && ty == b'*' {
+                            Tok::NullArray
+                        } else {
+                            return Err((K::NegativeLength, at));
+                        }
+                    } else {
+                        let n = v.unsigned_abs();
+                        if n > lim.max_array_len {
+                            let max = lim.max_array_len;
+                            return Err((K::ArrayTooLong { len: n, max }, at));
+                        }
+                        if self.levels.len() >= lim.max_depth {
+                            return Err((K::TooDeep { max: lim.max_depth }, at - 1));
+                        }
+                        // n <= max_array_len; 2n+1 saturates only for absurd limits, and such
+                        // a frame could never complete anyway.
+                        let (agg, children) = match ty {
+                            b'*' => (Agg::Array, n),
+                            b'%' => (Agg::Map, n.saturating_mul(2)),
+                            b'~' => (Agg::Set, n),
+                            b'>' => (Agg::Push, n),
+                            _ => (Agg::Attr, n.saturating_mul(2).saturating_add(1)),
+                        };
+                        if children > 0 {
+                            self.toks.push(Tok::Agg(agg, children));
+                            self.levels.push(children);
+                            continue;
+                        }
+                        Tok::Agg(agg, 0)
                     }
                 }
             };
-            self.toks.push(tok);
-            elem = Elem::Start;
-            // One element is complete: close every aggregate it completes.
-            loop {
-                match self.levels.last_mut() {
-                    None => {
-                        if pos > lim.max_buffered {
-                            let max = lim.max_buffered;
-                            return Err((K::BufferLimit { max }, max));
-                        }
-                        self.pos = pos;
-                        self.elem = Elem::Start;
-                        return Ok(true);
-                    }
-                    Some(r) => {
-                        *r -= 1;
-                        if *r > 0 {
-                            break;
-                        }
-                        self.levels.pop();
-                    }
-                }
+            if self.close(tok, pos)? {
+                return Ok(true);
             }
         }
         self.pos = pos;
@@ -755,6 +757,196 @@ impl Decoder {
         }
         Ok(false)
     }
+
+    /// Records a finished element and closes every aggregate it completes. Returns true when
+    /// the top-level frame is complete (then saves `pos` as its length).
+    #[inline]
+    fn close(&mut self, tok: Tok, pos: usize) -> Result<bool, (K, usize)> {
+        self.toks.push(tok);
+        loop {
+            match self.levels.last_mut() {
+                None => {
+                    let max = self.limits.max_buffered;
+                    if pos > max {
+                        return Err((K::BufferLimit { max }, max));
+                    }
+                    self.pos = pos;
+                    self.elem = Elem::Start;
+                    return Ok(true);
+                }
+                Some(r) => {
+                    *r -= 1;
+                    if *r > 0 {
+                        return Ok(false);
+                    }
+                    self.levels.pop();
+                }
+            }
+        }
+    }
+
+    /// The command scanner: `*<n>` then `n` bulk strings, argument ranges into `self.args`.
+    /// Same contract as [`scan`](Self::scan); `self.left` counts the arguments still to come
+    /// once the header is read (`self.header` is then true).
+    fn scan_command(&mut self, buf: &[u8]) -> Result<bool, (K, usize)> {
+        let lim = self.limits;
+        let mut pos = self.pos;
+        let mut elem = self.elem;
+        loop {
+            let (at, v) = match elem {
+                Elem::Start => {
+                    let Some(&ty) = buf.get(pos) else { break };
+                    if !self.header {
+                        if ty != b'*' {
+                            return Err((K::ExpectedArray(ty), pos));
+                        }
+                    } else if ty != b'$' {
+                        return Err((K::ExpectedBulk(ty), pos));
+                    }
+                    pos += 1;
+                    match fast_num(buf, pos) {
+                        Some((v, next)) => {
+                            let at = pos;
+                            pos = next;
+                            (at, v)
+                        }
+                        None => {
+                            elem = Elem::Num {
+                                ty,
+                                at: pos,
+                                num: Num::default(),
+                            };
+                            continue;
+                        }
+                    }
+                }
+                Elem::Num { ty, at, mut num } => {
+                    let Some(v) = parse_num(buf, &mut pos, &mut num)? else {
+                        elem = Elem::Num { ty, at, num };
+                        break;
+                    };
+                    (at, v)
+                }
+                Elem::Line { .. } => {
+                    // Never entered in command mode; treat as a fresh element.
+                    elem = Elem::Start;
+                    continue;
+                }
+                Elem::Bulk { start, end, .. } => {
+                    if buf.len() < end + 2 {
+                        break;
+                    }
+                    if buf[end] != b'\r' || buf[end + 1] != b'\n' {
+                        return Err((K::MissingCrlf, end));
+                    }
+                    pos = end + 2;
+                    self.args.push((start, end));
+                    self.left -= 1;
+                    elem = Elem::Start;
+                    if self.left == 0 {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if !self.header {
+                if v <= 0 {
+                    // Redis ignores a multibulk count <= 0: an empty command.
+                    self.left = 0;
+                    elem = Elem::Start;
+                    break;
+                }
+                let n = v.unsigned_abs();
+                if n > lim.max_array_len {
+                    let max = lim.max_array_len;
+                    return Err((K::ArrayTooLong { len: n, max }, at));
+                }
+                self.header = true;
+                self.left = n;
+                // A small reservation only: the count is not trusted for allocation.
+                self.args.reserve(n.min(16) as usize);
+                elem = Elem::Start;
+            } else {
+                elem = bulk_elem(b'$', at, v, pos, &lim)?;
+            }
+        }
+        self.pos = pos;
+        self.elem = elem;
+        if self.left == 0 && matches!(elem, Elem::Start) && pos > 0 {
+            let max = lim.max_buffered;
+            if pos > max {
+                return Err((K::BufferLimit { max }, max));
+            }
+            return Ok(true);
+        }
+        if buf.len() > lim.max_buffered {
+            let max = lim.max_buffered;
+            return Err((K::BufferLimit { max }, max));
+        }
+        Ok(false)
+    }
+}
+
+/// Checks a bulk length `v` (read at `at`, payload starting at `pos`) against the limits and
+/// returns the element waiting for its payload.
+#[inline]
+fn bulk_elem(ty: u8, at: usize, v: i64, pos: usize, lim: &Limits) -> Result<Elem, (K, usize)> {
+    if v < 0 {
+        return Err((K::NegativeLength, at));
+    }
+    let len = v.unsigned_abs();
+    if len > lim.max_bulk_len {
+        let max = lim.max_bulk_len;
+        return Err((K::BulkTooLong { len, max }, at));
+    }
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| pos.checked_add(l))
+        .filter(|e| e.saturating_add(2) <= lim.max_buffered);
+    match end {
+        Some(end) => Ok(Elem::Bulk {
+            ty,
+            start: pos,
+            end,
+        }),
+        None => Err((
+            K::BufferLimit {
+                max: lim.max_buffered,
+            },
+            at,
+        )),
+    }
+}
+
+/// The common shape of a length line, parsed without keeping state: 1 to 18 digits (no sign,
+/// no leading zero) followed by `\r\n`, all present in `buf`. Anything else (incomplete,
+/// negative, malformed, long) returns `None` and goes to the resumable [`parse_num`], which
+/// also produces the precise error.
+#[inline(always)]
+fn fast_num(buf: &[u8], start: usize) -> Option<(i64, usize)> {
+    let digits = buf.get(start..)?;
+    let first = digits.first()?.wrapping_sub(b'0');
+    if first > 9 {
+        return None;
+    }
+    let mut v = u64::from(first);
+    let mut i = 1;
+    loop {
+        let d = digits.get(i)?.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u64::from(d);
+        i += 1;
+        if i > 18 {
+            return None;
+        }
+    }
+    if (first == 0 && i > 1) || digits.get(i) != Some(&b'\r') || digits.get(i + 1) != Some(&b'\n') {
+        return None;
+    }
+    // At most 18 digits, so v < 10^18 < i64::MAX.
+    Some((v as i64, start + i + 2))
 }
 
 /// Turns a complete text line `buf[start..end]` of type `ty` into a token.
@@ -876,32 +1068,59 @@ fn parse_num(buf: &[u8], pos: &mut usize, num: &mut Num) -> Result<Option<i64>, 
     }
 }
 
-/// Builds the frame described by `toks`, slicing payloads out of `data`.
-fn build(toks: &[Tok], data: &Bytes) -> Option<Frame> {
-    struct Open {
-        agg: Agg,
-        need: u64,
-        items: Vec<Frame>,
-    }
-    let mut stack: Vec<Open> = Vec::new();
-    for &tok in toks {
+/// An aggregate being filled while a frame is built.
+#[derive(Debug, Clone)]
+struct Open {
+    agg: Agg,
+    need: u64,
+    items: Vec<Frame>,
+}
+
+/// Builds the frame described by `toks`, slicing payloads out of `data`. The last payload
+/// takes `data` itself instead of a slice of it, which saves a reference count increment and
+/// decrement per frame.
+fn build(toks: &[Tok], mut data: Bytes, stack: &mut Vec<Open>) -> Option<Frame> {
+    let last = toks.iter().rposition(|t| {
+        matches!(
+            t,
+            Tok::Simple(..)
+                | Tok::Error(..)
+                | Tok::Bulk(..)
+                | Tok::BigNum(..)
+                | Tok::BulkErr(..)
+                | Tok::Verbatim(..)
+        )
+    });
+    let mut take = |i: usize, s: usize, e: usize| -> Bytes {
+        if Some(i) == last {
+            let mut d = core::mem::take(&mut data);
+            d.truncate(e);
+            d.advance(s);
+            d
+        } else {
+            data.slice(s..e)
+        }
+    };
+    stack.clear();
+    for (i, &tok) in toks.iter().enumerate() {
         let mut f = match tok {
-            Tok::Simple(s, e) => Frame::SimpleString(data.slice(s..e)),
-            Tok::Error(s, e) => Frame::Error(data.slice(s..e)),
+            Tok::Simple(s, e) => Frame::SimpleString(take(i, s, e)),
+            Tok::Error(s, e) => Frame::Error(take(i, s, e)),
             Tok::Int(i) => Frame::Integer(i),
-            Tok::Bulk(s, e) => Frame::BulkString(data.slice(s..e)),
+            Tok::Bulk(s, e) => Frame::BulkString(take(i, s, e)),
             Tok::NullBulk => Frame::NullBulk,
             Tok::NullArray => Frame::NullArray,
             Tok::Null => Frame::Null,
             Tok::Bool(b) => Frame::Boolean(b),
             Tok::Double(d) => Frame::Double(d),
-            Tok::BigNum(s, e) => Frame::BigNumber(data.slice(s..e)),
-            Tok::BulkErr(s, e) => Frame::BulkError(data.slice(s..e)),
+            Tok::BigNum(s, e) => Frame::BigNumber(take(i, s, e)),
+            Tok::BulkErr(s, e) => Frame::BulkError(take(i, s, e)),
             Tok::Verbatim(s, e) => {
-                let format = [data[s], data[s + 1], data[s + 2]];
+                let text = take(i, s, e);
+                let format = [text[0], text[1], text[2]];
                 Frame::Verbatim {
                     format,
-                    text: data.slice(s + 4..e),
+                    text: text.slice(4..),
                 }
             }
             Tok::Agg(agg, 0) => finish_agg(agg, Vec::new())?,
