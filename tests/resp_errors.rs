@@ -48,6 +48,9 @@ fn malformed_input_kinds_and_offsets() {
         (b":9223372036854775808\r\n", K::Overflow, 20),
         (b":-9223372036854775809\r\n", K::Overflow, 20),
         (b":99999999999999999999999\r\n", K::Overflow, 19),
+        // Found by the fuzzer: a long length must not overflow while accumulating digits.
+        (b"$55555555555555555551111111111111\r\n", K::Overflow, 20),
+        (b"*-92233720368547758081\r\n", K::Overflow, 21),
         (b":12\n", K::MissingCrlf, 3),
         (b":12\rx", K::MissingCrlf, 4),
         (b"+OK\n", K::MissingCrlf, 3),

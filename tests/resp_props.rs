@@ -244,6 +244,33 @@ proptest! {
     }
 
     #[test]
+    fn integer_lines_follow_string2ll(digits in "-?[0-9]{1,25}", split in any::<prop::sample::Index>()) {
+        // Redis's string2ll: no leading zero (except "0" itself), no "-0", must fit in i64.
+        let canonical = {
+            let d = digits.strip_prefix('-').unwrap_or(&digits);
+            (d == "0" && !digits.starts_with('-')) || !d.starts_with('0')
+        };
+        let want = if canonical { digits.parse::<i64>().ok() } else { None };
+        let wire = format!(":{digits}\r\n${digits}\r\n");
+        let cut = split.index(wire.len() + 1);
+        let (items, err) = run_chunks(wire.as_bytes(), &[cut], frames, Limits::default());
+        match want {
+            Some(v) => {
+                prop_assert_eq!(items[0].0.clone(), Frame::Integer(v));
+                prop_assert_eq!(items[0].1, digits.len() + 3);
+                if v >= 0 {
+                    // A bulk of that length: need more data, never an error or a panic.
+                    prop_assert_eq!(err.is_some(), v > 512 << 20);
+                }
+            }
+            None => {
+                prop_assert!(items.is_empty());
+                prop_assert!(err.is_some());
+            }
+        }
+    }
+
+    #[test]
     fn garbage_same_result_whole_and_split(
         wire in prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..200),

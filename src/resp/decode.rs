@@ -554,11 +554,7 @@ impl Decoder {
     }
 
     /// Runs the frame scanner; on incomplete input with nothing parsed, leaves no mode set.
-    fn run_scan(
-        &mut self,
-        buf: &[u8],
-        scan: ScanFn,
-    ) -> Result<bool, DecodeError> {
+    fn run_scan(&mut self, buf: &[u8], scan: ScanFn) -> Result<bool, DecodeError> {
         match scan(self, buf) {
             Ok(true) => Ok(true),
             Ok(false) => {
@@ -606,6 +602,9 @@ impl Decoder {
     /// returns `Ok(true)` once one complete top-level frame has been scanned (its length is
     /// then `self.pos`). Errors carry the buffer position where they were found.
     fn scan(&mut self, buf: &[u8]) -> Result<bool, (K, usize)> {
+        if self.pos == 0 && self.toks.is_empty() && self.fast_frame(buf) {
+            return Ok(true);
+        }
         let lim = self.limits;
         let mut pos = self.pos;
         let mut elem = self.elem;
@@ -789,6 +788,9 @@ impl Decoder {
     /// Same contract as [`scan`](Self::scan); `self.left` counts the arguments still to come
     /// once the header is read (`self.header` is then true).
     fn scan_command(&mut self, buf: &[u8]) -> Result<bool, (K, usize)> {
+        if !self.header && self.pos == 0 && self.fast_command(buf) {
+            return Ok(true);
+        }
         let lim = self.limits;
         let mut pos = self.pos;
         let mut elem = self.elem;
@@ -884,6 +886,157 @@ impl Decoder {
             return Err((K::BufferLimit { max }, max));
         }
         Ok(false)
+    }
+}
+
+impl Decoder {
+    /// Straight-line scan of a frame made of the common element forms (`$`, `*`, `:`, `+`,
+    /// `-` with regular lengths, all present), with no per-element state machine. Stops at the
+    /// first element it cannot take whole, leaving the state at that element's start so
+    /// [`scan`](Self::scan) goes on from there: each byte before it is scanned once. Returns
+    /// true when the whole frame was taken.
+    #[inline]
+    fn fast_frame(&mut self, buf: &[u8]) -> bool {
+        let lim = self.limits;
+        let limit = buf.len().min(lim.max_buffered);
+        let mut p = 0;
+        loop {
+            let Some(&ty) = buf.get(p) else { break };
+            let (tok, next) = match ty {
+                b'$' => {
+                    let Some((len, q)) = fast_num(buf, p + 1) else {
+                        break;
+                    };
+                    let len = len.unsigned_abs();
+                    if len > lim.max_bulk_len {
+                        break;
+                    }
+                    let Some(end) = usize::try_from(len).ok().and_then(|l| q.checked_add(l)) else {
+                        break;
+                    };
+                    if end.saturating_add(2) > limit || buf[end] != b'\r' || buf[end + 1] != b'\n' {
+                        break;
+                    }
+                    (Tok::Bulk(q, end), end + 2)
+                }
+                b'*' => {
+                    let Some((n, q)) = fast_num(buf, p + 1) else {
+                        break;
+                    };
+                    let n = n.unsigned_abs();
+                    if n > lim.max_array_len || self.levels.len() >= lim.max_depth || q > limit {
+                        break;
+                    }
+                    if n > 0 {
+                        self.toks.push(Tok::Agg(Agg::Array, n));
+                        self.levels.push(n);
+                        p = q;
+                        continue;
+                    }
+                    (Tok::Agg(Agg::Array, 0), q)
+                }
+                b':' => {
+                    let Some((v, q)) = fast_num(buf, p + 1) else {
+                        break;
+                    };
+                    if q > limit {
+                        break;
+                    }
+                    (Tok::Int(v), q)
+                }
+                b'+' | b'-' => {
+                    let end = (p + 3 + lim.max_inline_len).min(limit);
+                    let Some(i) = buf.get(p + 1..end).and_then(|l| memchr::memchr(b'\n', l)) else {
+                        break;
+                    };
+                    let nl = p + 1 + i;
+                    if nl == p + 1 || buf[nl - 1] != b'\r' {
+                        break;
+                    }
+                    let tok = if ty == b'+' {
+                        Tok::Simple(p + 1, nl - 1)
+                    } else {
+                        Tok::Error(p + 1, nl - 1)
+                    };
+                    (tok, nl + 1)
+                }
+                _ => break,
+            };
+            p = next;
+            self.toks.push(tok);
+            loop {
+                match self.levels.last_mut() {
+                    None => {
+                        self.pos = p;
+                        self.elem = Elem::Start;
+                        return true;
+                    }
+                    Some(r) => {
+                        *r -= 1;
+                        if *r > 0 {
+                            break;
+                        }
+                        self.levels.pop();
+                    }
+                }
+            }
+        }
+        self.pos = p;
+        self.elem = Elem::Start;
+        false
+    }
+
+    /// Straight-line scan of a command whose elements are all regular and present, with no
+    /// per-element state machine. Stops at the first element it cannot take whole (missing
+    /// bytes, an error to report, an unusual length form), leaving the state at that element's
+    /// start so [`scan_command`](Self::scan_command) goes on from there: each byte before it
+    /// is scanned once. Returns true when the whole command was taken.
+    #[inline]
+    fn fast_command(&mut self, buf: &[u8]) -> bool {
+        if buf.first() != Some(&b'*') {
+            return false;
+        }
+        let Some((n, mut p)) = fast_num(buf, 1) else {
+            return false;
+        };
+        let n = n.unsigned_abs();
+        if n == 0 || n > self.limits.max_array_len {
+            return false;
+        }
+        let max_bulk = self.limits.max_bulk_len;
+        // Frames never exceed max_buffered, so bulk ends are checked against the smaller of
+        // the buffer and the limit.
+        let limit = buf.len().min(self.limits.max_buffered);
+        let mut left = n;
+        self.args.reserve(n.min(16) as usize);
+        while left > 0 {
+            if buf.get(p) != Some(&b'$') {
+                break;
+            }
+            let Some((len, q)) = fast_num(buf, p + 1) else {
+                break;
+            };
+            let len = len.unsigned_abs();
+            if len > max_bulk {
+                break;
+            }
+            // len < 10^18 (fast_num), so this cannot overflow on 64-bit targets; on others
+            // the conversion fails and the slow path reports the limit.
+            let Some(end) = usize::try_from(len).ok().and_then(|l| q.checked_add(l)) else {
+                break;
+            };
+            if end.saturating_add(2) > limit || buf[end] != b'\r' || buf[end + 1] != b'\n' {
+                break;
+            }
+            self.args.push((q, end));
+            left -= 1;
+            p = end + 2;
+        }
+        self.header = true;
+        self.left = left;
+        self.pos = p;
+        self.elem = Elem::Start;
+        left == 0
     }
 }
 
@@ -1015,10 +1168,13 @@ fn step_num(b: u8, num: &mut Num) -> Result<(), (K, ())> {
             if num.digits > 0 && num.val == 0 || b == b'0' && num.digits == 0 && num.neg {
                 return Err((K::InvalidInteger, ()));
             }
-            num.val = num.val * 10 + u64::from(b - b'0');
-            if num.val > i64::MAX as u64 + 1 {
-                return Err((K::Overflow, ()));
-            }
+            // Bounded by 2^63 (the magnitude of i64::MIN); anything above is an overflow.
+            num.val = num
+                .val
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(b - b'0')))
+                .filter(|&v| v <= i64::MAX as u64 + 1)
+                .ok_or((K::Overflow, ()))?;
             num.digits += 1;
         }
         b'-' if num.digits == 0 && !num.neg => num.neg = true,
@@ -1101,28 +1257,19 @@ fn build(toks: &[Tok], mut data: Bytes, stack: &mut Vec<Open>) -> Option<Frame> 
             data.slice(s..e)
         }
     };
+    // The common shape, a flat array (every command, most replies): no stack needed.
+    if let Some((&Tok::Agg(Agg::Array, n), rest)) = toks.split_first() {
+        if rest.len() as u64 == n && !rest.iter().any(|t| matches!(t, Tok::Agg(..))) {
+            let mut items = Vec::with_capacity(rest.len());
+            for (i, &tok) in rest.iter().enumerate() {
+                items.push(leaf_frame(tok, |s, e| take(i + 1, s, e))?);
+            }
+            return Some(Frame::Array(items));
+        }
+    }
     stack.clear();
     for (i, &tok) in toks.iter().enumerate() {
         let mut f = match tok {
-            Tok::Simple(s, e) => Frame::SimpleString(take(i, s, e)),
-            Tok::Error(s, e) => Frame::Error(take(i, s, e)),
-            Tok::Int(i) => Frame::Integer(i),
-            Tok::Bulk(s, e) => Frame::BulkString(take(i, s, e)),
-            Tok::NullBulk => Frame::NullBulk,
-            Tok::NullArray => Frame::NullArray,
-            Tok::Null => Frame::Null,
-            Tok::Bool(b) => Frame::Boolean(b),
-            Tok::Double(d) => Frame::Double(d),
-            Tok::BigNum(s, e) => Frame::BigNumber(take(i, s, e)),
-            Tok::BulkErr(s, e) => Frame::BulkError(take(i, s, e)),
-            Tok::Verbatim(s, e) => {
-                let text = take(i, s, e);
-                let format = [text[0], text[1], text[2]];
-                Frame::Verbatim {
-                    format,
-                    text: text.slice(4..),
-                }
-            }
             Tok::Agg(agg, 0) => finish_agg(agg, Vec::new())?,
             Tok::Agg(agg, need) => {
                 // Every child has at least one token, so `need` is bounded by the tokens
@@ -1135,6 +1282,7 @@ fn build(toks: &[Tok], mut data: Bytes, stack: &mut Vec<Open>) -> Option<Frame> 
                 });
                 continue;
             }
+            leaf => leaf_frame(leaf, |s, e| take(i, s, e))?,
         };
         loop {
             let Some(top) = stack.last_mut() else {
@@ -1149,6 +1297,33 @@ fn build(toks: &[Tok], mut data: Bytes, stack: &mut Vec<Open>) -> Option<Frame> 
         }
     }
     None
+}
+
+/// The frame of a leaf token (`None` for an aggregate).
+#[inline(always)]
+fn leaf_frame(tok: Tok, mut take: impl FnMut(usize, usize) -> Bytes) -> Option<Frame> {
+    Some(match tok {
+        Tok::Simple(s, e) => Frame::SimpleString(take(s, e)),
+        Tok::Error(s, e) => Frame::Error(take(s, e)),
+        Tok::Int(i) => Frame::Integer(i),
+        Tok::Bulk(s, e) => Frame::BulkString(take(s, e)),
+        Tok::NullBulk => Frame::NullBulk,
+        Tok::NullArray => Frame::NullArray,
+        Tok::Null => Frame::Null,
+        Tok::Bool(b) => Frame::Boolean(b),
+        Tok::Double(d) => Frame::Double(d),
+        Tok::BigNum(s, e) => Frame::BigNumber(take(s, e)),
+        Tok::BulkErr(s, e) => Frame::BulkError(take(s, e)),
+        Tok::Verbatim(s, e) => {
+            let text = take(s, e);
+            let format = [text[0], text[1], text[2]];
+            Frame::Verbatim {
+                format,
+                text: text.slice(4..),
+            }
+        }
+        Tok::Agg(..) => return None,
+    })
 }
 
 fn finish_agg(agg: Agg, mut items: Vec<Frame>) -> Option<Frame> {
