@@ -900,8 +900,7 @@ impl Decoder {
         let lim = self.limits;
         let limit = buf.len().min(lim.max_buffered);
         let mut p = 0;
-        loop {
-            let Some(&ty) = buf.get(p) else { break };
+        while let Some(&ty) = buf.get(p) {
             let (tok, next) = match ty {
                 b'$' => {
                     let Some((len, q)) = fast_num(buf, p + 1) else {
