@@ -1246,23 +1246,15 @@ fn build(toks: &[Tok], mut data: Bytes, stack: &mut Vec<Open>) -> Option<Frame> 
                 | Tok::Verbatim(..)
         )
     });
-    let mut take = |i: usize, s: usize, e: usize| -> Bytes {
-        if Some(i) == last {
-            let mut d = core::mem::take(&mut data);
-            d.truncate(e);
-            d.advance(s);
-            d
-        } else {
-            data.slice(s..e)
-        }
-    };
     // The common shape, a flat array (every command, most replies): no stack needed.
     if let Some((&Tok::Agg(Agg::Array, n), rest)) = toks.split_first() {
         if rest.len() as u64 == n && !rest.iter().any(|t| matches!(t, Tok::Agg(..))) {
             let mut items = Vec::with_capacity(rest.len());
-            for (i, &tok) in rest.iter().enumerate() {
-                items.push(leaf_frame(tok, |s, e| take(i + 1, s, e))?);
-            }
+            let last_i = last.unwrap_or(usize::MAX);
+            items.extend(rest.iter().enumerate().map(|(i, &tok)| {
+                // Every token here is a leaf (checked above), so the fallback is never used.
+                leaf_frame(tok, &mut data, i + 1 == last_i).unwrap_or(Frame::Null)
+            }));
             return Some(Frame::Array(items));
         }
     }
@@ -1281,7 +1273,7 @@ fn build(toks: &[Tok], mut data: Bytes, stack: &mut Vec<Open>) -> Option<Frame> 
                 });
                 continue;
             }
-            leaf => leaf_frame(leaf, |s, e| take(i, s, e))?,
+            leaf => leaf_frame(leaf, &mut data, Some(i) == last)?,
         };
         loop {
             let Some(top) = stack.last_mut() else {
@@ -1298,9 +1290,23 @@ fn build(toks: &[Tok], mut data: Bytes, stack: &mut Vec<Open>) -> Option<Frame> 
     None
 }
 
+/// The payload at `s..e` of `data`; the last payload of a frame takes `data` itself.
+#[inline(always)]
+fn cut(data: &mut Bytes, last: bool, s: usize, e: usize) -> Bytes {
+    if last {
+        let mut d = core::mem::take(data);
+        d.truncate(e);
+        d.advance(s);
+        d
+    } else {
+        data.slice(s..e)
+    }
+}
+
 /// The frame of a leaf token (`None` for an aggregate).
 #[inline(always)]
-fn leaf_frame(tok: Tok, mut take: impl FnMut(usize, usize) -> Bytes) -> Option<Frame> {
+fn leaf_frame(tok: Tok, data: &mut Bytes, last: bool) -> Option<Frame> {
+    let mut take = |s: usize, e: usize| cut(data, last, s, e);
     Some(match tok {
         Tok::Simple(s, e) => Frame::SimpleString(take(s, e)),
         Tok::Error(s, e) => Frame::Error(take(s, e)),
