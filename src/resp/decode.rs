@@ -114,8 +114,10 @@ enum Tok {
 /// The caller appends received bytes to the buffer and calls a decode method; each call returns
 /// one complete item and removes exactly its bytes from the front of the buffer, or `Ok(None)`
 /// ("need more data", not an error) and leaves the buffer alone. Scan progress is kept inside
-/// the decoder, so bytes already looked at are never scanned again: between calls the caller
-/// may only **append** to the buffer while an item is incomplete.
+/// the decoder, so bytes scanned by one call are never scanned again by a later one (within a
+/// call, a length line of at most 20 digits may be read twice when a fast path hands over to
+/// the resumable one): between calls the caller may only **append** to the buffer while an
+/// item is incomplete.
 ///
 /// Decode methods:
 /// * [`decode`](Self::decode) — any RESP2/RESP3 [`Frame`] (replies, handshake answers);
@@ -244,6 +246,26 @@ impl Decoder {
     /// True while an item is partly received (its bytes are still at the front of the buffer).
     pub fn in_progress(&self) -> bool {
         self.mode.is_some()
+    }
+
+    /// While a bulk payload is awaited, the buffer length the current item needs before it
+    /// can complete (at least; more elements may follow the payload). Lets a driver reserve
+    /// capacity or read exactly that much. `None` when no payload size is known.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use respsync::resp::Decoder;
+    ///
+    /// let mut dec = Decoder::default();
+    /// let mut buf = BytesMut::from(&b"$10\r\nabc"[..]);
+    /// assert_eq!(dec.decode(&mut buf).unwrap(), None);
+    /// assert_eq!(dec.needed(), Some(17));
+    /// ```
+    pub fn needed(&self) -> Option<usize> {
+        match self.elem {
+            Elem::Bulk { end, .. } if self.mode.is_some() => Some(end + 2),
+            _ => None,
+        }
     }
 
     /// Forgets any partial item and the sticky error, and restarts offsets at 0. Call it when
