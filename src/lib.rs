@@ -27,6 +27,10 @@
 //!
 //! ## Layers
 //!
+//! - [`ids`]: replication ids and offsets, id shifts and the PSYNC acceptance rule.
+//! - [`backlog`]: the replication backlog, zero-copy `Bytes` chunks addressed by offset.
+//! - [`replica`]: `ReplicaSession`, the replica side of a link to a master.
+//!
 //! ## Errors and panics
 //!
 //! Nothing received from a peer or read from a file can make the crate panic, allocate without a
@@ -35,3 +39,7 @@
 //! was found.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod backlog;
+pub mod ids;
+pub mod replica;
