@@ -27,6 +27,9 @@
 //!
 //! ## Layers
 //!
+//! - [`rdb`]: RDB snapshots — streaming push parser (`rdb::Parser` → [`rdb::RdbEvent`]), container
+//!   encodings, and a [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
+//!
 //! ## Errors and panics
 //!
 //! Nothing received from a peer or read from a file can make the crate panic, allocate without a
@@ -35,3 +38,5 @@
 //! was found.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod rdb;
