@@ -1,6 +1,6 @@
 //! RDB snapshots: a resumable push parser, the low-level encodings, and a collect layer.
 //!
-//! [`Parser`] takes the file in chunks of any size and produces [`RdbEvent`]s; it never needs
+//! `Parser` takes the file in chunks of any size and produces [`RdbEvent`]s; it never needs
 //! the whole file or a whole value in memory (see the format notes in the project docs).
 //! [`Collector`] turns a key's events into a [`Value`] for callers that want whole values.
 
