@@ -27,6 +27,9 @@
 //!
 //! ## Layers
 //!
+//! - [`rdb::encoding`]: the containers embedded in RDB values (ziplist, listpack, intset, zipmap),
+//!   LZF and the CRC-64, with validating decoders and byte-exact builders.
+//!
 //! ## Errors and panics
 //!
 //! Nothing received from a peer or read from a file can make the crate panic, allocate without a
@@ -35,3 +38,5 @@
 //! was found.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod rdb;
