@@ -575,6 +575,17 @@ impl Machine {
         self.queue.push_back(ev);
     }
 
+    /// Emits a whole string value as chunks of the configured size.
+    fn emit_chunks(&mut self, data: Bytes) {
+        let chunk = self.cfg.chunk_size;
+        let mut start = 0;
+        while start < data.len() {
+            let end = (start + chunk).min(data.len());
+            self.emit(RdbEvent::StringChunk(data.slice(start..end)));
+            start = end;
+        }
+    }
+
     fn key_end(&mut self) {
         self.queue.push_back(RdbEvent::KeyEnd);
         self.state = State::Record;
@@ -856,6 +867,7 @@ impl Machine {
         let collection = match kind {
             K::String => {
                 let at = c.off();
+                let start = c.p;
                 match c.str_head()? {
                     StrHead::Raw(len) => {
                         if len > self.cfg.max_string_len {
@@ -874,23 +886,14 @@ impl Machine {
                         }
                     }
                     StrHead::Int(i) => {
-                        self.emit(RdbEvent::StringChunk(int_bytes(i)));
+                        self.emit_chunks(int_bytes(i));
                         self.key_end();
                     }
                     StrHead::Lzf { .. } => {
-                        // Re-read the whole string from its start (clen bytes are needed).
-                        c.p -= (c.off() - at) as usize;
-                        let data = match self.string(c)? {
-                            Str::Owned(v) => Bytes::from(v),
-                            other => other.into_bytes(),
-                        };
-                        let chunk = self.cfg.chunk_size;
-                        let mut start = 0;
-                        while start < data.len() {
-                            let end = (start + chunk).min(data.len());
-                            self.emit(RdbEvent::StringChunk(data.slice(start..end)));
-                            start = end;
-                        }
+                        // Re-read the whole string from its start: the clen bytes are needed.
+                        c.p = start;
+                        let data = self.string(c)?.into_bytes();
+                        self.emit_chunks(data);
                         self.key_end();
                     }
                 }
