@@ -4,7 +4,8 @@
 //! replication stream: `<db> <offset> <args>`, where `<offset>` is the replication offset just
 //! after the command and `<args>` are quoted and comma-separated as `redis-cli --replica`
 //! prints them. PING, REPLCONF and SELECT are counted but only printed with `--raw-stream`.
-//! The snapshot is received, counted and its CRC-64 checked, then discarded. After a dropped
+//! The snapshot is received, parsed with the crate's RDB parser (keys counted, CRC-64 checked),
+//! then discarded. After a dropped
 //! link it resumes with PSYNC, backing off between attempts.
 //!
 //! Blocking `std::net` I/O; the protocol is entirely in `respsync::replica::ReplicaSession`.
@@ -14,7 +15,11 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use respsync::replica::{CommandKind, MasterAuth, ReplicaConfig, ReplicaEvent, ReplicaSession};
+use respsync::rdb::{Checksum, ParserConfig, RdbEvent};
+use respsync::replica::{
+    CommandKind, MasterAuth, ReplicaConfig, ReplicaEvent, ReplicaSession, SnapshotError,
+    SnapshotLoader,
+};
 
 struct Args {
     host: String,
@@ -70,84 +75,21 @@ fn quote(out: &mut Vec<u8>, arg: &[u8]) {
     out.push(b'"');
 }
 
-/// CRC-64/Jones as Redis computes it (reflected, init 0, no final xor).
-struct Crc64 {
-    table: [u64; 256],
-    crc: u64,
+/// Drains parsed snapshot events, counting keys.
+fn count_keys(rdb: &mut SnapshotLoader, keys: &mut u64) -> Result<(), SnapshotError> {
+    while let Some(ev) = rdb.poll_event()? {
+        if let RdbEvent::KeyStart { .. } = ev {
+            *keys += 1;
+        }
+    }
+    Ok(())
 }
 
-impl Crc64 {
-    fn new() -> Crc64 {
-        let mut table = [0u64; 256];
-        for (i, t) in table.iter_mut().enumerate() {
-            let mut c = i as u64;
-            for _ in 0..8 {
-                c = if c & 1 == 1 {
-                    (c >> 1) ^ 0x95ac_9329_ac4b_c9b5
-                } else {
-                    c >> 1
-                };
-            }
-            *t = c;
-        }
-        Crc64 { table, crc: 0 }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        let mut c = self.crc;
-        for &b in data {
-            c = self.table[((c ^ u64::from(b)) & 0xff) as usize] ^ (c >> 8);
-        }
-        self.crc = c;
-    }
-}
-
-/// Counts the snapshot and checks its trailing checksum without keeping it.
-struct RdbCheck {
-    crc: Crc64,
-    /// The last 8 bytes seen (the checksum once the RDB ends); excluded from the CRC.
-    tail: Vec<u8>,
-    len: u64,
-}
-
-impl RdbCheck {
-    fn new() -> RdbCheck {
-        RdbCheck {
-            crc: Crc64::new(),
-            tail: Vec::with_capacity(16),
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, data: &[u8]) {
-        self.len += data.len() as u64;
-        self.tail.extend_from_slice(data);
-        if self.tail.len() > 8 {
-            let n = self.tail.len() - 8;
-            self.crc.update(&self.tail[..n]);
-            self.tail.drain(..n);
-        }
-    }
-
-    /// `Ok(true)` checksum verified, `Ok(false)` checksum disabled (zero).
-    fn finish(&self) -> Result<bool, String> {
-        let stored: [u8; 8] = self
-            .tail
-            .as_slice()
-            .try_into()
-            .map_err(|_| "rdb too short".to_string())?;
-        let stored = u64::from_le_bytes(stored);
-        if stored == 0 {
-            return Ok(false);
-        }
-        if stored != self.crc.crc {
-            return Err(format!(
-                "rdb checksum mismatch: stored {stored:016x}, computed {:016x}",
-                self.crc.crc
-            ));
-        }
-        Ok(true)
-    }
+/// A snapshot that does not parse: resync from scratch (Redis drops the link too).
+fn bad_snapshot(s: &mut ReplicaSession, e: SnapshotError) -> Outcome {
+    eprintln!("tail: bad snapshot: {e}");
+    s.forget_master();
+    Outcome::Retry
 }
 
 enum Outcome {
@@ -186,7 +128,8 @@ fn run_link(
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut line = Vec::with_capacity(256);
-    let mut rdb = RdbCheck::new();
+    let mut rdb = SnapshotLoader::new(ParserConfig::default());
+    let mut keys = 0u64;
     loop {
         while let Some(bytes) = s.poll_transmit() {
             if let Err(e) = sock.write_all(&bytes) {
@@ -222,7 +165,8 @@ fn run_link(
                 }
                 ReplicaEvent::FullResync { replid, offset } => {
                     eprintln!("tail: full resync from {replid} at offset {offset}");
-                    rdb = RdbCheck::new();
+                    rdb = SnapshotLoader::new(ParserConfig::default());
+                    keys = 0;
                 }
                 ReplicaEvent::LegacySync => {
                     eprintln!("tail: master does not know PSYNC, using SYNC")
@@ -243,22 +187,23 @@ fn run_link(
                         }
                     );
                 }
-                ReplicaEvent::RdbChunk { data, .. } => rdb.push(&data),
+                ReplicaEvent::RdbChunk { data, .. } => {
+                    rdb.push(&data);
+                    if let Err(e) = count_keys(&mut rdb, &mut keys) {
+                        return bad_snapshot(s, e);
+                    }
+                }
                 ReplicaEvent::RdbEnd { len, stream_db } => {
                     *backoff = Duration::from_millis(100);
-                    match rdb.finish() {
-                        Ok(true) => {
-                            eprintln!("tail: rdb {len} bytes, checksum ok, stream db {stream_db}")
-                        }
-                        Ok(false) => {
-                            eprintln!("tail: rdb {len} bytes, no checksum, stream db {stream_db}")
-                        }
-                        Err(e) => {
-                            eprintln!("tail: {e}");
-                            s.forget_master();
-                            return Outcome::Retry;
-                        }
+                    rdb.finish();
+                    if let Err(e) = count_keys(&mut rdb, &mut keys) {
+                        return bad_snapshot(s, e);
                     }
+                    let sum = match rdb.checksum() {
+                        Some(Checksum::Verified(_)) => "checksum ok",
+                        _ => "no checksum",
+                    };
+                    eprintln!("tail: rdb {len} bytes, {keys} keys, {sum}, stream db {stream_db}");
                 }
                 ReplicaEvent::TransactionDiscarded => {}
                 ReplicaEvent::LinkLost(e) => {

@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use respsync::ids::ReplOffset;
+use respsync::rdb::{Checksum, ParserConfig, RdbEvent};
 use respsync::replica::{
     CommandKind, LinkState, MasterAuth, ReplicaConfig, ReplicaError, ReplicaEvent, ReplicaSession,
+    SnapshotLoader,
 };
 
 // ---------------------------------------------------------------- servers
@@ -86,6 +88,8 @@ impl Server {
                 "no",
                 "--repl-diskless-sync-delay",
                 "0",
+                "--enable-debug-command",
+                "yes",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -347,27 +351,28 @@ impl Replica {
     }
 }
 
-fn crc64(data: &[u8]) -> u64 {
-    let mut crc = 0u64;
-    for &b in data {
-        crc ^= u64::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
-fn check_rdb(rdb: &[u8], version: &[u8]) {
+/// Parses the received snapshot with the crate's loader: magic/version, key count, checksum.
+fn check_rdb(rdb: &[u8], version: &[u8], keys: usize) {
     assert!(rdb.starts_with(b"REDIS"), "rdb magic");
     assert_eq!(&rdb[5..9], version);
-    let n = rdb.len();
-    let stored = u64::from_le_bytes(rdb[n - 8..].try_into().unwrap());
-    assert_eq!(stored, crc64(&rdb[..n - 8]), "rdb checksum");
+    let mut loader = SnapshotLoader::new(ParserConfig::default());
+    let mut n = 0;
+    for chunk in rdb.chunks(7919) {
+        loader.push(chunk);
+        while let Some(ev) = loader.poll_event().unwrap() {
+            n += usize::from(matches!(ev, RdbEvent::KeyStart(_)));
+        }
+    }
+    loader.finish();
+    while let Some(ev) = loader.poll_event().unwrap() {
+        n += usize::from(matches!(ev, RdbEvent::KeyStart(_)));
+    }
+    assert!(loader.is_done());
+    assert!(
+        matches!(loader.checksum(), Some(Checksum::Verified(_))),
+        "checksum verified"
+    );
+    assert_eq!(n, keys);
 }
 
 fn cfg() -> ReplicaConfig {
@@ -396,7 +401,10 @@ fn write_some(master: &mut Client, tag: &str, n: usize) {
 fn full_sync_then_stream(kind: Kind, diskless: &str) {
     let server = Server::start(kind, &["--repl-diskless-sync", diskless]);
     let mut m = server.client();
-    m.cmd(&["DEBUG", "POPULATE", "2000", "pop", "50"]);
+    assert_eq!(
+        m.cmd(&["DEBUG", "POPULATE", "2000", "pop", "50"]),
+        Reply::Status("OK".into())
+    );
     let mut r = Replica::new(server.port, cfg());
     r.connect();
     assert!(r.pump_until(Duration::from_secs(20), |r| r.s.state()
@@ -409,6 +417,7 @@ fn full_sync_then_stream(kind: Kind, diskless: &str) {
         } else {
             b"0011"
         },
+        2000,
     );
     write_some(&mut m, "k", 50);
     r.catch_up(&mut m);

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use replica_common::*;
 use respsync::ids::ReplId;
+use respsync::rdb::encoding::crc64::crc64;
+use respsync::rdb::{Checksum, ParserConfig};
 use respsync::replica::{
     CachedMaster, LinkState, MasterAuth, Phase, ProtocolError, ReplicaConfig, ReplicaError,
-    ReplicaSession,
+    ReplicaSession, SnapshotError, SnapshotLoader,
 };
 
 fn session(cfg: ReplicaConfig, now: Instant) -> ReplicaSession {
@@ -569,4 +571,43 @@ fn stream_limits_are_enforced() {
             "{err}"
         );
     }
+}
+
+fn load(bytes: &[u8], step: usize) -> Result<Option<Checksum>, SnapshotError> {
+    let mut l = SnapshotLoader::new(ParserConfig::default());
+    for c in bytes.chunks(step) {
+        l.push(c);
+        while l.poll_event()?.is_some() {}
+    }
+    l.finish();
+    while l.poll_event()?.is_some() {}
+    assert!(l.is_done());
+    Ok(l.checksum())
+}
+
+#[test]
+fn snapshot_loader_checks_crc_truncation_and_trailing_bytes() {
+    let mut body = rdb(Some(2), 10);
+    let n = body.len();
+    let crc = crc64(0, &body[..n - 8]);
+    body[n - 8..].copy_from_slice(&crc.to_le_bytes());
+    for step in [1, 3, 64, 4096] {
+        assert_eq!(load(&body, step).unwrap(), Some(Checksum::Verified(crc)));
+    }
+    // A flipped bit in a value fails the checksum.
+    let mut bad = body.clone();
+    bad[n - 12] ^= 0x01;
+    assert!(matches!(load(&bad, 64), Err(SnapshotError::Rdb(_))));
+    // Truncated: the transfer ended before the RDB did.
+    assert!(matches!(
+        load(&body[..n - 3], 64),
+        Err(SnapshotError::Rdb(_))
+    ));
+    // Extra bytes after the RDB end (e.g. a $EOF: mark that is not where it should be).
+    let mut extra = body.clone();
+    extra.extend_from_slice(b"junk");
+    assert!(matches!(
+        load(&extra, 64),
+        Err(SnapshotError::TrailingBytes { count: 4, .. })
+    ));
 }

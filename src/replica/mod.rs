@@ -39,6 +39,7 @@ mod aux;
 mod config;
 mod error;
 mod event;
+mod snapshot;
 mod stream;
 
 use std::collections::VecDeque;
@@ -50,6 +51,7 @@ use self::aux::AuxScan;
 pub use self::config::{ConfigError, MasterAuth, ReplicaConfig};
 pub use self::error::{ApiMisuse, Phase, ProtocolError, ReplicaError};
 pub use self::event::{Args, Command, CommandKind, ReplicaEvent};
+pub use self::snapshot::{SnapshotError, SnapshotLoader};
 use self::stream::{Limits, Scan, Scanner};
 use crate::backlog::Backlog;
 use crate::ids::{IdGenerator, ReplId, ReplOffset, ReplicationIds};
