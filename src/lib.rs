@@ -34,6 +34,8 @@
 //!   [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
 //! - [`rdb::encoding`]: the containers embedded in RDB values (ziplist, listpack, intset, zipmap),
 //!   LZF and the CRC-64, with validating decoders and byte-exact builders.
+//! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link
+//!   primitives) and encoders, bounded by Redis's limits.
 //!
 //! ## Errors and panics
 //!
@@ -48,3 +50,4 @@ pub mod backlog;
 pub mod ids;
 pub mod rdb;
 pub mod replica;
+pub mod resp;

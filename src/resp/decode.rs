@@ -1,0 +1,1073 @@
+//! The streaming decoder: frames, commands, inline commands and the replication-link primitives.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::{DecodeError, DecodeErrorKind as K, Frame, Limits};
+
+/// A frame decoded by [`Decoder::decode`], with the exact number of bytes it occupied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The frame.
+    pub frame: Frame,
+    /// Bytes the frame occupied on the wire (removed from the front of the buffer).
+    pub consumed: usize,
+}
+
+/// A command decoded by [`Decoder::decode_command`], [`Decoder::decode_inline`] or
+/// [`Decoder::decode_request`]: its arguments and the exact number of bytes it occupied.
+///
+/// `argv` is empty for input Redis accepts and ignores: `*0\r\n`, a negative count such as
+/// `*-1\r\n`, or an empty inline line (which is how a replica's `\n` keepalive arrives).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The arguments, command name first, as slices of the received bytes.
+    pub argv: Vec<Bytes>,
+    /// Bytes the command occupied on the wire (removed from the front of the buffer).
+    pub consumed: usize,
+}
+
+/// The header line a master sends before a full-sync RDB payload, as read by
+/// [`Decoder::decode_transfer_header`] (Redis: `readSyncBulkPayload`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransferHeader {
+    /// `$<len>\r\n`: disk format. Exactly `len` RDB bytes follow, with **no** trailing CRLF; the
+    /// byte after them is the first byte of the command stream.
+    Len(u64),
+    /// `$EOF:<mark>\r\n`: diskless format. RDB bytes follow, ended by the same 40-byte mark.
+    EofMark([u8; 40]),
+    /// An empty line (`\n` or `\r\n`): a keepalive while the master prepares the snapshot.
+    Keepalive,
+    /// A `-` line: the master aborted the sync with this error (without the `-`).
+    Error(Bytes),
+}
+
+/// Keepalives removed by [`Decoder::skip_keepalives`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keepalives {
+    /// How many keepalive lines (`\n` or `\r\n`) were skipped.
+    pub count: usize,
+    /// How many bytes they occupied.
+    pub consumed: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Frame,
+    Command,
+    Inline,
+    Transfer,
+}
+
+/// Progress through a decimal integer line, kept across calls so no byte is read twice.
+#[derive(Debug, Clone, Copy, Default)]
+struct Num {
+    neg: bool,
+    cr: bool,
+    digits: u8,
+    val: u64,
+}
+
+/// Progress through the element that starts the unparsed part of the buffer.
+#[derive(Debug, Clone, Copy)]
+enum Elem {
+    /// Nothing of the next element read yet.
+    Start,
+    /// Inside a length or integer line; `at` is where its digits start.
+    Num { ty: u8, at: usize, num: Num },
+    /// Inside a text line starting at `start`; scanning for `\n` resumes at `pos`.
+    Line { ty: u8, start: usize },
+    /// Waiting for a payload `start..end` and its CRLF.
+    Bulk { ty: u8, start: usize, end: usize },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Agg {
+    Array,
+    Map,
+    Set,
+    Attr,
+    Push,
+}
+
+/// A parsed element of the frame in progress; payloads are offsets into the buffer.
+#[derive(Debug, Clone, Copy)]
+enum Tok {
+    Simple(usize, usize),
+    Error(usize, usize),
+    Int(i64),
+    Bulk(usize, usize),
+    NullBulk,
+    /// An aggregate and the number of frames nested directly in it.
+    Agg(Agg, u64),
+    NullArray,
+    Null,
+    Bool(bool),
+    Double(f64),
+    BigNum(usize, usize),
+    BulkErr(usize, usize),
+    Verbatim(usize, usize),
+}
+
+/// A streaming RESP2/RESP3 decoder over a caller-owned [`BytesMut`].
+///
+/// The caller appends received bytes to the buffer and calls a decode method; each call returns
+/// one complete item and removes exactly its bytes from the front of the buffer, or `Ok(None)`
+/// ("need more data", not an error) and leaves the buffer alone. Scan progress is kept inside
+/// the decoder, so bytes already looked at are never scanned again: between calls the caller
+/// may only **append** to the buffer while an item is incomplete.
+///
+/// Decode methods:
+/// * [`decode`](Self::decode) — any RESP2/RESP3 [`Frame`] (replies, handshake answers);
+/// * [`decode_command`](Self::decode_command) — the fast path for commands (an array of bulk
+///   strings), straight to an argument vector without building frames;
+/// * [`decode_inline`](Self::decode_inline) — Redis's inline commands (`PING\r\n`), an
+///   explicit mode; [`decode_request`](Self::decode_request) picks between the two by the first
+///   byte exactly as a Redis server does for client input;
+/// * the replication-link primitives [`skip_keepalives`](Self::skip_keepalives),
+///   [`decode_transfer_header`](Self::decode_transfer_header) and
+///   [`take_raw`](Self::take_raw), described below.
+///
+/// A frame begun in one mode must be finished in it: calling a method of another mode while an
+/// item is incomplete is a [`ModeSwitch`](K::ModeSwitch) error (not sticky). Protocol errors are
+/// sticky: after one, every call returns it again until [`reset`](Self::reset).
+///
+/// # The replication link
+///
+/// A replica session reads everything its master sends through one decoder and one buffer:
+///
+/// 1. **Handshake** replies (`+PONG`, `+OK`, `+FULLRESYNC <id> <offset>`, `+CONTINUE`, `-ERR`)
+///    with [`decode`](Self::decode). A master may send bare `\n` keepalives before answering
+///    PSYNC, so call [`skip_keepalives`](Self::skip_keepalives) before each `decode`.
+/// 2. **Transfer header** after `+FULLRESYNC`: call
+///    [`decode_transfer_header`](Self::decode_transfer_header) until it returns
+///    [`Len`](TransferHeader::Len) or [`EofMark`](TransferHeader::EofMark);
+///    [`Keepalive`](TransferHeader::Keepalive) means keep waiting.
+/// 3. **Payload**: take raw bytes with [`take_raw`](Self::take_raw) — exactly `len` bytes for
+///    `$<len>` (no CRLF follows), or until the 40-byte mark for `$EOF:`. These bytes are not
+///    RESP.
+/// 4. **Command stream**: [`decode_command`](Self::decode_command) for each command; its
+///    `consumed` advances the replication offset. `\n` keepalives are not sent to online
+///    replicas, but [`skip_keepalives`](Self::skip_keepalives) is harmless between commands.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use respsync::resp::{Decoder, Frame, Limits, TransferHeader};
+///
+/// let mut dec = Decoder::new(Limits::default());
+/// let mut buf = BytesMut::from(&b"\n\n+FULLRESYNC 8de1787ba490483314a4d30f1c628bc5025eb761 0\r\n"[..]);
+/// assert_eq!(dec.skip_keepalives(&mut buf).count, 2);
+/// let reply = dec.decode(&mut buf).unwrap().unwrap();
+/// assert!(matches!(reply.frame, Frame::SimpleString(_)));
+///
+/// buf.extend_from_slice(b"\n$5\r\nREDIS*1\r\n$4\r\nPING\r\n");
+/// let (h, _) = dec.decode_transfer_header(&mut buf).unwrap().unwrap();
+/// assert_eq!(h, TransferHeader::Keepalive);
+/// let (h, _) = dec.decode_transfer_header(&mut buf).unwrap().unwrap();
+/// assert_eq!(h, TransferHeader::Len(5));
+/// assert_eq!(&dec.take_raw(&mut buf, 5).unwrap()[..], b"REDIS");
+///
+/// let cmd = dec.decode_command(&mut buf).unwrap().unwrap();
+/// assert_eq!(cmd.argv, vec!["PING"]);
+/// assert_eq!(cmd.consumed, 14);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    limits: Limits,
+    /// Absolute stream offset of the first byte of the caller's buffer.
+    base: u64,
+    failed: Option<DecodeError>,
+    /// Mode of the incomplete item, if any.
+    mode: Option<Mode>,
+    /// Bytes of the incomplete item already parsed (or, inside a line, scanned).
+    pos: usize,
+    elem: Elem,
+    /// Remaining direct children of each open aggregate.
+    levels: Vec<u64>,
+    toks: Vec<Tok>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+/// Token capacity kept between frames; a larger buffer left by a huge frame is released.
+const KEEP_TOKS: usize = 4096;
+
+impl Decoder {
+    /// A decoder enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            base: 0,
+            failed: None,
+            mode: None,
+            pos: 0,
+            elem: Elem::Start,
+            levels: Vec::new(),
+            toks: Vec::new(),
+        }
+    }
+
+    /// The limits this decoder enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Total bytes removed from the caller's buffers so far (the stream offset of the next
+    /// unconsumed byte).
+    pub fn offset(&self) -> u64 {
+        self.base
+    }
+
+    /// The sticky error, if a protocol violation was found.
+    pub fn error(&self) -> Option<&DecodeError> {
+        self.failed.as_ref()
+    }
+
+    /// True while an item is partly received (its bytes are still at the front of the buffer).
+    pub fn in_progress(&self) -> bool {
+        self.mode.is_some()
+    }
+
+    /// Forgets any partial item and the sticky error, and restarts offsets at 0. Call it when
+    /// the buffer is replaced (for example on a new connection).
+    pub fn reset(&mut self) {
+        self.base = 0;
+        self.failed = None;
+        self.clear_partial();
+    }
+
+    /// Decodes one RESP2/RESP3 frame from the front of `buf`.
+    ///
+    /// Returns `Ok(None)` when `buf` holds only part of a frame (append more bytes and call
+    /// again; nothing already scanned is scanned again), or the frame with the number of bytes
+    /// it occupied, which are removed from `buf`.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use respsync::resp::{Decoder, Frame};
+    ///
+    /// let mut dec = Decoder::default();
+    /// let mut buf = BytesMut::from(&b"*2\r\n:1\r\n$3\r\nab"[..]);
+    /// assert_eq!(dec.decode(&mut buf).unwrap(), None);
+    /// buf.extend_from_slice(b"c\r\n");
+    /// let d = dec.decode(&mut buf).unwrap().unwrap();
+    /// assert_eq!(d.frame, Frame::Array(vec![Frame::Integer(1), Frame::bulk("abc")]));
+    /// assert_eq!(d.consumed, 17);
+    /// assert!(buf.is_empty());
+    /// ```
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, DecodeError> {
+        self.enter(Mode::Frame, buf)?;
+        if !self.run_scan(buf, false)? {
+            return Ok(None);
+        }
+        let consumed = self.pos;
+        let data = buf.split_to(consumed).freeze();
+        // The scanner pushed the tokens of exactly one complete frame, so building succeeds.
+        let frame = build(&self.toks, &data).expect("tokens describe one complete frame");
+        self.complete(consumed);
+        Ok(Some(Decoded { frame, consumed }))
+    }
+
+    /// Decodes one command — an array of bulk strings, the only form Redis accepts in its
+    /// multibulk protocol and the form of every command in the replication stream — straight
+    /// into its argument vector.
+    ///
+    /// Rules follow Redis's `processMultibulkBuffer`: the first byte must be `*`
+    /// ([`ExpectedArray`](K::ExpectedArray)), each element must be a `$` bulk string
+    /// ([`ExpectedBulk`](K::ExpectedBulk)) of non-negative length, and a count of zero or less
+    /// yields an empty `argv` (Redis ignores such input).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use respsync::resp::Decoder;
+    ///
+    /// let mut dec = Decoder::default();
+    /// let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"[..]);
+    /// let cmd = dec.decode_command(&mut buf).unwrap().unwrap();
+    /// assert_eq!(cmd.argv, vec!["SET", "k", "v"]);
+    /// assert_eq!(cmd.consumed, 27);
+    /// ```
+    pub fn decode_command(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, DecodeError> {
+        self.enter(Mode::Command, buf)?;
+        if !self.run_scan(buf, true)? {
+            return Ok(None);
+        }
+        let consumed = self.pos;
+        let data = buf.split_to(consumed).freeze();
+        let argv = self
+            .toks
+            .iter()
+            .filter_map(|t| match *t {
+                Tok::Bulk(s, e) => Some(data.slice(s..e)),
+                _ => None,
+            })
+            .collect();
+        self.complete(consumed);
+        Ok(Some(Command { argv, consumed }))
+    }
+
+    /// Decodes one inline command: a line ended by `\n` (an optional `\r` before it is
+    /// dropped), split into arguments like Redis's `sdssplitargs` — blanks separate arguments,
+    /// `"..."` quotes allow `\n \r \t \b \a \\ \"` and `\xhh` escapes, `'...'` quotes allow
+    /// `\'`, and a NUL byte ends the line's content.
+    ///
+    /// An empty line gives an empty `argv` (a replica's keepalive). A line longer than
+    /// [`Limits::max_inline_len`] is [`LineTooLong`](K::LineTooLong); bad quoting is
+    /// [`UnbalancedQuotes`](K::UnbalancedQuotes).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use respsync::resp::Decoder;
+    ///
+    /// let mut dec = Decoder::default();
+    /// let mut buf = BytesMut::from(&b"SET k \"a b\\r\\n\"\r\n"[..]);
+    /// let cmd = dec.decode_inline(&mut buf).unwrap().unwrap();
+    /// assert_eq!(cmd.argv, vec![&b"SET"[..], b"k", b"a b\r\n"]);
+    /// ```
+    pub fn decode_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, DecodeError> {
+        self.enter(Mode::Inline, buf)?;
+        let Some((content_end, line_end)) = self.run_line(buf)? else {
+            return Ok(None);
+        };
+        let data = buf.split_to(line_end).freeze();
+        let line = data.slice(..content_end);
+        match split_args(&line) {
+            Ok(argv) => {
+                self.complete(line_end);
+                Ok(Some(Command {
+                    argv,
+                    consumed: line_end,
+                }))
+            }
+            Err(at) => {
+                // The line is gone from the buffer; the error is sticky, so offsets stay right.
+                let err = DecodeError::new(K::UnbalancedQuotes, self.base + at as u64);
+                self.base += line_end as u64;
+                self.clear_partial();
+                self.failed = Some(err.clone());
+                Err(err)
+            }
+        }
+    }
+
+    /// Decodes one client request the way a Redis server does: a buffer starting with `*` is a
+    /// multibulk command ([`decode_command`](Self::decode_command)), anything else an inline
+    /// command ([`decode_inline`](Self::decode_inline)).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use respsync::resp::Decoder;
+    ///
+    /// let mut dec = Decoder::default();
+    /// let mut buf = BytesMut::from(&b"PING\r\n*1\r\n$4\r\nPING\r\n"[..]);
+    /// assert_eq!(dec.decode_request(&mut buf).unwrap().unwrap().consumed, 6);
+    /// assert_eq!(dec.decode_request(&mut buf).unwrap().unwrap().consumed, 14);
+    /// ```
+    pub fn decode_request(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, DecodeError> {
+        match self.mode {
+            Some(Mode::Command) => self.decode_command(buf),
+            Some(Mode::Inline) => self.decode_inline(buf),
+            Some(_) => self.decode_command(buf),
+            None => match buf.first() {
+                None => {
+                    self.check_failed()?;
+                    Ok(None)
+                }
+                Some(b'*') => self.decode_command(buf),
+                Some(_) => self.decode_inline(buf),
+            },
+        }
+    }
+
+    /// Removes keepalive lines (`\n`, or `\r\n`) from the front of `buf` and says how many
+    /// there were. Masters send a bare `\n` every second to a replica waiting for its snapshot;
+    /// such bytes are not part of any frame and never count in the replication offset.
+    ///
+    /// Does nothing while an item is in progress or after an error.
+    pub fn skip_keepalives(&mut self, buf: &mut BytesMut) -> Keepalives {
+        if self.mode.is_some() || self.failed.is_some() {
+            return Keepalives::default();
+        }
+        let mut i = 0;
+        let mut count = 0;
+        loop {
+            match buf.get(i) {
+                Some(b'\n') => i += 1,
+                Some(b'\r') if buf.get(i + 1) == Some(&b'\n') => i += 2,
+                _ => break,
+            }
+            count += 1;
+        }
+        buf.advance(i);
+        self.base += i as u64;
+        Keepalives { count, consumed: i }
+    }
+
+    /// Decodes the header line of a full-sync payload, as Redis's `readSyncBulkPayload` reads
+    /// it: an empty line is a [`Keepalive`](TransferHeader::Keepalive), a `-` line the master's
+    /// [`Error`](TransferHeader::Error), `$EOF:` followed by at least 40 bytes an
+    /// [`EofMark`](TransferHeader::EofMark) (the first 40), `$<len>` a
+    /// [`Len`](TransferHeader::Len); any other first byte is
+    /// [`BadTransferHeader`](K::BadTransferHeader). Returns the header and the bytes of its line.
+    ///
+    /// The payload that follows is not RESP: take it with [`take_raw`](Self::take_raw).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use respsync::resp::{Decoder, TransferHeader};
+    ///
+    /// let mark = [b'a'; 40];
+    /// let mut buf = BytesMut::from(&b"$EOF:"[..]);
+    /// buf.extend_from_slice(&mark);
+    /// buf.extend_from_slice(b"\r\nREDIS0011");
+    /// let mut dec = Decoder::default();
+    /// let (h, n) = dec.decode_transfer_header(&mut buf).unwrap().unwrap();
+    /// assert_eq!((h, n), (TransferHeader::EofMark(mark), 47));
+    /// assert_eq!(&buf[..], b"REDIS0011");
+    /// ```
+    pub fn decode_transfer_header(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<(TransferHeader, usize)>, DecodeError> {
+        self.enter(Mode::Transfer, buf)?;
+        let Some((content_end, line_end)) = self.run_line(buf)? else {
+            return Ok(None);
+        };
+        let line = &buf[..content_end];
+        let header = match line.first() {
+            None => Ok(TransferHeader::Keepalive),
+            Some(b'-') => Ok(TransferHeader::Error(Bytes::new())),
+            Some(b'$') if line.len() >= 45 && &line[1..5] == b"EOF:" => {
+                let mut mark = [0u8; 40];
+                mark.copy_from_slice(&line[5..45]);
+                Ok(TransferHeader::EofMark(mark))
+            }
+            Some(b'$') => match parse_int(&line[1..]) {
+                Ok(v) if v < 0 => Err((K::NegativeLength, 1)),
+                Ok(v) => Ok(TransferHeader::Len(v.unsigned_abs())),
+                Err(k) => Err((k, 1)),
+            },
+            Some(&b) => Err((K::BadTransferHeader(b), 0)),
+        };
+        match header {
+            Ok(h) => {
+                let data = buf.split_to(line_end).freeze();
+                let h = match h {
+                    TransferHeader::Error(_) => TransferHeader::Error(data.slice(1..content_end)),
+                    h => h,
+                };
+                self.complete(line_end);
+                Ok(Some((h, line_end)))
+            }
+            Err((k, at)) => Err(self.fail(k, at)),
+        }
+    }
+
+    /// Removes up to `max` bytes from the front of `buf` and returns them, counting them in
+    /// [`offset`](Self::offset). This is how the raw RDB payload after a transfer header is
+    /// taken; it may return fewer bytes than `max` (all there are), or none.
+    ///
+    /// Fails with [`ModeSwitch`](K::ModeSwitch) while an item is in progress.
+    pub fn take_raw(&mut self, buf: &mut BytesMut, max: usize) -> Result<Bytes, DecodeError> {
+        self.check_failed()?;
+        if self.mode.is_some() {
+            return Err(DecodeError::new(K::ModeSwitch, self.base));
+        }
+        let n = buf.len().min(max);
+        self.base += n as u64;
+        Ok(buf.split_to(n).freeze())
+    }
+
+    fn check_failed(&self) -> Result<(), DecodeError> {
+        match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn enter(&mut self, mode: Mode, buf: &BytesMut) -> Result<(), DecodeError> {
+        self.check_failed()?;
+        match self.mode {
+            None => {
+                self.mode = Some(mode);
+                Ok(())
+            }
+            Some(m) if m == mode => {
+                if buf.len() < self.pos {
+                    // The caller removed bytes of an incomplete item: start it over.
+                    self.clear_partial();
+                    self.mode = Some(mode);
+                }
+                Ok(())
+            }
+            Some(_) => Err(DecodeError::new(K::ModeSwitch, self.base + self.pos as u64)),
+        }
+    }
+
+    fn fail(&mut self, kind: K, at: usize) -> DecodeError {
+        let err = DecodeError::new(kind, self.base + at as u64);
+        self.failed = Some(err.clone());
+        err
+    }
+
+    fn complete(&mut self, consumed: usize) {
+        self.base += consumed as u64;
+        self.clear_partial();
+    }
+
+    fn clear_partial(&mut self) {
+        self.mode = None;
+        self.pos = 0;
+        self.elem = Elem::Start;
+        self.levels.clear();
+        self.toks.clear();
+        if self.toks.capacity() > KEEP_TOKS {
+            self.toks.shrink_to(KEEP_TOKS);
+        }
+    }
+
+    /// Runs the frame scanner; on incomplete input with nothing parsed, leaves no mode set.
+    fn run_scan(&mut self, buf: &[u8], command: bool) -> Result<bool, DecodeError> {
+        match self.scan(buf, command) {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                if self.pos == 0 {
+                    self.mode = None;
+                }
+                Ok(false)
+            }
+            Err((k, at)) => Err(self.fail(k, at)),
+        }
+    }
+
+    /// Scans one line ended by `\n` for inline and transfer modes. Returns the end of its
+    /// content (without `\r\n` or `\n`) and the end of the line.
+    fn run_line(&mut self, buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
+        let max = self.limits.max_inline_len;
+        match memchr::memchr(b'\n', &buf[self.pos.min(buf.len())..]) {
+            None => {
+                self.pos = buf.len();
+                let known = buf.len() - usize::from(buf.last() == Some(&b'\r'));
+                if known > max {
+                    return Err(self.fail(K::LineTooLong { max }, 0));
+                }
+                if self.pos == 0 {
+                    self.mode = None;
+                }
+                Ok(None)
+            }
+            Some(i) => {
+                let nl = self.pos + i;
+                let end = if nl > 0 && buf[nl - 1] == b'\r' {
+                    nl - 1
+                } else {
+                    nl
+                };
+                if end > max {
+                    return Err(self.fail(K::LineTooLong { max }, 0));
+                }
+                Ok(Some((end, nl + 1)))
+            }
+        }
+    }
+
+    /// The frame scanner. Resumes from the saved element and position, appends tokens, and
+    /// returns `Ok(true)` once one complete top-level frame has been scanned (its length is
+    /// then `self.pos`). Errors carry the buffer position where they were found.
+    fn scan(&mut self, buf: &[u8], command: bool) -> Result<bool, (K, usize)> {
+        let lim = self.limits;
+        let mut pos = self.pos;
+        let mut elem = self.elem;
+        loop {
+            let tok = match elem {
+                Elem::Start => {
+                    let Some(&ty) = buf.get(pos) else { break };
+                    if command {
+                        if self.levels.is_empty() {
+                            if ty != b'*' {
+                                return Err((K::ExpectedArray(ty), pos));
+                            }
+                        } else if ty != b'$' {
+                            return Err((K::ExpectedBulk(ty), pos));
+                        }
+                    }
+                    pos += 1;
+                    elem = match ty {
+                        b'$' | b'*' | b':' | b'!' | b'=' | b'%' | b'~' | b'>' | b'|' => Elem::Num {
+                            ty,
+                            at: pos,
+                            num: Num::default(),
+                        },
+                        b'+' | b'-' | b',' | b'(' | b'#' | b'_' => Elem::Line { ty, start: pos },
+                        _ => return Err((K::UnknownType(ty), pos - 1)),
+                    };
+                    continue;
+                }
+                Elem::Num { ty, at, mut num } => {
+                    let Some(v) = parse_num(buf, &mut pos, &mut num)? else {
+                        elem = Elem::Num { ty, at, num };
+                        break;
+                    };
+                    match ty {
+                        b':' => Tok::Int(v),
+                        b'$' | b'!' | b'=' => {
+                            if v < 0 {
+                                if v == -1 && ty == b'$' && !command {
+                                    Tok::NullBulk
+                                } else {
+                                    return Err((K::NegativeLength, at));
+                                }
+                            } else {
+                                let len = v.unsigned_abs();
+                                if len > lim.max_bulk_len {
+                                    let max = lim.max_bulk_len;
+                                    return Err((K::BulkTooLong { len, max }, at));
+                                }
+                                let end = usize::try_from(len)
+                                    .ok()
+                                    .and_then(|l| pos.checked_add(l))
+                                    .filter(|e| e.saturating_add(2) <= lim.max_buffered);
+                                let Some(end) = end else {
+                                    let max = lim.max_buffered;
+                                    return Err((K::BufferLimit { max }, at));
+                                };
+                                elem = Elem::Bulk {
+                                    ty,
+                                    start: pos,
+                                    end,
+                                };
+                                continue;
+                            }
+                        }
+                        _ => {
+                            if v < 0 {
+                                if command || (v == -1 && ty == b'*') {
+                                    // Redis ignores a multibulk count <= 0; `*-1` is RESP2 null.
+                                    Tok::NullArray
+                                } else {
+                                    return Err((K::NegativeLength, at));
+                                }
+                            } else {
+                                let n = v.unsigned_abs();
+                                if n > lim.max_array_len {
+                                    let max = lim.max_array_len;
+                                    return Err((K::ArrayTooLong { len: n, max }, at));
+                                }
+                                if self.levels.len() >= lim.max_depth {
+                                    return Err((K::TooDeep { max: lim.max_depth }, at - 1));
+                                }
+                                // n <= max_array_len <= u64::MAX, so 2n+1 only saturates for
+                                // absurd limits, and then the frame can never complete anyway.
+                                let (agg, children) = match ty {
+                                    b'*' => (Agg::Array, n),
+                                    b'%' => (Agg::Map, n.saturating_mul(2)),
+                                    b'~' => (Agg::Set, n),
+                                    b'>' => (Agg::Push, n),
+                                    _ => (Agg::Attr, n.saturating_mul(2).saturating_add(1)),
+                                };
+                                if children > 0 {
+                                    self.toks.push(Tok::Agg(agg, children));
+                                    self.levels.push(children);
+                                    elem = Elem::Start;
+                                    continue;
+                                }
+                                Tok::Agg(agg, 0)
+                            }
+                        }
+                    }
+                }
+                Elem::Line { ty, start } => {
+                    let Some(i) = memchr::memchr(b'\n', &buf[pos..]) else {
+                        pos = buf.len();
+                        // The content is at least this long (a final `\r` may end it).
+                        let known = pos - start - usize::from(buf.last() == Some(&b'\r'));
+                        if known > lim.max_inline_len {
+                            let max = lim.max_inline_len;
+                            return Err((K::LineTooLong { max }, start));
+                        }
+                        break;
+                    };
+                    let nl = pos + i;
+                    if nl == start || buf[nl - 1] != b'\r' {
+                        return Err((K::MissingCrlf, nl));
+                    }
+                    let end = nl - 1;
+                    if end - start > lim.max_inline_len {
+                        let max = lim.max_inline_len;
+                        return Err((K::LineTooLong { max }, start));
+                    }
+                    pos = nl + 1;
+                    line_tok(ty, buf, start, end)?
+                }
+                Elem::Bulk { ty, start, end } => {
+                    if buf.len() < end + 2 {
+                        break;
+                    }
+                    if buf[end] != b'\r' || buf[end + 1] != b'\n' {
+                        return Err((K::MissingCrlf, end));
+                    }
+                    pos = end + 2;
+                    match ty {
+                        b'$' => Tok::Bulk(start, end),
+                        b'!' => Tok::BulkErr(start, end),
+                        _ => {
+                            if end - start < 4 || buf[start + 3] != b':' {
+                                return Err((K::InvalidVerbatim, start));
+                            }
+                            Tok::Verbatim(start, end)
+                        }
+                    }
+                }
+            };
+            self.toks.push(tok);
+            elem = Elem::Start;
+            // One element is complete: close every aggregate it completes.
+            loop {
+                match self.levels.last_mut() {
+                    None => {
+                        if pos > lim.max_buffered {
+                            let max = lim.max_buffered;
+                            return Err((K::BufferLimit { max }, max));
+                        }
+                        self.pos = pos;
+                        self.elem = Elem::Start;
+                        return Ok(true);
+                    }
+                    Some(r) => {
+                        *r -= 1;
+                        if *r > 0 {
+                            break;
+                        }
+                        self.levels.pop();
+                    }
+                }
+            }
+        }
+        self.pos = pos;
+        self.elem = elem;
+        if buf.len() > lim.max_buffered {
+            let max = lim.max_buffered;
+            return Err((K::BufferLimit { max }, max));
+        }
+        Ok(false)
+    }
+}
+
+/// Turns a complete text line `buf[start..end]` of type `ty` into a token.
+fn line_tok(ty: u8, buf: &[u8], start: usize, end: usize) -> Result<Tok, (K, usize)> {
+    let s = &buf[start..end];
+    Ok(match ty {
+        b'+' => Tok::Simple(start, end),
+        b'-' => Tok::Error(start, end),
+        b'#' => match s {
+            b"t" => Tok::Bool(true),
+            b"f" => Tok::Bool(false),
+            _ => return Err((K::InvalidBoolean, start)),
+        },
+        b'_' => {
+            if !s.is_empty() {
+                return Err((K::InvalidNull, start));
+            }
+            Tok::Null
+        }
+        b',' => Tok::Double(parse_double(s).ok_or((K::InvalidDouble, start))?),
+        _ => {
+            let digits = match s.first() {
+                Some(b'-' | b'+') => &s[1..],
+                _ => s,
+            };
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err((K::InvalidBigNumber, start));
+            }
+            Tok::BigNum(start, end)
+        }
+    })
+}
+
+fn parse_double(s: &[u8]) -> Option<f64> {
+    let s = core::str::from_utf8(s).ok()?;
+    // Rust also accepts "infinity" and "+nan"-like spellings; RESP3 allows digits, a sign, a
+    // point, an exponent, "inf" and "nan", so reject anything with other letters.
+    let ok = s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+        || matches!(s, "inf" | "-inf" | "+inf" | "nan" | "-nan");
+    if !ok {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses a whole decimal integer with Redis's `string2ll` rules.
+fn parse_int(s: &[u8]) -> Result<i64, K> {
+    let mut num = Num::default();
+    for &b in s {
+        step_num(b, &mut num).map_err(|(k, _)| k)?;
+    }
+    if num.digits == 0 {
+        return Err(K::InvalidInteger);
+    }
+    finish_num(&num).map_err(|(k, _)| k)
+}
+
+/// Feeds one byte (not the final `\n`) of a decimal line to `num`. The second error field is
+/// unused here; callers add the position.
+fn step_num(b: u8, num: &mut Num) -> Result<(), (K, ())> {
+    match b {
+        b'0'..=b'9' => {
+            // string2ll: no leading zero, and "-0" is not a number.
+            if num.digits > 0 && num.val == 0 || b == b'0' && num.digits == 0 && num.neg {
+                return Err((K::InvalidInteger, ()));
+            }
+            num.val = num.val * 10 + u64::from(b - b'0');
+            if num.val > i64::MAX as u64 + 1 {
+                return Err((K::Overflow, ()));
+            }
+            num.digits += 1;
+        }
+        b'-' if num.digits == 0 && !num.neg => num.neg = true,
+        _ => return Err((K::InvalidInteger, ())),
+    }
+    Ok(())
+}
+
+fn finish_num(num: &Num) -> Result<i64, (K, ())> {
+    if num.neg {
+        // val <= 2^63, so the wrapping negation is exact (2^63 becomes i64::MIN).
+        Ok((num.val as i64).wrapping_neg())
+    } else if num.val > i64::MAX as u64 {
+        Err((K::Overflow, ()))
+    } else {
+        Ok(num.val as i64)
+    }
+}
+
+/// Continues a decimal line at `*pos`; returns the value once its `\r\n` has been read.
+#[inline]
+fn parse_num(buf: &[u8], pos: &mut usize, num: &mut Num) -> Result<Option<i64>, (K, usize)> {
+    let mut p = *pos;
+    loop {
+        let Some(&b) = buf.get(p) else {
+            *pos = p;
+            return Ok(None);
+        };
+        if num.cr {
+            if b != b'\n' {
+                return Err((K::MissingCrlf, p));
+            }
+            *pos = p + 1;
+            return finish_num(num).map(Some).map_err(|(k, _)| (k, p));
+        }
+        match b {
+            b'\r' if num.digits > 0 => {
+                if !num.neg && num.val > i64::MAX as u64 {
+                    return Err((K::Overflow, p));
+                }
+                num.cr = true;
+            }
+            b'\n' if num.digits > 0 => return Err((K::MissingCrlf, p)),
+            _ => step_num(b, num).map_err(|(k, _)| (k, p))?,
+        }
+        p += 1;
+    }
+}
+
+/// Builds the frame described by `toks`, slicing payloads out of `data`.
+fn build(toks: &[Tok], data: &Bytes) -> Option<Frame> {
+    struct Open {
+        agg: Agg,
+        need: u64,
+        items: Vec<Frame>,
+    }
+    let mut stack: Vec<Open> = Vec::new();
+    for &tok in toks {
+        let mut f = match tok {
+            Tok::Simple(s, e) => Frame::SimpleString(data.slice(s..e)),
+            Tok::Error(s, e) => Frame::Error(data.slice(s..e)),
+            Tok::Int(i) => Frame::Integer(i),
+            Tok::Bulk(s, e) => Frame::BulkString(data.slice(s..e)),
+            Tok::NullBulk => Frame::NullBulk,
+            Tok::NullArray => Frame::NullArray,
+            Tok::Null => Frame::Null,
+            Tok::Bool(b) => Frame::Boolean(b),
+            Tok::Double(d) => Frame::Double(d),
+            Tok::BigNum(s, e) => Frame::BigNumber(data.slice(s..e)),
+            Tok::BulkErr(s, e) => Frame::BulkError(data.slice(s..e)),
+            Tok::Verbatim(s, e) => {
+                let format = [data[s], data[s + 1], data[s + 2]];
+                Frame::Verbatim {
+                    format,
+                    text: data.slice(s + 4..e),
+                }
+            }
+            Tok::Agg(agg, 0) => finish_agg(agg, Vec::new())?,
+            Tok::Agg(agg, need) => {
+                // Every child has at least one token, so `need` is bounded by the tokens
+                // actually received: this never preallocates from an unchecked count.
+                let cap = need.min(toks.len() as u64) as usize;
+                stack.push(Open {
+                    agg,
+                    need,
+                    items: Vec::with_capacity(cap),
+                });
+                continue;
+            }
+        };
+        loop {
+            let Some(top) = stack.last_mut() else {
+                return Some(f);
+            };
+            top.items.push(f);
+            if top.items.len() as u64 != top.need {
+                break;
+            }
+            let open = stack.pop()?;
+            f = finish_agg(open.agg, open.items)?;
+        }
+    }
+    None
+}
+
+fn finish_agg(agg: Agg, mut items: Vec<Frame>) -> Option<Frame> {
+    Some(match agg {
+        Agg::Array => Frame::Array(items),
+        Agg::Set => Frame::Set(items),
+        Agg::Push => Frame::Push(items),
+        Agg::Map => Frame::Map(pairs(items)),
+        Agg::Attr => {
+            let value = Box::new(items.pop()?);
+            Frame::Attribute {
+                attrs: pairs(items),
+                value,
+            }
+        }
+    })
+}
+
+fn pairs(items: Vec<Frame>) -> Vec<(Frame, Frame)> {
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
+}
+
+/// C `isspace` in the C locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn hex_val(b: Option<&u8>) -> Option<u8> {
+    match b? {
+        b @ b'0'..=b'9' => Some(b - b'0'),
+        b @ b'a'..=b'f' => Some(b - b'a' + 10),
+        b @ b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits an inline line into arguments with the rules of Redis's `sdssplitargs`. Unquoted
+/// arguments are zero-copy slices of `line`. On bad quoting returns the offending position.
+fn split_args(line: &Bytes) -> Result<Vec<Bytes>, usize> {
+    // sdssplitargs works on a C string: a NUL ends the content.
+    let n = memchr::memchr(0, line).unwrap_or(line.len());
+    let s = &line[..n];
+    let mut argv = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < n && is_c_space(s[i]) {
+            i += 1;
+        }
+        if i == n {
+            return Ok(argv);
+        }
+        let start = i;
+        while i < n && !matches!(s[i], b' ' | b'\n' | b'\r' | b'\t' | b'"' | b'\'') {
+            i += 1;
+        }
+        if i == n || !matches!(s[i], b'"' | b'\'') {
+            argv.push(line.slice(start..i));
+            if i < n {
+                i += 1;
+            }
+            continue;
+        }
+        // A quote: build this argument byte by byte.
+        let mut cur = s[start..i].to_vec();
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            let c = s.get(i).copied();
+            let mut done = false;
+            if inq {
+                match c {
+                    None => return Err(i),
+                    Some(b'\\') if s.get(i + 1) == Some(&b'x') => {
+                        match (hex_val(s.get(i + 2)), hex_val(s.get(i + 3))) {
+                            (Some(h), Some(l)) => {
+                                cur.push(h * 16 + l);
+                                i += 3;
+                            }
+                            _ => {
+                                // Not a hex escape: `\x` is an escaped `x`.
+                                i += 1;
+                                cur.push(b'x');
+                            }
+                        }
+                    }
+                    Some(b'\\') if i + 1 < n => {
+                        i += 1;
+                        cur.push(match s[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            o => o,
+                        });
+                    }
+                    Some(b'"') => {
+                        if i + 1 < n && !is_c_space(s[i + 1]) {
+                            return Err(i + 1);
+                        }
+                        done = true;
+                    }
+                    Some(o) => cur.push(o),
+                }
+            } else if insq {
+                match c {
+                    None => return Err(i),
+                    Some(b'\\') if s.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        cur.push(b'\'');
+                    }
+                    Some(b'\'') => {
+                        if i + 1 < n && !is_c_space(s[i + 1]) {
+                            return Err(i + 1);
+                        }
+                        done = true;
+                    }
+                    Some(o) => cur.push(o),
+                }
+            } else {
+                match c {
+                    None | Some(b' ' | b'\n' | b'\r' | b'\t') => done = true,
+                    Some(b'"') => inq = true,
+                    Some(b'\'') => insq = true,
+                    Some(o) => cur.push(o),
+                }
+            }
+            if i < n {
+                i += 1;
+            }
+            if done {
+                break;
+            }
+        }
+        argv.push(Bytes::from(cur));
+    }
+}
