@@ -29,9 +29,12 @@ fn stream(n: usize) -> Vec<u8> {
 }
 
 /// A session already streaming (full sync of an empty RDB done).
-fn streaming_session(now: Instant) -> ReplicaSession {
-    let mut s =
-        ReplicaSession::new(ReplicaConfig::default(), now).expect("default config is valid");
+fn streaming_session(now: Instant, batch: bool) -> ReplicaSession {
+    let cfg = ReplicaConfig {
+        batch_commands: batch,
+        ..ReplicaConfig::default()
+    };
+    let mut s = ReplicaSession::new(cfg, now).expect("default config is valid");
     s.connected(now).expect("fresh session");
     let mut m = format!(
         "+PONG\r\n+OK\r\n+OK\r\n+FULLRESYNC {} 0\r\n$18\r\nREDIS0010",
@@ -53,7 +56,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("set_64b_stream_64k_reads", |b| {
         let now = Instant::now();
         b.iter_batched(
-            || streaming_session(now),
+            || streaming_session(now, false),
             |mut s| {
                 let mut n = 0usize;
                 for chunk in data.chunks(64 * 1024) {
@@ -71,8 +74,72 @@ fn bench(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         )
     });
+    g.bench_function("set_64b_stream_64k_reads_batched", |b| {
+        let now = Instant::now();
+        b.iter_batched(
+            || streaming_session(now, true),
+            |mut s| {
+                let mut n = 0usize;
+                for chunk in data.chunks(64 * 1024) {
+                    s.handle_input(now, chunk).expect("valid stream");
+                    while let Some(ev) = s.poll_event() {
+                        if let ReplicaEvent::Commands(batch) = ev {
+                            for c in batch.iter() {
+                                n += c.args().map(<[u8]>::len).sum::<usize>();
+                            }
+                        }
+                    }
+                }
+                assert!(n > 0);
+                s
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// This thread's CPU time in nanoseconds (Linux `schedstat`), to report throughput per CPU
+/// second on a machine shared with other work, where wall time understates it.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn cpu_time_report(_c: &mut Criterion) {
+    let data = stream(100_000);
+    for batch in [false, true] {
+        let now = Instant::now();
+        let rounds = 30;
+        let Some(t0) = thread_cpu_ns() else { return };
+        for _ in 0..rounds {
+            let mut s = streaming_session(now, batch);
+            let mut n = 0usize;
+            for chunk in data.chunks(64 * 1024) {
+                s.handle_input(now, chunk).expect("valid stream");
+                while let Some(ev) = s.poll_event() {
+                    match ev {
+                        ReplicaEvent::Commands(b) => {
+                            for c in b.iter() {
+                                n += c.args().map(<[u8]>::len).sum::<usize>();
+                            }
+                        }
+                        ReplicaEvent::Command(c) => n += c.args().map(<[u8]>::len).sum::<usize>(),
+                        _ => {}
+                    }
+                }
+            }
+            assert!(n > 0);
+        }
+        let Some(t1) = thread_cpu_ns() else { return };
+        let bytes = (data.len() * rounds) as f64;
+        let secs = (t1 - t0) as f64 / 1e9;
+        println!(
+            "cpu-time throughput (batch={batch}): {:.2} GiB/s per CPU second",
+            bytes / secs / (1u64 << 30) as f64
+        );
+    }
+}
+
+criterion_group!(benches, bench, cpu_time_report);
 criterion_main!(benches);

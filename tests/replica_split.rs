@@ -89,8 +89,9 @@ proptest! {
         let now = Instant::now();
         let (pre, body) = pre(diskless, filler);
         let stream = encode(&cmds);
-        let run = |ca: &[usize], cb: &[usize]| {
-            let mut s = ReplicaSession::new(config(), now).unwrap();
+        let run = |ca: &[usize], cb: &[usize], batch: bool| {
+            let cfg = respsync::replica::ReplicaConfig { batch_commands: batch, ..config() };
+            let mut s = ReplicaSession::new(cfg, now).unwrap();
             s.connected(now).unwrap();
             let mut t = Transcript::default();
             if diskless {
@@ -107,15 +108,17 @@ proptest! {
             }
             (t, s.offset(), s.db(), s.backlog().map(|b| b.range(b.first()).unwrap().flatten().collect::<Vec<u8>>()))
         };
-        let whole = run(&[], &[]);
+        let whole = run(&[], &[], false);
         prop_assert_eq!(&whole.0.rdb, &body);
         prop_assert_eq!(whole.1, Some(off(1000 + stream.len() as i64)));
         prop_assert_eq!(whole.3.as_deref(), Some(&stream[stream.len().saturating_sub(1 << 20)..]));
-        let split = run(&cuts(pre.len(), &raw_a), &cuts(stream.len(), &raw_b));
+        let split = run(&cuts(pre.len(), &raw_a), &cuts(stream.len(), &raw_b), false);
         prop_assert_eq!(&split, &whole);
+        let batched = run(&cuts(pre.len(), &raw_a), &cuts(stream.len(), &raw_b), true);
+        prop_assert_eq!(&batched, &whole);
         let bytewise: Vec<usize> = (0..pre.len()).collect();
         let bytewise_b: Vec<usize> = (0..stream.len()).collect();
-        prop_assert_eq!(&run(&bytewise, &bytewise_b), &whole);
+        prop_assert_eq!(&run(&bytewise, &bytewise_b, false), &whole);
     }
 }
 

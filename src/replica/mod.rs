@@ -50,7 +50,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use self::aux::AuxScan;
 pub use self::config::{ConfigError, MasterAuth, ReplicaConfig};
 pub use self::error::{ApiMisuse, Phase, ProtocolError, ReplicaError};
-pub use self::event::{Args, Command, CommandKind, ReplicaEvent};
+use self::event::Item;
+pub use self::event::{Args, Command, CommandBatch, CommandKind, CommandRef, ReplicaEvent};
 pub use self::snapshot::{SnapshotError, SnapshotLoader};
 use self::stream::{Limits, Scan, Scanner};
 use crate::backlog::Backlog;
@@ -168,17 +169,6 @@ enum State {
     Failed(ReplicaError),
 }
 
-/// A command found in the current input, before its bytes are frozen.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    start: usize,
-    end: usize,
-    kind: CommandKind,
-    db: u32,
-    offset: ReplOffset,
-    argc: u32,
-}
-
 /// The replica side of a replication link (see the [module docs](self)).
 ///
 /// Drive it with the crate's rule: after `connected`, `handle_input`, `handle_timeout`,
@@ -200,7 +190,7 @@ pub struct ReplicaSession {
     buf: BytesMut,
     out: BytesMut,
     events: VecDeque<ReplicaEvent>,
-    scratch: Vec<Pending>,
+    scratch: Vec<Item>,
     /// Bytes of this link already consumed from `buf` (error offsets are link-relative).
     consumed: u64,
     last_rx: Instant,
@@ -939,7 +929,7 @@ impl ReplicaSession {
                 _ => {}
             }
             if kind != CommandKind::Empty {
-                self.scratch.push(Pending {
+                self.scratch.push(Item {
                     start,
                     end,
                     kind,
@@ -956,14 +946,23 @@ impl ReplicaSession {
         if base > 0 {
             let chunk = self.buf.split_to(base).freeze();
             self.consumed += base as u64;
-            for p in &self.scratch {
-                self.events.push_back(ReplicaEvent::Command(Command {
-                    frame: chunk.slice(p.start..p.end),
-                    db: p.db,
-                    offset: p.offset,
-                    kind: p.kind,
-                    argc: p.argc,
-                }));
+            if self.config.batch_commands {
+                if !self.scratch.is_empty() {
+                    self.events.push_back(ReplicaEvent::Commands(CommandBatch {
+                        chunk: chunk.clone(),
+                        items: std::mem::take(&mut self.scratch),
+                    }));
+                }
+            } else {
+                for p in &self.scratch {
+                    self.events.push_back(ReplicaEvent::Command(Command {
+                        frame: chunk.slice(p.start..p.end),
+                        db: p.db,
+                        offset: p.offset,
+                        kind: p.kind,
+                        argc: p.argc,
+                    }));
+                }
             }
             if let Some(backlog) = &mut self.backlog {
                 if credit_end > 0 {

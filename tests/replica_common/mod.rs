@@ -104,6 +104,22 @@ pub fn drain(s: &mut ReplicaSession, t: &mut Transcript) {
                     .map(|a| String::from_utf8_lossy(a).into_owned())
                     .collect::<Vec<_>>()
             )),
+            ReplicaEvent::Commands(batch) => {
+                assert!(!batch.is_empty());
+                for c in batch.iter() {
+                    let owned = c.to_command();
+                    assert_eq!(owned.frame().as_ref(), c.frame());
+                    t.events.push(format!(
+                        "cmd db={} off={} kind={:?} {:?}",
+                        c.db(),
+                        c.offset(),
+                        c.kind(),
+                        c.args()
+                            .map(|a| String::from_utf8_lossy(a).into_owned())
+                            .collect::<Vec<_>>()
+                    ));
+                }
+            }
             other => t.events.push(format!("{other:?}")),
         }
     }
