@@ -518,7 +518,16 @@ fn valkey_client_kill_heals_with_psync() {
 
 #[test]
 fn redis_backlog_overflow_forces_full_sync() {
-    let server = Server::start(Kind::Redis, &["--repl-backlog-size", "16kb"]);
+    backlog_overflow_forces_full_sync(Kind::Redis);
+}
+
+#[test]
+fn valkey_backlog_overflow_forces_full_sync() {
+    backlog_overflow_forces_full_sync(Kind::Valkey);
+}
+
+fn backlog_overflow_forces_full_sync(kind: Kind) {
+    let server = Server::start(kind, &["--repl-backlog-size", "16kb"]);
     let mut m = server.client();
     let mut r = Replica::new(server.port, cfg());
     r.connect();
@@ -543,7 +552,16 @@ fn redis_backlog_overflow_forces_full_sync() {
 
 #[test]
 fn redis_masterauth_right_and_wrong() {
-    let server = Server::start(Kind::Redis, &["--requirepass", "sekret"]);
+    masterauth_right_and_wrong(Kind::Redis);
+}
+
+#[test]
+fn valkey_masterauth_right_and_wrong() {
+    masterauth_right_and_wrong(Kind::Valkey);
+}
+
+fn masterauth_right_and_wrong(kind: Kind) {
+    let server = Server::start(kind, &["--requirepass", "sekret"]);
     let mut m = server.client();
     assert_eq!(m.cmd(&["AUTH", "sekret"]), Reply::Status("OK".into()));
     let auth = |pw: &str| ReplicaConfig {

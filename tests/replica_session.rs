@@ -611,3 +611,11 @@ fn snapshot_loader_checks_crc_truncation_and_trailing_bytes() {
         Err(SnapshotError::TrailingBytes { count: 4, .. })
     ));
 }
+
+#[test]
+fn session_is_send_and_unwind_safe_and_events_stay_small() {
+    fn assert_traits<T: Send + std::panic::UnwindSafe>() {}
+    assert_traits::<ReplicaSession>();
+    assert_traits::<respsync::replica::ReplicaEvent>();
+    assert!(std::mem::size_of::<respsync::replica::ReplicaEvent>() <= 72);
+}
