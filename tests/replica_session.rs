@@ -553,6 +553,10 @@ fn stream_limits_are_enforced() {
             resp(&[b"set", &[b'k'; 30], &[b'v'; 30]]),
             ProtocolError::CommandTooLong,
         ),
+        (
+            [resp(&[b"MULTI"]), resp(&[b"set", b"k", b"v"]).repeat(5)].concat(),
+            ProtocolError::TransactionTooLong,
+        ),
     ] {
         let cfg = if want == ProtocolError::CommandTooLong {
             ReplicaConfig {

@@ -70,8 +70,8 @@ pub struct ReplicaConfig {
     pub max_bulk_len: u64,
     /// Most arguments accepted in one command (`INT_MAX`, as Redis allows its master).
     pub max_multibulk_len: u64,
-    /// Most bytes one command may take while it is being received
-    /// (`client-query-buffer-limit`, 1 GiB).
+    /// Most bytes one command, or one open `MULTI` … `EXEC` block, may take while it is being
+    /// received (`client-query-buffer-limit`, 1 GiB).
     pub max_command_len: u64,
     /// Deliver the stream as [`ReplicaEvent::Commands`](super::ReplicaEvent::Commands)
     /// batches (one per `handle_input`) instead of one

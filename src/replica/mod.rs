@@ -41,6 +41,7 @@ mod error;
 mod event;
 mod snapshot;
 mod stream;
+mod timer;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -54,6 +55,7 @@ use self::event::Item;
 pub use self::event::{Args, Command, CommandBatch, CommandKind, CommandRef, ReplicaEvent};
 pub use self::snapshot::{SnapshotError, SnapshotLoader};
 use self::stream::{Limits, Scan, Scanner};
+use self::timer::{Timer, TimerTable};
 use crate::backlog::Backlog;
 use crate::ids::{IdGenerator, ReplId, ReplOffset, ReplicationIds};
 
@@ -195,7 +197,7 @@ pub struct ReplicaSession {
     consumed: u64,
     last_rx: Instant,
     last_keepalive: Option<Instant>,
-    next_ack: Option<Instant>,
+    timers: TimerTable,
 }
 
 impl ReplicaSession {
@@ -224,7 +226,7 @@ impl ReplicaSession {
             consumed: 0,
             last_rx: now,
             last_keepalive: None,
-            next_ack: None,
+            timers: TimerTable::default(),
         })
     }
 
@@ -258,11 +260,12 @@ impl ReplicaSession {
         self.consumed = 0;
         self.last_rx = self.now;
         self.last_keepalive = None;
-        self.next_ack = None;
+        self.timers.stop_all();
         put_array(&mut self.out, &[b"PING"]);
         self.state = State::Handshake(Handshake {
             expect: VecDeque::from([Step::Pong]),
         });
+        self.arm_silence();
         Ok(())
     }
 
@@ -277,7 +280,7 @@ impl ReplicaSession {
         }
         self.buf = BytesMut::new();
         self.out.clear();
-        self.next_ack = None;
+        self.timers.stop_all();
     }
 
     /// Feeds bytes read from the master.
@@ -301,6 +304,7 @@ impl ReplicaSession {
             self.fail(e.clone());
             return Err(e);
         }
+        self.arm_silence();
         Ok(())
     }
 
@@ -308,17 +312,30 @@ impl ReplicaSession {
     /// Harmless when called early or twice.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.touch(now);
-        if let Some((deadline, phase)) = self.link_deadline() {
-            if self.now >= deadline {
-                self.fail(ReplicaError::Timeout(phase));
-                return;
+        for timer in Timer::VALUES {
+            if !self.timers.is_expired(timer, self.now) {
+                continue;
             }
-        }
-        if let (Some(at), State::Streaming(s)) = (self.next_ack, &self.state) {
-            if self.now >= at {
-                let off = s.reploff;
-                self.send_ack(off);
-                self.next_ack = Some(self.now + self.config.ack_period);
+            match timer {
+                Timer::Silence => {
+                    let phase = match self.state {
+                        State::Handshake(_) => Phase::Handshake,
+                        State::Transfer(_) => Phase::Transfer,
+                        _ => Phase::Streaming,
+                    };
+                    self.fail(ReplicaError::Timeout(phase));
+                    return;
+                }
+                Timer::Ack => {
+                    if let State::Streaming(s) = &self.state {
+                        let off = s.reploff;
+                        self.send_ack(off);
+                        self.timers
+                            .set(Timer::Ack, self.now + self.config.ack_period);
+                    } else {
+                        self.timers.stop(Timer::Ack);
+                    }
+                }
             }
         }
     }
@@ -358,11 +375,7 @@ impl ReplicaSession {
     /// phase's silence timeout or the next periodic ACK. Changes after any input, timeout or
     /// state change.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let link = self.link_deadline().map(|(t, _)| t);
-        match (link, self.next_ack) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.next_timeout()
     }
 
     /// The link's state.
@@ -457,14 +470,14 @@ impl ReplicaSession {
         }
     }
 
-    fn link_deadline(&self) -> Option<(Instant, Phase)> {
-        let (timeout, phase) = match &self.state {
-            State::Handshake(_) => (self.config.handshake_timeout, Phase::Handshake),
-            State::Transfer(_) => (self.config.repl_timeout, Phase::Transfer),
-            State::Streaming(_) => (self.config.repl_timeout, Phase::Streaming),
-            _ => return None,
+    /// Sets the silence deadline for the current phase from the last byte received.
+    fn arm_silence(&mut self) {
+        let timeout = match &self.state {
+            State::Handshake(_) => self.config.handshake_timeout,
+            State::Transfer(_) | State::Streaming(_) => self.config.repl_timeout,
+            _ => return self.timers.stop(Timer::Silence),
         };
-        Some((self.last_rx + timeout, phase))
+        self.timers.set(Timer::Silence, self.last_rx + timeout);
     }
 
     /// Leaves the live link: caches a streaming master, reports a discarded transaction.
@@ -493,7 +506,7 @@ impl ReplicaSession {
         if matches!(e, ReplicaError::Protocol { .. }) {
             self.cached = None;
         }
-        self.next_ack = None;
+        self.timers.stop_all();
         if e.is_fatal() {
             self.events.push_back(ReplicaEvent::Failed(e.clone()));
             self.state = State::Failed(e);
@@ -721,7 +734,12 @@ impl ReplicaSession {
             legacy,
             forget: false,
         });
-        self.next_ack = (!legacy).then(|| self.now + self.config.ack_period);
+        match legacy {
+            false => self
+                .timers
+                .set(Timer::Ack, self.now + self.config.ack_period),
+            true => self.timers.stop(Timer::Ack),
+        }
     }
 
     /// Returns true when the transfer finished and processing should continue.
@@ -941,6 +959,10 @@ impl ReplicaSession {
             if s.multi.is_none() {
                 s.reploff = s.read;
                 credit_end = end;
+            } else if (s.read.value() - s.reploff.value()) as u64 > self.limits.max_command_len {
+                // An open MULTI holds everything since it began; bound it like a command.
+                err = Some((ProtocolError::TransactionTooLong, end));
+                break;
             }
         }
         if base > 0 {
