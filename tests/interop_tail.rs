@@ -700,3 +700,44 @@ fn tail_prints_the_stream_and_resumes() {
     assert_eq!(l3, format!("0 {want} \"DEL\",\"k\""));
     assert_eq!(m.info_i64("sync_partial_ok"), ok + 1);
 }
+
+#[test]
+fn tail_raw_stream_prints_protocol_commands() {
+    let server = Server::start(Kind::Redis, &[]);
+    let mut m = server.client();
+    let mut child = Kill(
+        Proc::new(tail_binary())
+            .args(["127.0.0.1", &server.port.to_string(), "--raw-stream"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !m
+        .info_opt("slave0")
+        .is_some_and(|l| l.contains("state=online"))
+    {
+        assert!(Instant::now() < deadline, "tail never came online");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    m.cmd(&["SET", "a", "1"]);
+    assert_eq!(m.cmd(&["WAIT", "1", "5000"]), Reply::Int(1));
+    let want = m.info_i64("master_repl_offset");
+    let mut got = Vec::new();
+    while !got
+        .last()
+        .is_some_and(|l: &String| l.starts_with(&format!("0 {want} ")))
+    {
+        got.push(lines.next().expect("tail output").unwrap());
+    }
+    let joined = got.join("\n");
+    assert!(joined.contains(r#""SELECT","0""#), "{joined}");
+    assert!(joined.contains(r#""SET","a","1""#), "{joined}");
+    // The last line is the GETACK sent for WAIT, at the master's offset.
+    assert!(
+        got.last().unwrap().ends_with(r#""REPLCONF","GETACK","*""#),
+        "{joined}"
+    );
+}

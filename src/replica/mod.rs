@@ -177,6 +177,42 @@ enum State {
 /// `keepalive`, `disconnected` or `forget_master`, drain [`poll_transmit`], [`poll_event`]
 /// and [`poll_timeout`].
 ///
+/// A blocking driver (see `examples/tail.rs` for a complete one with reconnection):
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Instant;
+/// use respsync::replica::{ReplicaConfig, ReplicaEvent, ReplicaSession};
+///
+/// let mut sock = TcpStream::connect("127.0.0.1:6379")?;
+/// let mut link = ReplicaSession::new(ReplicaConfig::default(), Instant::now())?;
+/// link.connected(Instant::now())?;
+/// let mut buf = vec![0u8; 64 * 1024];
+/// loop {
+///     while let Some(bytes) = link.poll_transmit() {
+///         sock.write_all(&bytes)?;
+///     }
+///     while let Some(ev) = link.poll_event() {
+///         match ev {
+///             ReplicaEvent::RdbChunk { data, .. } => { /* feed a SnapshotLoader */ }
+///             ReplicaEvent::Command(cmd) => println!("db {} {:?}", cmd.db(), cmd.name()),
+///             ReplicaEvent::LinkLost(e) | ReplicaEvent::Failed(e) => return Err(e.into()),
+///             _ => {}
+///         }
+///     }
+///     let wait = link.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+///     sock.set_read_timeout(wait.map(|w| w.max(std::time::Duration::from_millis(1))))?;
+///     match sock.read(&mut buf) {
+///         Ok(0) => break,
+///         Ok(n) => link.handle_input(Instant::now(), &buf[..n])?,
+///         Err(_) => link.handle_timeout(Instant::now()),
+///     }
+/// }
+/// link.disconnected(Instant::now()); // the next connection resumes with PSYNC
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// [`poll_transmit`]: ReplicaSession::poll_transmit
 /// [`poll_event`]: ReplicaSession::poll_event
 /// [`poll_timeout`]: ReplicaSession::poll_timeout
