@@ -626,11 +626,18 @@ fn tail_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let p = dir.join("examples").join("tail");
-    assert!(
-        p.exists(),
-        "examples/tail not built at {}: run `cargo build --examples`",
-        p.display()
-    );
+    if !p.exists() {
+        // `cargo test --test interop_tail` alone does not build examples.
+        let profile_release = dir.ends_with("release");
+        let mut cmd = Proc::new(env!("CARGO"));
+        cmd.args(["build", "--example", "tail"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build --example tail");
+        assert!(status.success(), "cargo build --example tail failed");
+    }
+    assert!(p.exists(), "examples/tail not built at {}: run `cargo build --examples`", p.display());
     p
 }
 
