@@ -630,14 +630,19 @@ fn tail_binary() -> PathBuf {
         // `cargo test --test interop_tail` alone does not build examples.
         let profile_release = dir.ends_with("release");
         let mut cmd = Proc::new(env!("CARGO"));
-        cmd.args(["build", "--example", "tail"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args(["build", "--example", "tail"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build --example tail");
         assert!(status.success(), "cargo build --example tail failed");
     }
-    assert!(p.exists(), "examples/tail not built at {}: run `cargo build --examples`", p.display());
+    assert!(
+        p.exists(),
+        "examples/tail not built at {}: run `cargo build --examples`",
+        p.display()
+    );
     p
 }
 
