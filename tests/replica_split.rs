@@ -177,6 +177,34 @@ fn connect(
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Random streams cut twice at random points heal to the uncut result.
+    #[test]
+    fn random_streams_heal_after_two_cuts(
+        diskless in any::<bool>(),
+        cmds in proptest::collection::vec(cmd(), 1..25),
+        c1 in any::<usize>(),
+        c2 in any::<usize>(),
+    ) {
+        let now = Instant::now();
+        let (pre, _) = pre(diskless, 2);
+        let stream = encode(&cmds);
+        let mut reference = App::default();
+        let mut s = ReplicaSession::new(config(), now).unwrap();
+        connect(&mut s, &mut reference, now, &pre, &stream, None);
+        let mut app = App::default();
+        let mut s = ReplicaSession::new(config(), now).unwrap();
+        let total = pre.len() + stream.len();
+        connect(&mut s, &mut app, now, &pre, &stream, Some(c1 % total));
+        connect(&mut s, &mut app, now, &pre, &stream, Some(c2 % total));
+        connect(&mut s, &mut app, now, &pre, &stream, None);
+        prop_assert_eq!(s.offset(), Some(off(1000 + stream.len() as i64)));
+        prop_assert_eq!(&app.applied, &reference.applied);
+    }
+}
+
 fn link_cut_everywhere(diskless: bool) {
     let now = Instant::now();
     let (pre, _) = pre(diskless, 3);
