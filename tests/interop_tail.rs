@@ -430,6 +430,13 @@ fn full_sync_then_stream(kind: Kind, diskless: &str) {
         )
     );
     assert_eq!(r.seen.commands[50].0, 5, "INCR after SELECT 5 is in db 5");
+    // Inside MULTI/EXEC (Redis 7.0 puts SELECT before MULTI, Valkey 8 inside it).
+    assert_eq!(
+        r.seen.commands[51],
+        (5, vec![b"INCR".to_vec(), b"a".to_vec()])
+    );
+    assert_eq!(r.seen.commands[52].0, 5);
+    assert_eq!(r.seen.commands[52].1[0], b"RPUSH");
     // A WAIT makes the master send GETACK; our answer must satisfy it.
     m.cmd(&["SET", "w", "1"]);
     let done = std::thread::scope(|sc| {
