@@ -27,6 +27,13 @@
 //!
 //! ## Layers
 //!
+//! - [`ids`]: replication ids and offsets, id shifts and the PSYNC acceptance rule.
+//! - [`backlog`]: the replication backlog, zero-copy `Bytes` chunks addressed by offset.
+//! - [`replica`]: `ReplicaSession`, the replica side of a link to a master.
+//! - [`rdb`]: RDB snapshots — streaming push parser ([`rdb::Parser`] → [`rdb::RdbEvent`]) and a
+//!   [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
+//! - [`rdb::encoding`]: the containers embedded in RDB values (ziplist, listpack, intset, zipmap),
+//!   LZF and the CRC-64, with validating decoders and byte-exact builders.
 //! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link
 //!   primitives) and encoders, bounded by Redis's limits.
 //!
@@ -39,4 +46,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backlog;
+pub mod ids;
+pub mod rdb;
+pub mod replica;
 pub mod resp;
