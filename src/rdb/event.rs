@@ -349,8 +349,6 @@ pub struct KeyInfo {
     pub idle_s: Option<u64>,
     /// LFU logarithmic access counter (`FREQ` opcode), if stored.
     pub freq: Option<u8>,
-    /// Raw payload of a Redis 8.6 `KEY_META` prefix, if present.
-    pub meta: Option<Bytes>,
     /// Absolute byte offset of the type byte of this record.
     pub offset: u64,
 }
@@ -365,10 +363,23 @@ impl KeyInfo {
             expire: None,
             idle_s: None,
             freq: None,
-            meta: None,
             offset: 0,
         }
     }
+}
+
+/// A function as stored by Redis 7.0 release candidates (`FUNCTION_PRE_GA`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PreGaFunction {
+    /// Function name.
+    pub name: Bytes,
+    /// Engine name.
+    pub engine: Bytes,
+    /// Optional description.
+    pub description: Option<Bytes>,
+    /// Function code.
+    pub code: Bytes,
 }
 
 /// Stream metadata, stored after the entries.
@@ -498,16 +509,7 @@ pub enum RdbEvent {
         code: Bytes,
     },
     /// `FUNCTION_PRE_GA` (Redis 7.0 release candidates).
-    FunctionPreGa {
-        /// Function name.
-        name: Bytes,
-        /// Engine name.
-        engine: Bytes,
-        /// Optional description.
-        description: Option<Bytes>,
-        /// Function code.
-        code: Bytes,
-    },
+    FunctionPreGa(Box<PreGaFunction>),
     /// `MODULE_AUX` start; its raw opcode stream follows as [`RdbEvent::ModuleChunk`]s and
     /// ends with [`RdbEvent::ModuleAuxEnd`].
     ModuleAux {

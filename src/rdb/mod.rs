@@ -15,7 +15,7 @@ mod value;
 pub use config::ParserConfig;
 pub use error::{ContainerKind, Limit, RdbError};
 pub use event::{
-    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, RdbEvent,
+    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
     StreamConsumerInfo, StreamGroupInfo, StreamId, StreamMeta, ValueType,
 };
 pub use parser::Parser;

@@ -20,7 +20,7 @@ use super::encoding::zipmap::Zipmap;
 use super::encoding::{lzf, PackedValue};
 use super::error::{ContainerKind, Limit, RdbError};
 use super::event::{
-    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, RdbEvent,
+    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
     StreamConsumerInfo, StreamGroupInfo, StreamId, StreamMeta,
 };
 
@@ -392,7 +392,6 @@ struct Prefix {
     expire: Option<Expiry>,
     idle_s: Option<u64>,
     freq: Option<u8>,
-    meta: Option<Bytes>,
 }
 
 /// The parse state proper, split from the input buffer so a step can borrow both.
@@ -440,6 +439,9 @@ struct Machine {
 pub struct Parser {
     buf: Vec<u8>,
     pos: usize,
+    /// `buf[..crc_pos]` is already in the CRC; the rest of the consumed bytes are added in
+    /// bulk (per-step updates on a few bytes each would be far slower).
+    crc_pos: usize,
     base: u64,
     eof: bool,
     failed: Option<RdbError>,
@@ -465,6 +467,7 @@ impl Parser {
         Parser {
             buf: Vec::new(),
             pos: 0,
+            crc_pos: 0,
             base: 0,
             eof: false,
             failed: None,
@@ -484,6 +487,7 @@ impl Parser {
     /// Appends input. Drain [`Parser::poll_event`] before pushing much more: the parser keeps
     /// everything pushed and not yet parsed.
     pub fn push(&mut self, data: &[u8]) {
+        self.update_crc();
         if self.pos == self.buf.len() {
             self.base += self.pos as u64;
             self.buf.clear();
@@ -493,6 +497,7 @@ impl Parser {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
+        self.crc_pos = self.pos;
         self.buf.extend_from_slice(data);
     }
 
@@ -512,8 +517,10 @@ impl Parser {
             if let Some(e) = &self.failed {
                 return Err(e.clone());
             }
-            if self.m.state == State::Done {
-                return Ok(None);
+            match self.m.state {
+                State::Done => return Ok(None),
+                State::Trailer => self.update_crc(),
+                _ => {}
             }
             let avail = &self.buf[self.pos..];
             let mut c = Cur {
@@ -522,11 +529,7 @@ impl Parser {
                 base: self.base + self.pos as u64,
             };
             match self.m.step(&mut c) {
-                Ok(()) => {
-                    let n = c.p;
-                    self.m.crc.update(&avail[..n]);
-                    self.pos += n;
-                }
+                Ok(()) => self.pos += c.p,
                 Err(Stop::Need) => {
                     if self.eof {
                         self.failed = Some(RdbError::UnexpectedEof {
@@ -540,6 +543,14 @@ impl Parser {
                     self.failed = Some(e);
                 }
             }
+        }
+    }
+
+    /// Adds the consumed bytes not yet in the CRC.
+    fn update_crc(&mut self) {
+        if self.crc_pos < self.pos {
+            self.m.crc.update(&self.buf[self.crc_pos..self.pos]);
+            self.crc_pos = self.pos;
         }
     }
 
@@ -801,12 +812,12 @@ impl Machine {
                     _ => return Err(corrupt("function description flag", has_at).into()),
                 };
                 let code = self.bytes(c)?;
-                self.emit(RdbEvent::FunctionPreGa {
+                self.emit(RdbEvent::FunctionPreGa(Box::new(PreGaFunction {
                     name,
                     engine,
                     description,
                     code,
-                });
+                })));
             }
             OP_FUNCTION2 => {
                 let code = self.bytes(c)?;
@@ -851,7 +862,6 @@ impl Machine {
                     expire: prefix.expire,
                     idle_s: prefix.idle_s,
                     freq: prefix.freq,
-                    meta: prefix.meta,
                     offset: at,
                 }));
                 self.state = State::ValueHead(kind);

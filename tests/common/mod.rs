@@ -166,12 +166,10 @@ pub fn events_to_json(events: &[RdbEvent]) -> FileJson {
         match ev {
             RdbEvent::Aux { name, value } => out.aux.push((jbytes(name), jbytes(value))),
             RdbEvent::Function { code } => out.functions.push(json!({ "code": jbytes(code) })),
-            RdbEvent::FunctionPreGa {
-                name, engine, code, ..
-            } => out.functions.push(json!({
-                "name": jbytes(name),
-                "engine": jbytes(engine),
-                "code_len": code.len(),
+            RdbEvent::FunctionPreGa(f) => out.functions.push(json!({
+                "name": jbytes(&f.name),
+                "engine": jbytes(&f.engine),
+                "code_len": f.code.len(),
                 "pre_ga": true,
             })),
             RdbEvent::SlotInfo {
