@@ -331,7 +331,7 @@ enum StreamVer {
     V3,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     Header,
     Record,
@@ -402,6 +402,8 @@ struct Machine {
     version: u32,
     db: u64,
     prefix: Prefix,
+    /// The first event of a step (most steps emit one), then the rest in order.
+    ready: Option<RdbEvent>,
     queue: VecDeque<RdbEvent>,
     crc: Crc64,
 }
@@ -478,6 +480,7 @@ impl Parser {
                 version: 0,
                 db: 0,
                 prefix: Prefix::default(),
+                ready: None,
                 queue: VecDeque::new(),
                 crc: Crc64::new(),
             },
@@ -511,6 +514,9 @@ impl Parser {
     /// that stopped the parse. Errors are sticky.
     pub fn poll_event(&mut self) -> Result<Option<RdbEvent>, RdbError> {
         loop {
+            if let Some(ev) = self.m.ready.take() {
+                return Ok(Some(ev));
+            }
             if let Some(ev) = self.m.queue.pop_front() {
                 return Ok(Some(ev));
             }
@@ -556,7 +562,7 @@ impl Parser {
 
     /// Whether the whole file, checksum included, has been parsed.
     pub fn is_done(&self) -> bool {
-        self.m.state == State::Done && self.m.queue.is_empty()
+        self.m.state == State::Done && self.m.ready.is_none() && self.m.queue.is_empty()
     }
 
     /// Absolute offset of the first byte not yet parsed.
@@ -583,7 +589,11 @@ impl Parser {
 
 impl Machine {
     fn emit(&mut self, ev: RdbEvent) {
-        self.queue.push_back(ev);
+        if self.ready.is_none() && self.queue.is_empty() {
+            self.ready = Some(ev);
+        } else {
+            self.queue.push_back(ev);
+        }
     }
 
     /// Emits a whole string value as chunks of the configured size.
@@ -598,7 +608,7 @@ impl Machine {
     }
 
     fn key_end(&mut self) {
-        self.queue.push_back(RdbEvent::KeyEnd);
+        self.emit(RdbEvent::KeyEnd);
         self.state = State::Record;
     }
 
@@ -611,7 +621,7 @@ impl Machine {
     }
 
     fn step(&mut self, c: &mut Cur<'_>) -> R<()> {
-        match self.state.clone() {
+        match self.state {
             State::Header => self.header(c),
             State::Record => self.record(c),
             State::ValueHead(kind) => self.value_head(c, kind),
