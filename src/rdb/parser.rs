@@ -329,6 +329,7 @@ enum StreamVer {
     V1,
     V2,
     V3,
+    V4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -380,10 +381,30 @@ enum State {
         left: u64,
     },
     ModuleOps {
-        aux: bool,
+        owner: ModuleOwner,
     },
+    KeyMetaClass {
+        left: u64,
+    },
+    StreamIdmpHead,
+    StreamIdmpProducer {
+        left: u64,
+    },
+    StreamIdmpEntry {
+        producers_left: u64,
+        left: u64,
+    },
+    StreamIdmpStats,
     Trailer,
     Done,
+}
+
+/// Whose module opcode stream is being read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ModuleOwner {
+    Key,
+    Aux,
+    KeyMeta { classes_left: u64 },
 }
 
 /// Key prefixes waiting for the next key record.
@@ -703,7 +724,80 @@ impl Machine {
                 }
                 Ok(())
             }
-            State::ModuleOps { aux } => self.module_op(c, aux),
+            State::ModuleOps { owner } => self.module_op(c, owner),
+            State::KeyMetaClass { left } => {
+                let class_spec: [u8; 4] = c.arr()?;
+                self.emit(RdbEvent::KeyMeta { class_spec });
+                self.state = State::ModuleOps {
+                    owner: ModuleOwner::KeyMeta {
+                        classes_left: left - 1,
+                    },
+                };
+                Ok(())
+            }
+            State::StreamIdmpHead => {
+                let duration = c.len()?;
+                let max_entries = c.len()?;
+                let producers = c.count(&self.cfg)?;
+                self.emit(RdbEvent::StreamIdmp {
+                    duration,
+                    max_entries,
+                    producers,
+                });
+                self.state = if producers == 0 {
+                    State::StreamIdmpStats
+                } else {
+                    State::StreamIdmpProducer { left: producers }
+                };
+                Ok(())
+            }
+            State::StreamIdmpProducer { left } => {
+                let pid = self.bytes(c)?;
+                let entries = c.count(&self.cfg)?;
+                self.emit(RdbEvent::StreamIdmpProducer { pid, entries });
+                self.state = if entries > 0 {
+                    State::StreamIdmpEntry {
+                        producers_left: left,
+                        left: entries,
+                    }
+                } else if left > 1 {
+                    State::StreamIdmpProducer { left: left - 1 }
+                } else {
+                    State::StreamIdmpStats
+                };
+                Ok(())
+            }
+            State::StreamIdmpEntry {
+                producers_left,
+                left,
+            } => {
+                let iid = self.bytes(c)?;
+                let id = StreamId {
+                    ms: c.len()?,
+                    seq: c.len()?,
+                };
+                self.emit(RdbEvent::StreamIdmpEntry { iid, id });
+                self.state = if left > 1 {
+                    State::StreamIdmpEntry {
+                        producers_left,
+                        left: left - 1,
+                    }
+                } else if producers_left > 1 {
+                    State::StreamIdmpProducer {
+                        left: producers_left - 1,
+                    }
+                } else {
+                    State::StreamIdmpStats
+                };
+                Ok(())
+            }
+            State::StreamIdmpStats => {
+                let added = c.len()?;
+                let duplicates = c.len()?;
+                self.emit(RdbEvent::StreamIdmpStats { added, duplicates });
+                self.key_end();
+                Ok(())
+            }
             State::Trailer => {
                 let at = c.off();
                 let stored = u64::from_le_bytes(c.arr()?);
@@ -810,7 +904,9 @@ impl Machine {
                 }
                 let when = c.len()?;
                 self.emit(RdbEvent::ModuleAux { module, when });
-                self.state = State::ModuleOps { aux: true };
+                self.state = State::ModuleOps {
+                    owner: ModuleOwner::Aux,
+                };
             }
             OP_FUNCTION_PRE_GA => {
                 let name = self.bytes(c)?;
@@ -842,6 +938,13 @@ impl Machine {
                     keys,
                     expires,
                 });
+            }
+            OP_SLOT_IMPORT_OR_KEY_META if self.magic == Magic::Redis && self.version >= 13 => {
+                // KEY_META: class count, then per class a 4-byte spec and an opcode stream.
+                let n = c.count(&self.cfg)?;
+                if n > 0 {
+                    self.state = State::KeyMetaClass { left: n };
+                }
             }
             OP_SLOT_IMPORT_OR_KEY_META => {
                 return Err(RdbError::UnsupportedOpcode {
@@ -963,11 +1066,15 @@ impl Machine {
                 }
                 return Ok(());
             }
-            K::StreamListpacks | K::StreamListpacks2 | K::StreamListpacks3 => {
+            K::StreamListpacks
+            | K::StreamListpacks2
+            | K::StreamListpacks3
+            | K::StreamListpacks4 => {
                 let v = match kind {
                     K::StreamListpacks => StreamVer::V1,
                     K::StreamListpacks2 => StreamVer::V2,
-                    _ => StreamVer::V3,
+                    K::StreamListpacks3 => StreamVer::V3,
+                    _ => StreamVer::V4,
                 };
                 let n = c.count(&self.cfg)?;
                 self.state = if n == 0 {
@@ -980,7 +1087,9 @@ impl Machine {
             K::Module2 => {
                 let id = ModuleId(c.len()?);
                 self.emit(RdbEvent::Module { id });
-                self.state = State::ModuleOps { aux: false };
+                self.state = State::ModuleOps {
+                    owner: ModuleOwner::Key,
+                };
                 return Ok(());
             }
             K::ModulePreGa => {
@@ -1194,7 +1303,7 @@ impl Machine {
             groups,
         }));
         if groups == 0 {
-            self.key_end();
+            self.stream_done(v);
         } else {
             self.state = State::StreamGroup {
                 v,
@@ -1287,11 +1396,20 @@ impl Machine {
                 groups_left: groups_left - 1,
             };
         } else {
+            self.stream_done(v);
+        }
+    }
+
+    /// After the groups: version 4 streams have the IDMP trailer.
+    fn stream_done(&mut self, v: StreamVer) {
+        if v == StreamVer::V4 {
+            self.state = State::StreamIdmpHead;
+        } else {
             self.key_end();
         }
     }
 
-    fn module_op(&mut self, c: &mut Cur<'_>, aux: bool) -> R<()> {
+    fn module_op(&mut self, c: &mut Cur<'_>, owner: ModuleOwner) -> R<()> {
         let start = c.p;
         let at = c.off();
         let op = c.len()?;
@@ -1312,11 +1430,19 @@ impl Machine {
         let raw = Bytes::copy_from_slice(&c.b[start..c.p]);
         self.emit(RdbEvent::ModuleChunk(raw));
         if op == MODULE_OP_EOF {
-            if aux {
-                self.emit(RdbEvent::ModuleAuxEnd);
-                self.state = State::Record;
-            } else {
-                self.key_end();
+            match owner {
+                ModuleOwner::Key => self.key_end(),
+                ModuleOwner::Aux => {
+                    self.emit(RdbEvent::ModuleAuxEnd);
+                    self.state = State::Record;
+                }
+                ModuleOwner::KeyMeta { classes_left } => {
+                    self.state = if classes_left > 0 {
+                        State::KeyMetaClass { left: classes_left }
+                    } else {
+                        State::Record
+                    };
+                }
             }
         }
         Ok(())
