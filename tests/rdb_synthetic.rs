@@ -518,3 +518,36 @@ fn redis_8_6_key_meta_and_stream_v4() {
     }));
     assert!(matches!(&keys(&file)[0].1, Value::Stream(s) if s.meta.entries_added == Some(3)));
 }
+
+#[test]
+fn parser_is_send_and_events_stay_small() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Parser>();
+    assert_send::<Collector>();
+    assert!(std::mem::size_of::<RdbEvent>() <= 96);
+}
+
+#[test]
+fn buffer_shrinks_after_a_big_item() {
+    // A 16 MiB list element fed whole, then small pushes: the buffer gives the memory back.
+    let big = vec![b'e'; 16 << 20];
+    let file = Rdb::new(9)
+        .op(1)
+        .str(b"l")
+        .len(1)
+        .str(&big)
+        .op(0)
+        .str(b"k")
+        .str(b"v")
+        .finish();
+    let split = file.len() - 12;
+    let mut p = Parser::new(ParserConfig::default());
+    p.push(&file[..split]);
+    while p.poll_event().unwrap().is_some() {}
+    for b in file[split..].chunks(3) {
+        p.push(b);
+        while p.poll_event().unwrap().is_some() {}
+    }
+    assert!(p.is_done());
+    assert!(format!("{p:?}").contains("Done"));
+}

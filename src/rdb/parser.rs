@@ -483,6 +483,8 @@ impl std::fmt::Debug for Parser {
 
 /// Compact the buffer once this many consumed bytes sit at its front.
 const COMPACT_AT: usize = 64 << 10;
+/// An empty input buffer larger than this (and than twice the next push) is shrunk.
+const SHRINK_ABOVE: usize = 4 << 20;
 
 impl Parser {
     /// A parser with the given limits.
@@ -516,6 +518,10 @@ impl Parser {
             self.base += self.pos as u64;
             self.buf.clear();
             self.pos = 0;
+            // Give back the memory of a past big item (a long element or container).
+            if self.buf.capacity() > SHRINK_ABOVE.max(2 * data.len()) {
+                self.buf.shrink_to(data.len());
+            }
         } else if self.pos >= COMPACT_AT && self.pos * 2 >= self.buf.len() {
             self.base += self.pos as u64;
             self.buf.drain(..self.pos);
