@@ -226,3 +226,20 @@ fn after_an_error_only_complete_lines_are_written() {
     }
     assert!(!text.is_empty());
 }
+
+#[test]
+fn long_values_are_encoded_in_pieces_identically() {
+    let utf8: Vec<u8> = "añ✓\"\\\n\u{1F600}".repeat(40_000).into_bytes();
+    let mut binary = utf8.clone();
+    binary.push(0xFF);
+    for data in [utf8, binary, vec![b'a'; 200_000], vec![0u8; 100_001]] {
+        let mut whole = Vec::new();
+        dump::write_bytes(&mut whole, &data);
+        let mut pieces = Vec::new();
+        let mut buf = Vec::new();
+        dump::write_bytes_to(&mut pieces, &data, &mut buf).unwrap();
+        assert!(whole == pieces, "len {}", data.len());
+        let back: J = serde_json::from_slice(&pieces).unwrap();
+        assert_eq!(raw(&back), data);
+    }
+}
