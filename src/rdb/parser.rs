@@ -1666,3 +1666,93 @@ fn decode_stream_node(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cur(b: &[u8]) -> Cur<'_> {
+        Cur { b, p: 0, base: 100 }
+    }
+
+    #[test]
+    fn lengths_in_every_form() {
+        for (bytes, want) in [
+            (&[0x3F][..], 63u64),
+            (&[0x40, 0x40][..], 64),
+            (&[0x7F, 0xFF][..], 16383),
+            (&[0x80, 0, 0, 0x40, 0][..], 16384),
+            (&[0x80, 0, 0, 0, 1][..], 1),
+            (
+                &[0x81, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..],
+                u64::MAX,
+            ),
+        ] {
+            let mut c = cur(bytes);
+            assert!(matches!(c.len(), Ok(v) if v == want));
+            assert_eq!(c.p, bytes.len());
+        }
+        // Incomplete: Need, not an error.
+        assert!(matches!(cur(&[0x81, 0, 0]).len(), Err(Stop::Need)));
+        assert!(matches!(cur(&[0x40]).len(), Err(Stop::Need)));
+        // 0x82..0xBF and the special forms are not lengths.
+        for b in [0x82u8, 0xBF, 0xC0] {
+            match cur(&[b, 0, 0, 0, 0, 0, 0, 0, 0]).len() {
+                Err(Stop::Err(RdbError::InvalidLength { byte, offset: 100 })) => {
+                    assert_eq!(byte, b)
+                }
+                _ => panic!("{b:#x} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn string_heads() {
+        assert!(matches!(
+            cur(&[0xC0, 0x80]).str_head(),
+            Ok(StrHead::Int(-128))
+        ));
+        assert!(matches!(
+            cur(&[0xC1, 0xAB, 0xAB]).str_head(),
+            Ok(StrHead::Int(-21589))
+        ));
+        assert!(matches!(
+            cur(&[0xC2, 0xFF, 0xFF, 0xFF, 0x7F]).str_head(),
+            Ok(StrHead::Int(2147483647))
+        ));
+        assert!(matches!(
+            cur(&[0xC3, 0x05, 0x0A]).str_head(),
+            Ok(StrHead::Lzf { clen: 5, ulen: 10 })
+        ));
+        assert!(matches!(cur(&[0x03]).str_head(), Ok(StrHead::Raw(3))));
+        assert!(matches!(
+            cur(&[0xC4]).str_head(),
+            Err(Stop::Err(RdbError::InvalidStringEncoding {
+                byte: 0xC4,
+                ..
+            }))
+        ));
+        // A declared length over the limit fails before the bytes arrive.
+        assert!(matches!(
+            cur(&[0x80, 0, 1, 0, 0]).string(1000, Limit::StringLen),
+            Err(Stop::Err(RdbError::LimitExceeded {
+                len: 65536,
+                offset: 100,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            cur(&[0x05, b'a']).string(1000, Limit::StringLen),
+            Err(Stop::Need)
+        ));
+    }
+
+    #[test]
+    fn scores() {
+        assert_eq!(parse_score(b"1.5"), Some(1.5));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"inf"), Some(f64::INFINITY));
+        assert_eq!(parse_score(b"nan"), None);
+        assert_eq!(parse_score(b"x"), None);
+    }
+}
