@@ -1225,13 +1225,13 @@ impl Machine {
     }
 
     fn blob(&mut self, c: &mut Cur<'_>, kind: Blob) -> R<()> {
-        let min_expire = match kind {
-            Blob::HashListpackEx {
-                min_expire_prefix: true,
-            } => Some(c.i64le()?),
-            _ => None,
-        };
-        let _ = min_expire;
+        if let Blob::HashListpackEx {
+            min_expire_prefix: true,
+        } = kind
+        {
+            // The smallest field TTL, a hint Redis derives again from the fields: skipped.
+            c.i64le()?;
+        }
         let (s, at) = self.blob_string(c)?;
         s.with_slice(|data| decode_blob(kind, data, at, &mut self.queue))?;
         self.key_end();
