@@ -206,3 +206,40 @@ fn json_helpers() {
         assert_eq!(b64_decode(want), input);
     }
 }
+
+#[test]
+fn after_an_error_only_complete_lines_are_written() {
+    let path = corpus_dir().join("HDT3213_rdb/listpack.rdb");
+    let data = std::fs::read(path).unwrap();
+    let (events, err) = parse_whole(&data[..200]);
+    assert!(err.is_some());
+    let mut dumper = dump::JsonDumper::new();
+    let mut out = Vec::new();
+    for ev in &events {
+        dumper.event(ev, &mut out).unwrap();
+    }
+    dumper.flush_complete(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.ends_with('\n'));
+    for line in text.lines() {
+        serde_json::from_str::<J>(line).unwrap();
+    }
+    assert!(!text.is_empty());
+}
+
+#[test]
+fn long_values_are_encoded_in_pieces_identically() {
+    let utf8: Vec<u8> = "añ✓\"\\\n\u{1F600}".repeat(40_000).into_bytes();
+    let mut binary = utf8.clone();
+    binary.push(0xFF);
+    for data in [utf8, binary, vec![b'a'; 200_000], vec![0u8; 100_001]] {
+        let mut whole = Vec::new();
+        dump::write_bytes(&mut whole, &data);
+        let mut pieces = Vec::new();
+        let mut buf = Vec::new();
+        dump::write_bytes_to(&mut pieces, &data, &mut buf).unwrap();
+        assert!(whole == pieces, "len {}", data.len());
+        let back: J = serde_json::from_slice(&pieces).unwrap();
+        assert_eq!(raw(&back), data);
+    }
+}

@@ -18,6 +18,43 @@ pub fn write_bytes(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
+/// Values longer than this are encoded to the output piece by piece.
+const STREAM_ABOVE: usize = 64 << 10;
+
+/// Like [`write_bytes`], but writes to `w` in pieces of about 64 KiB (using `buf`).
+pub fn write_bytes_to(w: &mut impl Write, data: &[u8], buf: &mut Vec<u8>) -> io::Result<()> {
+    const PIECE: usize = 48 << 10; // a multiple of 3, for base64
+    match std::str::from_utf8(data) {
+        Ok(s) => {
+            w.write_all(b"\"")?;
+            let mut start = 0;
+            while start < s.len() {
+                let mut end = (start + PIECE).min(s.len());
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                buf.clear();
+                write_str(buf, &s[start..end]);
+                // Strip the quotes write_str adds around each piece.
+                w.write_all(&buf[1..buf.len() - 1])?;
+                start = end;
+            }
+            w.write_all(b"\"")?;
+        }
+        Err(_) => {
+            w.write_all(b"{\"base64\":\"")?;
+            for piece in data.chunks(PIECE) {
+                buf.clear();
+                base64(buf, piece);
+                w.write_all(buf)?;
+            }
+            w.write_all(b"\"}")?;
+        }
+    }
+    buf.clear();
+    Ok(())
+}
+
 /// Writes a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
@@ -237,7 +274,7 @@ impl JsonDumper {
             }
             RdbEvent::Module { id } => self.module_name = id.name(),
             RdbEvent::ModuleChunk(c) if self.vt.is_some() => self.module_bytes += c.len() as u64,
-            RdbEvent::KeyEnd => self.key_end(),
+            RdbEvent::KeyEnd => self.key_end(w)?,
             _ => {}
         }
         if self.line.len() >= 1 << 16 {
@@ -274,9 +311,16 @@ impl JsonDumper {
         self.stream = StreamPart::Entries;
     }
 
-    fn key_end(&mut self) {
+    fn key_end(&mut self, w: &mut impl Write) -> io::Result<()> {
         let out = &mut self.line;
         match self.vt.take() {
+            Some(ValueType::String) if self.string.len() > STREAM_ABOVE => {
+                // Encode a long value straight to the output in pieces, so that only the
+                // raw value is held, never its (up to 6x longer) JSON form.
+                w.write_all(out)?;
+                out.clear();
+                write_bytes_to(w, &self.string, out)?;
+            }
             Some(ValueType::String) => write_bytes(out, &self.string),
             Some(ValueType::Stream) => {
                 if self.stream == StreamPart::Group {
@@ -295,6 +339,16 @@ impl JsonDumper {
         if self.string.capacity() > 1 << 20 {
             self.string = Vec::new();
         }
+        Ok(())
+    }
+
+    /// Writes the complete lines buffered (after an error: the keys parsed before it).
+    pub fn flush_complete(&mut self, w: &mut impl Write) -> io::Result<()> {
+        if let Some(end) = self.line.iter().rposition(|&b| b == b'\n') {
+            w.write_all(&self.line[..=end])?;
+            self.line.drain(..=end);
+        }
+        w.flush()
     }
 
     /// Writes what is buffered.
