@@ -51,3 +51,8 @@ pub mod ids;
 pub mod rdb;
 pub mod replica;
 pub mod resp;
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
