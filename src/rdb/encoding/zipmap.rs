@@ -231,7 +231,7 @@ mod tests {
             len(v.len(), &mut out);
             out.push(*free);
             out.extend_from_slice(v);
-            out.extend(std::iter::repeat(0xaa).take(usize::from(*free)));
+            out.extend(std::iter::repeat_n(0xaa, usize::from(*free)));
         }
         out.push(END);
         out
