@@ -25,6 +25,7 @@ pub mod crc64;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
+pub mod object;
 pub mod ziplist;
 pub mod zipmap;
 
