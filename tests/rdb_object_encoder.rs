@@ -106,8 +106,8 @@ fn kinds_follow_redis_thresholds() {
         } else {
             ListQuicklist
         };
-        assert_eq!(roundtrip(v, &hash(128, 64)), packed_hash);
-        assert_eq!(roundtrip(v, &hash(129, 1)), Hash);
+        assert_eq!(roundtrip(v, &hash(512, 64)), packed_hash);
+        assert_eq!(roundtrip(v, &hash(513, 1)), Hash);
         assert_eq!(roundtrip(v, &hash(1, 65)), Hash);
         assert_eq!(roundtrip(v, &zset(128, 64)), packed_zset);
         assert_eq!(roundtrip(v, &zset(129, 1)), Zset2);
@@ -212,7 +212,7 @@ fn hash_field_ttls_at_version_12() {
         )
     };
     assert_eq!(roundtrip(12, &entries(10, 5)), ObjectKind::HashListpackEx);
-    assert_eq!(roundtrip(12, &entries(200, 5)), ObjectKind::HashMetadata);
+    assert_eq!(roundtrip(12, &entries(600, 5)), ObjectKind::HashMetadata);
     assert_eq!(roundtrip(12, &entries(3, 100)), ObjectKind::HashMetadata);
 }
 
