@@ -309,11 +309,21 @@ impl ObjectEncoder {
         }
         let limit = self.thresholds.list_max_node_bytes;
         if self.version < 10 {
-            // Redis 6: a quicklist of ziplists, filled by the same size rule.
+            // Redis 6: a quicklist of ziplists; `_quicklistNodeAllowInsert` estimates the
+            // entry overhead from the element length (prevlen and string header sizes).
             let mut nodes = Vec::new();
             let mut node = ZiplistBuilder::new();
             for item in items {
-                if !node.is_empty() && node.size() + item.len() + NODE_ESTIMATE_OVERHEAD > limit {
+                let sz = item.len();
+                let overhead = if sz < 254 { 1 } else { 5 }
+                    + if sz < 64 {
+                        1
+                    } else if sz < 16384 {
+                        2
+                    } else {
+                        5
+                    };
+                if !node.is_empty() && node.size() + sz + overhead > limit {
                     nodes.push(std::mem::take(&mut node).finish());
                 }
                 node.push(item);
@@ -629,15 +639,23 @@ impl ObjectEncoder {
             master: StreamId,
             fields: Vec<&'a [u8]>,
             entries: Vec<&'a StreamEntry>,
-            /// The node listpack's size so far, as `lpBytes` would report it.
-            bytes: usize,
+            /// Bytes of the delta-encoded entries (with backlens), tracked incrementally.
+            entry_bytes: usize,
+        }
+        impl Node<'_> {
+            /// The node listpack's size as `lpBytes` would report it.
+            fn bytes(&self) -> usize {
+                // Header, master entry (its count changes as entries are added) and end byte.
+                let master = stream_listpack(self.master, &self.fields, &[], self.entries.len());
+                master.len() + self.entry_bytes
+            }
         }
         let t = self.thresholds;
         let mut nodes: Vec<Node<'_>> = Vec::new();
         for entry in entries {
             let payload: usize = entry.fields.iter().map(|(f, v)| f.len() + v.len()).sum();
             let fits = nodes.last().is_some_and(|n| {
-                n.bytes + payload < t.stream_node_max_bytes
+                n.bytes() + payload < t.stream_node_max_bytes
                     && n.entries.len() < t.stream_node_max_entries
             });
             if !fits {
@@ -645,49 +663,75 @@ impl ObjectEncoder {
                     master: entry.id,
                     fields: entry.fields.iter().map(|(f, _)| &f[..]).collect(),
                     entries: Vec::new(),
-                    bytes: 0,
+                    entry_bytes: 0,
                 });
             }
             if let Some(node) = nodes.last_mut() {
+                // One entry alone, minus the empty listpack's 7 bytes, is what it adds.
+                let mut one = ListpackBuilder::new();
+                push_stream_entry(&mut one, node.master, &node.fields, entry);
+                node.entry_bytes += one.size() - 7;
                 node.entries.push(entry);
-                node.bytes = stream_listpack(node.master, &node.fields, &node.entries).len();
             }
         }
         nodes
             .into_iter()
-            .map(|n| (n.master, stream_listpack(n.master, &n.fields, &n.entries)))
+            .map(|n| {
+                let count = n.entries.len();
+                (
+                    n.master,
+                    stream_listpack(n.master, &n.fields, &n.entries, count),
+                )
+            })
             .collect()
     }
 }
 
-/// The listpack of one stream node: the master entry, then each entry delta-encoded.
-fn stream_listpack(master: StreamId, fields: &[&[u8]], entries: &[&StreamEntry]) -> Vec<u8> {
+/// The listpack of one stream node: the master entry (with `count` live entries), then each
+/// entry delta-encoded.
+fn stream_listpack(
+    master: StreamId,
+    fields: &[&[u8]],
+    entries: &[&StreamEntry],
+    count: usize,
+) -> Vec<u8> {
     let mut lp = ListpackBuilder::new();
-    lp.push_int(entries.len() as i64);
+    lp.push_int(count as i64);
     lp.push_int(0);
     lp.push_int(fields.len() as i64);
     fields.iter().for_each(|f| lp.push(f));
     lp.push_int(0);
     for e in entries {
-        let same = e.fields.len() == fields.len()
-            && e.fields.iter().zip(fields).all(|((f, _), m)| &f[..] == *m);
-        lp.push_int(if same { STREAM_SAMEFIELDS } else { 0 });
-        lp.push_int(e.id.ms.wrapping_sub(master.ms) as i64);
-        lp.push_int(e.id.seq.wrapping_sub(master.seq) as i64);
-        let n = e.fields.len() as i64;
-        if same {
-            e.fields.iter().for_each(|(_, v)| lp.push(v));
-            lp.push_int(n + 3);
-        } else {
-            lp.push_int(n);
-            for (f, v) in &e.fields {
-                lp.push(f);
-                lp.push(v);
-            }
-            lp.push_int(2 * n + 4);
-        }
+        push_stream_entry(&mut lp, master, fields, e);
     }
     lp.finish()
+}
+
+/// Appends one stream entry: flags, id deltas, fields (or only values when they are the
+/// master's), and the backward count.
+fn push_stream_entry(
+    lp: &mut ListpackBuilder,
+    master: StreamId,
+    fields: &[&[u8]],
+    e: &StreamEntry,
+) {
+    let same = e.fields.len() == fields.len()
+        && e.fields.iter().zip(fields).all(|((f, _), m)| &f[..] == *m);
+    lp.push_int(if same { STREAM_SAMEFIELDS } else { 0 });
+    lp.push_int(e.id.ms.wrapping_sub(master.ms) as i64);
+    lp.push_int(e.id.seq.wrapping_sub(master.seq) as i64);
+    let n = e.fields.len() as i64;
+    if same {
+        e.fields.iter().for_each(|(_, v)| lp.push(v));
+        lp.push_int(n + 3);
+    } else {
+        lp.push_int(n);
+        for (f, v) in &e.fields {
+            lp.push(f);
+            lp.push(v);
+        }
+        lp.push_int(2 * n + 4);
+    }
 }
 
 /// A stream id as two RDB lengths.
