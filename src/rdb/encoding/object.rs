@@ -180,6 +180,8 @@ pub struct ObjectEncoder {
     thresholds: Thresholds,
     compression: bool,
     lzf: Compressor,
+    /// Reused buffer for compressed strings.
+    scratch: Vec<u8>,
 }
 
 impl ObjectEncoder {
@@ -194,6 +196,7 @@ impl ObjectEncoder {
             thresholds: Thresholds::default(),
             compression: true,
             lzf: Compressor::new(),
+            scratch: Vec::new(),
         })
     }
 
@@ -222,14 +225,21 @@ impl ObjectEncoder {
         value: &Value,
         out: &mut Vec<u8>,
     ) -> Result<u8, EncodeError> {
-        let mut body = Vec::new();
-        let ty = self.write_value(value, &mut body)?;
-        out.push(ty);
+        let start = out.len();
+        out.push(0); // the type byte, known once the value is encoded
         if let Some(key) = key {
             self.write_string(key, out);
         }
-        out.extend_from_slice(&body);
-        Ok(ty)
+        match self.write_value(value, out) {
+            Ok(ty) => {
+                out[start] = ty;
+                Ok(ty)
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
     }
 
     /// A `DUMP` payload for `value`: type byte, value, the RDB version as u16 LE, and the
@@ -268,12 +278,17 @@ impl ObjectEncoder {
             }
         }
         if self.compression && s.len() > 20 {
-            let mut packed = Vec::new();
-            if self.lzf.compress(s, &mut packed) {
+            let mut packed = std::mem::take(&mut self.scratch);
+            packed.clear();
+            let worth_it = self.lzf.compress(s, &mut packed);
+            if worth_it {
                 out.push(0xc3);
                 write_len(packed.len() as u64, out);
                 write_len(s.len() as u64, out);
                 out.extend_from_slice(&packed);
+            }
+            self.scratch = packed;
+            if worth_it {
                 return;
             }
         }
