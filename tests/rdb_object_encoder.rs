@@ -357,3 +357,15 @@ fn corpus_dump_payloads_reencode_byte_for_byte() {
     }
     assert!(compared >= 20, "only {compared} payloads compared");
 }
+
+#[test]
+fn module_values_pass_through() {
+    use respsync::rdb::{ModuleId, ModuleValue};
+    let id = ModuleId::from_name("hellotype", 0).unwrap();
+    // Opcode UINT (2) with value 5, opcode STRING (5) "ab", then EOF (0).
+    let raw = Bytes::from_static(&[0x02, 0x05, 0x05, 0x02, b'a', b'b', 0x00]);
+    let value = Value::Module(ModuleValue { id, raw });
+    for v in 9..=12 {
+        assert_eq!(roundtrip(v, &value), ObjectKind::Module2);
+    }
+}
