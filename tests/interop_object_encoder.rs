@@ -527,13 +527,11 @@ fn payloads_are_byte_identical_to_redis_7_0_dump() {
     assert!(compared >= 15, "only {compared} keys compared");
 }
 
-/// A whole RDB 10 file written with the encoder passes `redis-check-rdb` 7.0 and loads into
-/// `redis-server` 7.0 with exactly the data written.
-#[test]
-fn redis_7_0_loads_a_written_file() {
-    let mut enc = ObjectEncoder::new(10).unwrap();
+/// A whole file of `version` written with the encoder.
+fn written_file(version: u8) -> (Vec<(String, Value)>, Vec<u8>) {
+    let mut enc = ObjectEncoder::new(version).unwrap();
     let data = dataset();
-    let mut file = b"REDIS0010".to_vec();
+    let mut file = format!("REDIS{version:04}").into_bytes();
     file.extend_from_slice(&[0xfe, 0x00]);
     for (key, value) in &data {
         enc.write_object(Some(key.as_bytes()), value, &mut file)
@@ -542,23 +540,47 @@ fn redis_7_0_loads_a_written_file() {
     file.push(0xff);
     let crc = crc64(0, &file);
     file.extend_from_slice(&crc.to_le_bytes());
+    (data, file)
+}
 
-    let path = std::env::temp_dir().join(format!("respsync-objenc-{}.rdb", std::process::id()));
-    std::fs::write(&path, &file).unwrap();
-    let check = Command::new("redis-check-rdb")
-        .arg(&path)
-        .output()
-        .expect("redis-check-rdb is required (apt-get install redis-tools)");
-    let _ = std::fs::remove_file(&path);
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(report.contains("RDB looks OK"), "redis-check-rdb: {report}");
-
-    let server = Server::start_with(&redis_server(), &[], Some(&file));
+/// Loads a written file into a fresh server and compares every key.
+fn loads(binary: &Path, version: u8) {
+    let (data, file) = written_file(version);
+    let server = Server::start_with(binary, &[], Some(&file));
     let mut c = Client::connect(server.port);
     assert_eq!(c.run("DBSIZE").int(), data.len() as i64);
     for (key, value) in &data {
         check_key(&mut c, key, value);
     }
+}
+
+/// RDB 9 and 10 files written with the encoder pass `redis-check-rdb` 7.0 and load into
+/// `redis-server` 7.0 with exactly the data written.
+#[test]
+fn redis_7_0_loads_written_files() {
+    for version in [9, 10] {
+        let (_, file) = written_file(version);
+        let path = std::env::temp_dir().join(format!(
+            "respsync-objenc-{}-{version}.rdb",
+            std::process::id()
+        ));
+        std::fs::write(&path, &file).unwrap();
+        let check = Command::new("redis-check-rdb")
+            .arg(&path)
+            .output()
+            .expect("redis-check-rdb is required (apt-get install redis-tools)");
+        let _ = std::fs::remove_file(&path);
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(report.contains("RDB looks OK"), "redis-check-rdb: {report}");
+        loads(&redis_server(), version);
+    }
+}
+
+/// An RDB 11 file written with the encoder (set listpacks, stream-era types) loads into
+/// `valkey-server` 8.1 with exactly the data written.
+#[test]
+fn valkey_8_1_loads_a_written_file() {
+    loads(&valkey_server(), 11);
 }
 
 /// LZF output matches liblzf's byte for byte: strings of many shapes, compared with the
