@@ -33,7 +33,8 @@
 //! - [`rdb`]: RDB snapshots — streaming push parser ([`rdb::Parser`] → [`rdb::RdbEvent`]) and a
 //!   [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
 //! - [`rdb::encoding`]: the containers embedded in RDB values (ziplist, listpack, intset, zipmap),
-//!   LZF and the CRC-64, with validating decoders and byte-exact builders.
+//!   LZF and the CRC-64, with validating decoders and byte-exact builders; and
+//!   [`rdb::encoding::object`], which encodes whole values as RDB objects the way Redis does.
 //! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link
 //!   primitives) and encoders, bounded by Redis's limits.
 //!

@@ -14,6 +14,7 @@
 //! | [`zipmap`] | zipmap | 9 |
 //! | [`lzf`] | LZF (liblzf, no header) | compressed strings (`0xC3`) |
 //! | [`crc64`] | CRC-64/Jones | file and DUMP payload checksum |
+//! | [`object`] | whole values as RDB objects | every type (the writer's value layer) |
 //!
 //! The builders ([`ziplist::ZiplistBuilder`], [`listpack::ListpackBuilder`],
 //! [`intset::IntsetBuilder`]) produce exactly the bytes Redis 7 writes for the same elements.
@@ -25,6 +26,7 @@ pub mod crc64;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
+pub mod object;
 pub mod ziplist;
 pub mod zipmap;
 
