@@ -297,6 +297,22 @@ impl Decoder {
     /// ```
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, DecodeError> {
         self.enter(Mode::Frame, buf)?;
+        if self.pos == 0 && self.toks.is_empty() && self.limits.max_depth > 0 {
+            // The common reply and command shape, a flat array of bulk strings, goes through
+            // the command fast path and is built without tokens.
+            if self.fast_command(buf) {
+                let consumed = self.pos;
+                let data = buf.split_to(consumed).freeze();
+                let mut items = Vec::with_capacity(self.args.len());
+                take_args(&self.args, data, |b| items.push(Frame::BulkString(b)));
+                self.complete(consumed);
+                return Ok(Some(Decoded {
+                    frame: Frame::Array(items),
+                    consumed,
+                }));
+            }
+            self.args_to_toks();
+        }
         if !self.run_scan(buf, Self::scan)? {
             return Ok(None);
         }
@@ -334,17 +350,9 @@ impl Decoder {
             return Ok(None);
         }
         let consumed = self.pos;
-        let mut data = buf.split_to(consumed).freeze();
+        let data = buf.split_to(consumed).freeze();
         let mut argv = Vec::with_capacity(self.args.len());
-        if let Some((&(ls, le), rest)) = self.args.split_last() {
-            for &(s, e) in rest {
-                argv.push(data.slice(s..e));
-            }
-            // The last argument reuses the frame's own handle: one reference count less.
-            data.truncate(le);
-            data.advance(ls);
-            argv.push(data);
-        }
+        take_args(&self.args, data, |b| argv.push(b));
         self.complete(consumed);
         Ok(Some(Command { argv, consumed }))
     }
@@ -1007,6 +1015,23 @@ impl Decoder {
         false
     }
 
+    /// After [`fast_command`](Self::fast_command) stopped inside an array in frame mode,
+    /// turns its progress (the header and the bulk strings read) into frame tokens, so
+    /// [`scan`](Self::scan) resumes at the element where it stopped.
+    fn args_to_toks(&mut self) {
+        if !self.header {
+            return;
+        }
+        let n = self.args.len() as u64 + self.left;
+        self.toks.push(Tok::Agg(Agg::Array, n));
+        self.toks
+            .extend(self.args.iter().map(|&(s, e)| Tok::Bulk(s, e)));
+        self.levels.push(self.left);
+        self.args.clear();
+        self.header = false;
+        self.left = 0;
+    }
+
     /// Straight-line scan of a command whose elements are all regular and present, with no
     /// per-element state machine. Stops at the first element it cannot take whole (missing
     /// bytes, an error to report, an unusual length form), leaving the state at that element's
@@ -1058,6 +1083,20 @@ impl Decoder {
         self.pos = p;
         self.elem = Elem::Start;
         left == 0
+    }
+}
+
+/// Hands out the payloads `ranges` of `data` in order. The last one reuses `data`'s own
+/// handle: one reference count increment and decrement less per item.
+#[inline(always)]
+fn take_args(ranges: &[(usize, usize)], mut data: Bytes, mut put: impl FnMut(Bytes)) {
+    if let Some((&(ls, le), rest)) = ranges.split_last() {
+        for &(s, e) in rest {
+            put(data.slice(s..e));
+        }
+        data.truncate(le);
+        data.advance(ls);
+        put(data);
     }
 }
 
