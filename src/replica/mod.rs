@@ -58,6 +58,8 @@ use self::stream::{Limits, Scan, Scanner};
 use self::timer::{Timer, TimerTable};
 use crate::backlog::Backlog;
 use crate::ids::{IdGenerator, ReplId, ReplOffset, ReplicationIds};
+use crate::resp::line::{self, Transfer as Header};
+use crate::resp::DecodeErrorKind;
 
 /// Length of the `$EOF:` mark (`RDB_EOF_MARK_SIZE`).
 const EOF_MARK_LEN: usize = 40;
@@ -690,11 +692,11 @@ impl ReplicaSession {
 
     fn psync_reply(&mut self, line: &[u8]) -> Result<(), ReplicaError> {
         let reply = || String::from_utf8_lossy(line).into_owned();
-        if let Some(rest) = line.strip_prefix(b"+FULLRESYNC") {
-            let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
-            let id = parts.next().and_then(|p| ReplId::parse(p).ok());
-            let off = parts.next().and_then(ReplOffset::parse);
-            let (Some(replid), Some(offset)) = (id, off) else {
+        let reply_kind = psync_reply(line);
+        if let PsyncReply::FullResync(fields) = reply_kind {
+            let parsed = fields
+                .and_then(|(id, off)| Some((ReplId::parse(id).ok()?, ReplOffset::parse(off)?)));
+            let Some((replid, offset)) = parsed else {
                 return Err(self.protocol(0, ProtocolError::BadPsyncReply));
             };
             self.events
@@ -707,14 +709,11 @@ impl ReplicaSession {
             });
             return Ok(());
         }
-        if let Some(rest) = line.strip_prefix(b"+CONTINUE") {
+        if let PsyncReply::Continue(id) = reply_kind {
             let Some(cached) = self.cached else {
                 return Err(self.protocol(0, ProtocolError::BadPsyncReply));
             };
-            let new_id = rest
-                .split(|&b| b == b' ')
-                .find(|p| !p.is_empty())
-                .and_then(|p| ReplId::parse(p).ok());
+            let new_id = id.and_then(|p| ReplId::parse(p).ok());
             let replid = new_id.unwrap_or(cached.replid);
             let changed = replid != cached.replid;
             if self.ids.id != cached.replid {
@@ -788,32 +787,22 @@ impl ReplicaSession {
                 if line.is_empty() {
                     continue; // keepalive
                 }
-                let body = match line[0] {
-                    b'-' => {
+                let body = match line::transfer(&line) {
+                    Ok(Header::Keepalive) => continue,
+                    Ok(Header::Error(_)) => {
                         return Err(ReplicaError::MasterError {
                             reply: String::from_utf8_lossy(&line).into_owned(),
                         })
                     }
-                    b'$' => {
-                        if line.len() >= 5 + EOF_MARK_LEN && line.starts_with(b"$EOF:") {
-                            let mut mark = [0u8; EOF_MARK_LEN];
-                            mark.copy_from_slice(&line[5..5 + EOF_MARK_LEN]);
-                            Body::Eof {
-                                mark,
-                                held: Vec::with_capacity(EOF_MARK_LEN),
-                            }
-                        } else {
-                            let total = std::str::from_utf8(&line[1..])
-                                .ok()
-                                .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-                                .and_then(|s| s.parse::<u64>().ok());
-                            let Some(total) = total else {
-                                return Err(self.protocol(0, ProtocolError::BadLength));
-                            };
-                            Body::Len { total }
-                        }
+                    Ok(Header::EofMark(mark)) => Body::Eof {
+                        mark: *mark,
+                        held: Vec::with_capacity(EOF_MARK_LEN),
+                    },
+                    Ok(Header::Len(total)) => Body::Len { total },
+                    Err((DecodeErrorKind::BadTransferHeader(_), _)) => {
+                        return Err(self.protocol(0, ProtocolError::BadBulkHeader))
                     }
-                    _ => return Err(self.protocol(0, ProtocolError::BadBulkHeader)),
+                    Err(_) => return Err(self.protocol(0, ProtocolError::BadLength)),
                 };
                 let len = match body {
                     Body::Len { total } => Some(total),
@@ -1052,6 +1041,42 @@ fn put_ack(out: &mut BytesMut, offset: ReplOffset) {
     put_array(out, &[b"REPLCONF", b"ACK", off.as_bytes()]);
 }
 
+/// The master's answer to `PSYNC`, split by a nom parser over the complete line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PsyncReply<'a> {
+    /// `+FULLRESYNC <replid> <offset>`: the two fields, `None` when they are missing.
+    FullResync(Option<(&'a [u8], &'a [u8])>),
+    /// `+CONTINUE [<replid>]`.
+    Continue(Option<&'a [u8]>),
+    /// Anything else (errors, or a master without PSYNC).
+    Other,
+}
+
+/// One space-separated field after at least one blank.
+fn reply_field(i: &[u8]) -> nom::IResult<&[u8], &[u8]> {
+    use nom::bytes::complete::take_till1;
+    use nom::character::complete::space1;
+    nom::sequence::preceded(space1, take_till1(|b| b == b' ' || b == b'\t'))(i)
+}
+
+/// Splits a PSYNC reply line (without `\r\n`) like Redis's `slaveTryPartialResynchronization`.
+/// Fields after the expected ones are ignored.
+fn psync_reply(line: &[u8]) -> PsyncReply<'_> {
+    use nom::bytes::complete::tag;
+    use nom::combinator::{map, opt};
+    use nom::sequence::{pair, preceded};
+    let full = map(
+        preceded(tag("+FULLRESYNC"), opt(pair(reply_field, reply_field))),
+        PsyncReply::FullResync,
+    );
+    let cont = map(
+        preceded(tag("+CONTINUE"), opt(reply_field)),
+        PsyncReply::Continue,
+    );
+    let r: nom::IResult<&[u8], PsyncReply<'_>> = nom::branch::alt((full, cont))(line);
+    r.map_or(PsyncReply::Other, |(_, p)| p)
+}
+
 fn is_try_later(line: &[u8]) -> bool {
     line.starts_with(b"-NOMASTERLINK")
         || line.starts_with(b"-LOADING")
@@ -1087,5 +1112,33 @@ fn put_array(out: &mut BytesMut, args: &[&[u8]]) {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{psync_reply, PsyncReply};
+
+    #[test]
+    fn psync_reply_lines() {
+        let id = b"8de1787ba490483314a4d30f1c628bc5025eb761";
+        let mut full = b"+FULLRESYNC ".to_vec();
+        full.extend_from_slice(id);
+        full.extend_from_slice(b" 1000");
+        assert_eq!(
+            psync_reply(&full),
+            PsyncReply::FullResync(Some((&id[..], &b"1000"[..])))
+        );
+        assert_eq!(psync_reply(b"+FULLRESYNC"), PsyncReply::FullResync(None));
+        assert_eq!(
+            psync_reply(b"+FULLRESYNC onlyone"),
+            PsyncReply::FullResync(None)
+        );
+        assert_eq!(psync_reply(b"+CONTINUE"), PsyncReply::Continue(None));
+        let mut cont = b"+CONTINUE  ".to_vec();
+        cont.extend_from_slice(id);
+        assert_eq!(psync_reply(&cont), PsyncReply::Continue(Some(&id[..])));
+        assert_eq!(psync_reply(b"-ERR unknown command"), PsyncReply::Other);
+        assert_eq!(psync_reply(b"+OK"), PsyncReply::Other);
     }
 }

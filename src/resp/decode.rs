@@ -2,7 +2,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::{DecodeError, DecodeErrorKind as K, Frame, Limits};
+use super::{line, DecodeError, DecodeErrorKind as K, Frame, Limits};
 
 /// A frame decoded by [`Decoder::decode`], with the exact number of bytes it occupied.
 #[derive(Debug, Clone, PartialEq)]
@@ -484,21 +484,12 @@ impl Decoder {
         let Some((content_end, line_end)) = self.run_line(buf)? else {
             return Ok(None);
         };
-        let line = &buf[..content_end];
-        let header = match line.first() {
-            None => Ok(TransferHeader::Keepalive),
-            Some(b'-') => Ok(TransferHeader::Error(Bytes::new())),
-            Some(b'$') if line.len() >= 45 && &line[1..5] == b"EOF:" => {
-                let mut mark = [0u8; 40];
-                mark.copy_from_slice(&line[5..45]);
-                Ok(TransferHeader::EofMark(mark))
-            }
-            Some(b'$') => match parse_int(&line[1..]) {
-                Ok(v) if v < 0 => Err((K::NegativeLength, 1)),
-                Ok(v) => Ok(TransferHeader::Len(v.unsigned_abs())),
-                Err(k) => Err((k, 1)),
-            },
-            Some(&b) => Err((K::BadTransferHeader(b), 0)),
+        let header = match line::transfer(&buf[..content_end]) {
+            Ok(line::Transfer::Keepalive) => Ok(TransferHeader::Keepalive),
+            Ok(line::Transfer::Error(_)) => Ok(TransferHeader::Error(Bytes::new())),
+            Ok(line::Transfer::EofMark(m)) => Ok(TransferHeader::EofMark(*m)),
+            Ok(line::Transfer::Len(n)) => Ok(TransferHeader::Len(n)),
+            Err(e) => Err(e),
         };
         match header {
             Ok(h) => {
@@ -716,7 +707,7 @@ impl Decoder {
                         b'$' => Tok::Bulk(start, end),
                         b'!' => Tok::BulkErr(start, end),
                         _ => {
-                            if end - start < 4 || buf[start + 3] != b':' {
+                            if line::verbatim(&buf[start..end]).is_none() {
                                 return Err((K::InvalidVerbatim, start));
                             }
                             Tok::Verbatim(start, end)
@@ -1179,44 +1170,14 @@ fn line_tok(ty: u8, buf: &[u8], start: usize, end: usize) -> Result<Tok, (K, usi
             }
             Tok::Null
         }
-        b',' => Tok::Double(parse_double(s).ok_or((K::InvalidDouble, start))?),
+        b',' => Tok::Double(line::double(s).ok_or((K::InvalidDouble, start))?),
         _ => {
-            let digits = match s.first() {
-                Some(b'-' | b'+') => &s[1..],
-                _ => s,
-            };
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            if !line::is_big_number(s) {
                 return Err((K::InvalidBigNumber, start));
             }
             Tok::BigNum(start, end)
         }
     })
-}
-
-fn parse_double(s: &[u8]) -> Option<f64> {
-    let s = core::str::from_utf8(s).ok()?;
-    // Rust also accepts "infinity" and "+nan"-like spellings; RESP3 allows digits, a sign, a
-    // point, an exponent, "inf" and "nan", so reject anything with other letters.
-    let ok = s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
-        || matches!(s, "inf" | "-inf" | "+inf" | "nan" | "-nan");
-    if !ok {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// Parses a whole decimal integer with Redis's `string2ll` rules.
-fn parse_int(s: &[u8]) -> Result<i64, K> {
-    let mut num = Num::default();
-    for &b in s {
-        step_num(b, &mut num).map_err(|(k, _)| k)?;
-    }
-    if num.digits == 0 {
-        return Err(K::InvalidInteger);
-    }
-    finish_num(&num).map_err(|(k, _)| k)
 }
 
 /// Feeds one byte (not the final `\n`) of a decimal line to `num`. The second error field is
@@ -1382,10 +1343,11 @@ fn leaf_frame(tok: Tok, data: &mut Bytes, last: bool) -> Option<Frame> {
         Tok::BulkErr(s, e) => Frame::BulkError(take(s, e)),
         Tok::Verbatim(s, e) => {
             let text = take(s, e);
-            let format = [text[0], text[1], text[2]];
+            // The scanner accepted this payload with the same parser; the fallback is unused.
+            let (format, at) = line::verbatim(&text).unwrap_or(([0; 3], 0));
             Frame::Verbatim {
                 format,
-                text: text.slice(4..),
+                text: text.slice(at..),
             }
         }
         Tok::Agg(..) => return None,

@@ -15,6 +15,20 @@
 //!   [`encode_error`], [`encode_integer`], [`encode_bulk`], nulls, headers) and
 //!   [`encoded_len`] / [`command_len`] to size output without encoding.
 //!
+//! # Two levels of parsing
+//!
+//! * **Outer: a resumable framer** (hand-written, in the decoder). It finds where each line,
+//!   bulk payload and aggregate ends, enforces the limits, and keeps its exact progress between
+//!   calls, so bytes arriving in pieces are never rescanned and "need more data" is `Ok(None)`.
+//!   Command streams go through a straight-line fast path with no per-element state.
+//! * **Inner: nom parsers over complete input.** Once a line or payload is whole, its content
+//!   goes to small parsers written with nom's `complete` combinators: RESP3 doubles (`inf`,
+//!   `-inf`, `nan`, exponent forms), big numbers, the verbatim `fmt:` prefix, Redis's
+//!   `string2ll` integer rules, the transfer header (`$EOF:<mark>` or `$<len>`), and the
+//!   replica's PSYNC reply lines (`+FULLRESYNC`, `+CONTINUE`). Running out of input there is a
+//!   malformed value, never "need more data". nom is not used for the framing itself: a nom
+//!   streaming parser restarts from the frame's start on `Incomplete`, which would rescan.
+//!
 //! ```
 //! use bytes::BytesMut;
 //! use respsync::resp::{encode_command, Decoder, Limits};
@@ -40,6 +54,7 @@ mod encode;
 mod error;
 mod frame;
 mod limits;
+pub(crate) mod line;
 
 pub use decode::{Command, Decoded, Decoder, Keepalives, TransferHeader};
 pub use encode::{
