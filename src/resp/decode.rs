@@ -2,7 +2,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::{line, DecodeError, DecodeErrorKind as K, Frame, Limits};
+use super::{line, CommandScanner, DecodeError, DecodeErrorKind as K, Frame, Limits};
 
 /// A frame decoded by [`Decoder::decode`], with the exact number of bytes it occupied.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +61,7 @@ enum Mode {
 
 /// Progress through a decimal integer line, kept across calls so no byte is read twice.
 #[derive(Debug, Clone, Copy, Default)]
-struct Num {
+pub(super) struct Num {
     neg: bool,
     cr: bool,
     digits: u8,
@@ -70,7 +70,7 @@ struct Num {
 
 /// Progress through the element that starts the unparsed part of the buffer.
 #[derive(Debug, Clone, Copy)]
-enum Elem {
+pub(super) enum Elem {
     /// Nothing of the next element read yet.
     Start,
     /// Inside a length or integer line; `at` is where its digits start.
@@ -187,11 +187,8 @@ pub struct Decoder {
     /// Remaining direct children of each open aggregate.
     levels: Vec<u64>,
     toks: Vec<Tok>,
-    /// Command mode: whether the `*<n>` header was read, arguments still to come, and the
-    /// payload ranges of those read.
-    header: bool,
-    left: u64,
-    args: Vec<(usize, usize)>,
+    /// Command mode, and the fast path of frame mode.
+    cmd: CommandScanner,
     /// Scratch stack for building frames, kept to avoid an allocation per frame.
     open: Vec<Open>,
 }
@@ -201,9 +198,6 @@ impl Default for Decoder {
         Self::new(Limits::default())
     }
 }
-
-/// A scanner: [`Decoder::scan`] or [`Decoder::scan_command`].
-type ScanFn = fn(&mut Decoder, &[u8]) -> Result<bool, (K, usize)>;
 
 /// Token capacity kept between frames; a larger buffer left by a huge frame is released.
 const KEEP_TOKS: usize = 4096;
@@ -220,9 +214,7 @@ impl Decoder {
             elem: Elem::Start,
             levels: Vec::new(),
             toks: Vec::new(),
-            header: false,
-            left: 0,
-            args: Vec::new(),
+            cmd: CommandScanner::new(limits),
             open: Vec::new(),
         }
     }
@@ -263,6 +255,7 @@ impl Decoder {
     /// ```
     pub fn needed(&self) -> Option<usize> {
         match self.elem {
+            _ if self.mode == Some(Mode::Command) => self.cmd.needed(),
             Elem::Bulk { end, .. } if self.mode.is_some() => Some(end + 2),
             _ => None,
         }
@@ -300,11 +293,11 @@ impl Decoder {
         if self.pos == 0 && self.toks.is_empty() && self.limits.max_depth > 0 {
             // The common reply and command shape, a flat array of bulk strings, goes through
             // the command fast path and is built without tokens.
-            if self.fast_command(buf) {
-                let consumed = self.pos;
+            if let Some(consumed) = self.cmd.fast_complete(buf) {
                 let data = buf.split_to(consumed).freeze();
-                let mut items = Vec::with_capacity(self.args.len());
-                take_args(&self.args, data, |b| items.push(Frame::BulkString(b)));
+                let ranges = self.cmd.ranges();
+                let mut items = Vec::with_capacity(ranges.len());
+                take_args(ranges, data, |b| items.push(Frame::BulkString(b)));
                 self.complete(consumed);
                 return Ok(Some(Decoded {
                     frame: Frame::Array(items),
@@ -313,7 +306,7 @@ impl Decoder {
             }
             self.args_to_toks();
         }
-        if !self.run_scan(buf, Self::scan)? {
+        if !self.run_scan(buf)? {
             return Ok(None);
         }
         let consumed = self.pos;
@@ -346,13 +339,20 @@ impl Decoder {
     /// ```
     pub fn decode_command(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, DecodeError> {
         self.enter(Mode::Command, buf)?;
-        if !self.run_scan(buf, Self::scan_command)? {
-            return Ok(None);
-        }
-        let consumed = self.pos;
+        let consumed = match self.cmd.scan_raw(buf) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                if !self.cmd.in_progress() {
+                    self.mode = None;
+                }
+                return Ok(None);
+            }
+            Err((k, at)) => return Err(self.fail(k, at)),
+        };
         let data = buf.split_to(consumed).freeze();
-        let mut argv = Vec::with_capacity(self.args.len());
-        take_args(&self.args, data, |b| argv.push(b));
+        let ranges = self.cmd.ranges();
+        let mut argv = Vec::with_capacity(ranges.len());
+        take_args(ranges, data, |b| argv.push(b));
         self.complete(consumed);
         Ok(Some(Command { argv, consumed }))
     }
@@ -535,14 +535,17 @@ impl Decoder {
                 Ok(())
             }
             Some(m) if m == mode => {
-                if buf.len() < self.pos {
+                if buf.len() < self.progress() {
                     // The caller removed bytes of an incomplete item: start it over.
                     self.clear_partial();
                     self.mode = Some(mode);
                 }
                 Ok(())
             }
-            Some(_) => Err(DecodeError::new(K::ModeSwitch, self.base + self.pos as u64)),
+            Some(_) => Err(DecodeError::new(
+                K::ModeSwitch,
+                self.base + self.progress() as u64,
+            )),
         }
     }
 
@@ -566,17 +569,20 @@ impl Decoder {
         if self.toks.capacity() > KEEP_TOKS {
             self.toks.shrink_to(KEEP_TOKS);
         }
-        self.header = false;
-        self.left = 0;
-        self.args.clear();
-        if self.args.capacity() > KEEP_TOKS {
-            self.args.shrink_to(KEEP_TOKS);
+        self.cmd.reset();
+    }
+
+    /// Bytes of the incomplete item already parsed.
+    fn progress(&self) -> usize {
+        match self.mode {
+            Some(Mode::Command) => self.cmd.scanned(),
+            _ => self.pos,
         }
     }
 
     /// Runs the frame scanner; on incomplete input with nothing parsed, leaves no mode set.
-    fn run_scan(&mut self, buf: &[u8], scan: ScanFn) -> Result<bool, DecodeError> {
-        match scan(self, buf) {
+    fn run_scan(&mut self, buf: &[u8]) -> Result<bool, DecodeError> {
+        match self.scan(buf) {
             Ok(true) => Ok(true),
             Ok(false) => {
                 if self.pos == 0 {
@@ -804,110 +810,6 @@ impl Decoder {
             }
         }
     }
-
-    /// The command scanner: `*<n>` then `n` bulk strings, argument ranges into `self.args`.
-    /// Same contract as [`scan`](Self::scan); `self.left` counts the arguments still to come
-    /// once the header is read (`self.header` is then true).
-    fn scan_command(&mut self, buf: &[u8]) -> Result<bool, (K, usize)> {
-        if !self.header && self.pos == 0 && self.fast_command(buf) {
-            return Ok(true);
-        }
-        let lim = self.limits;
-        let mut pos = self.pos;
-        let mut elem = self.elem;
-        loop {
-            let (at, v) = match elem {
-                Elem::Start => {
-                    let Some(&ty) = buf.get(pos) else { break };
-                    if !self.header {
-                        if ty != b'*' {
-                            return Err((K::ExpectedArray(ty), pos));
-                        }
-                    } else if ty != b'$' {
-                        return Err((K::ExpectedBulk(ty), pos));
-                    }
-                    pos += 1;
-                    match fast_num(buf, pos) {
-                        Some((v, next)) => {
-                            let at = pos;
-                            pos = next;
-                            (at, v)
-                        }
-                        None => {
-                            elem = Elem::Num {
-                                ty,
-                                at: pos,
-                                num: Num::default(),
-                            };
-                            continue;
-                        }
-                    }
-                }
-                Elem::Num { ty, at, mut num } => {
-                    let Some(v) = parse_num(buf, &mut pos, &mut num)? else {
-                        elem = Elem::Num { ty, at, num };
-                        break;
-                    };
-                    (at, v)
-                }
-                Elem::Line { .. } => {
-                    // Never entered in command mode; treat as a fresh element.
-                    elem = Elem::Start;
-                    continue;
-                }
-                Elem::Bulk { start, end, .. } => {
-                    if buf.len() < end + 2 {
-                        break;
-                    }
-                    if buf[end] != b'\r' || buf[end + 1] != b'\n' {
-                        return Err((K::MissingCrlf, end));
-                    }
-                    pos = end + 2;
-                    self.args.push((start, end));
-                    self.left -= 1;
-                    elem = Elem::Start;
-                    if self.left == 0 {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            if !self.header {
-                if v <= 0 {
-                    // Redis ignores a multibulk count <= 0: an empty command.
-                    self.left = 0;
-                    elem = Elem::Start;
-                    break;
-                }
-                let n = v.unsigned_abs();
-                if n > lim.max_array_len {
-                    let max = lim.max_array_len;
-                    return Err((K::ArrayTooLong { len: n, max }, at));
-                }
-                self.header = true;
-                self.left = n;
-                // A small reservation only: the count is not trusted for allocation.
-                self.args.reserve(n.min(16) as usize);
-                elem = Elem::Start;
-            } else {
-                elem = bulk_elem(b'$', at, v, pos, &lim)?;
-            }
-        }
-        self.pos = pos;
-        self.elem = elem;
-        if self.left == 0 && matches!(elem, Elem::Start) && pos > 0 {
-            let max = lim.max_buffered;
-            if pos > max {
-                return Err((K::BufferLimit { max }, max));
-            }
-            return Ok(true);
-        }
-        if buf.len() > lim.max_buffered {
-            let max = lim.max_buffered;
-            return Err((K::BufferLimit { max }, max));
-        }
-        Ok(false)
-    }
 }
 
 impl Decoder {
@@ -1006,74 +908,19 @@ impl Decoder {
         false
     }
 
-    /// After [`fast_command`](Self::fast_command) stopped inside an array in frame mode,
-    /// turns its progress (the header and the bulk strings read) into frame tokens, so
+    /// After the command fast path stopped inside an array in frame mode, turns its
+    /// progress (the header and the bulk strings read) into frame tokens, so
     /// [`scan`](Self::scan) resumes at the element where it stopped.
     fn args_to_toks(&mut self) {
-        if !self.header {
+        let Some((n, left, pos)) = self.cmd.take_progress() else {
             return;
-        }
-        let n = self.args.len() as u64 + self.left;
+        };
         self.toks.push(Tok::Agg(Agg::Array, n));
         self.toks
-            .extend(self.args.iter().map(|&(s, e)| Tok::Bulk(s, e)));
-        self.levels.push(self.left);
-        self.args.clear();
-        self.header = false;
-        self.left = 0;
-    }
-
-    /// Straight-line scan of a command whose elements are all regular and present, with no
-    /// per-element state machine. Stops at the first element it cannot take whole (missing
-    /// bytes, an error to report, an unusual length form), leaving the state at that element's
-    /// start so [`scan_command`](Self::scan_command) goes on from there: each byte before it
-    /// is scanned once. Returns true when the whole command was taken.
-    #[inline]
-    fn fast_command(&mut self, buf: &[u8]) -> bool {
-        if buf.first() != Some(&b'*') {
-            return false;
-        }
-        let Some((n, mut p)) = fast_num(buf, 1) else {
-            return false;
-        };
-        let n = n.unsigned_abs();
-        if n == 0 || n > self.limits.max_array_len {
-            return false;
-        }
-        let max_bulk = self.limits.max_bulk_len;
-        // Frames never exceed max_buffered, so bulk ends are checked against the smaller of
-        // the buffer and the limit.
-        let limit = buf.len().min(self.limits.max_buffered);
-        let mut left = n;
-        self.args.reserve(n.min(16) as usize);
-        while left > 0 {
-            if buf.get(p) != Some(&b'$') {
-                break;
-            }
-            let Some((len, q)) = fast_num(buf, p + 1) else {
-                break;
-            };
-            let len = len.unsigned_abs();
-            if len > max_bulk {
-                break;
-            }
-            // len < 10^18 (fast_num), so this cannot overflow on 64-bit targets; on others
-            // the conversion fails and the slow path reports the limit.
-            let Some(end) = usize::try_from(len).ok().and_then(|l| q.checked_add(l)) else {
-                break;
-            };
-            if end.saturating_add(2) > limit || buf[end] != b'\r' || buf[end + 1] != b'\n' {
-                break;
-            }
-            self.args.push((q, end));
-            left -= 1;
-            p = end + 2;
-        }
-        self.header = true;
-        self.left = left;
-        self.pos = p;
+            .extend(self.cmd.ranges().iter().map(|&(s, e)| Tok::Bulk(s, e)));
+        self.levels.push(left);
+        self.pos = pos;
         self.elem = Elem::Start;
-        left == 0
     }
 }
 
@@ -1094,7 +941,13 @@ fn take_args(ranges: &[(usize, usize)], mut data: Bytes, mut put: impl FnMut(Byt
 /// Checks a bulk length `v` (read at `at`, payload starting at `pos`) against the limits and
 /// returns the element waiting for its payload.
 #[inline]
-fn bulk_elem(ty: u8, at: usize, v: i64, pos: usize, lim: &Limits) -> Result<Elem, (K, usize)> {
+pub(super) fn bulk_elem(
+    ty: u8,
+    at: usize,
+    v: i64,
+    pos: usize,
+    lim: &Limits,
+) -> Result<Elem, (K, usize)> {
     if v < 0 {
         return Err((K::NegativeLength, at));
     }
@@ -1127,7 +980,7 @@ fn bulk_elem(ty: u8, at: usize, v: i64, pos: usize, lim: &Limits) -> Result<Elem
 /// negative, malformed, long) returns `None` and goes to the resumable [`parse_num`], which
 /// also produces the precise error.
 #[inline(always)]
-fn fast_num(buf: &[u8], start: usize) -> Option<(i64, usize)> {
+pub(super) fn fast_num(buf: &[u8], start: usize) -> Option<(i64, usize)> {
     let digits = buf.get(start..)?;
     let first = digits.first()?.wrapping_sub(b'0');
     if first > 9 {
@@ -1217,7 +1070,11 @@ fn finish_num(num: &Num) -> Result<i64, (K, ())> {
 
 /// Continues a decimal line at `*pos`; returns the value once its `\r\n` has been read.
 #[inline]
-fn parse_num(buf: &[u8], pos: &mut usize, num: &mut Num) -> Result<Option<i64>, (K, usize)> {
+pub(super) fn parse_num(
+    buf: &[u8],
+    pos: &mut usize,
+    num: &mut Num,
+) -> Result<Option<i64>, (K, usize)> {
     let mut p = *pos;
     loop {
         let Some(&b) = buf.get(p) else {

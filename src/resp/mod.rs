@@ -55,6 +55,7 @@ mod error;
 mod frame;
 mod limits;
 pub(crate) mod line;
+mod scan;
 
 pub use decode::{Command, Decoded, Decoder, Keepalives, TransferHeader};
 pub use encode::{
@@ -66,3 +67,4 @@ pub use encode::{
 pub use error::{DecodeError, DecodeErrorKind};
 pub use frame::Frame;
 pub use limits::Limits;
+pub use scan::CommandScanner;
