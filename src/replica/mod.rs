@@ -40,7 +40,6 @@ mod config;
 mod error;
 mod event;
 mod snapshot;
-mod stream;
 mod timer;
 
 use std::collections::VecDeque;
@@ -54,12 +53,11 @@ pub use self::error::{ApiMisuse, Phase, ProtocolError, ReplicaError};
 use self::event::Item;
 pub use self::event::{Args, Command, CommandBatch, CommandKind, CommandRef, ReplicaEvent};
 pub use self::snapshot::{SnapshotError, SnapshotLoader};
-use self::stream::{Limits, Scan, Scanner};
 use self::timer::{Timer, TimerTable};
 use crate::backlog::Backlog;
 use crate::ids::{IdGenerator, ReplId, ReplOffset, ReplicationIds};
 use crate::resp::line::{self, Transfer as Header};
-use crate::resp::DecodeErrorKind;
+use crate::resp::{CommandScanner, DecodeErrorKind, Limits};
 
 /// Length of the `$EOF:` mark (`RDB_EOF_MARK_SIZE`).
 const EOF_MARK_LEN: usize = 40;
@@ -158,7 +156,7 @@ struct Streaming {
     multi: Option<Multi>,
     /// Complete commands received inside an open MULTI, not yet credited.
     pending: Vec<Bytes>,
-    scanner: Scanner,
+    scanner: CommandScanner,
     legacy: bool,
     forget: bool,
 }
@@ -245,8 +243,10 @@ impl ReplicaSession {
         config.validate()?;
         let limits = Limits {
             max_bulk_len: config.max_bulk_len,
-            max_multibulk_len: config.max_multibulk_len,
-            max_command_len: config.max_command_len,
+            max_array_len: config.max_multibulk_len,
+            // A command is bounded as a whole by max_command_len.
+            max_buffered: usize::try_from(config.max_command_len).unwrap_or(usize::MAX),
+            ..Limits::default()
         };
         let ids = ReplicationIds::new(IdGenerator::new(config.id_seed).next_id());
         Ok(ReplicaSession {
@@ -765,7 +765,7 @@ impl ReplicaSession {
             db,
             multi: None,
             pending: Vec::new(),
-            scanner: Scanner::default(),
+            scanner: CommandScanner::new(self.limits),
             legacy,
             forget: false,
         });
@@ -920,27 +920,46 @@ impl ReplicaSession {
         self.scratch.clear();
         let mut err = None;
         while base < buf.len() {
-            let f = match s.scanner.scan(&buf[base..], &self.limits) {
-                Ok(Scan::Done(f)) => f,
-                Ok(Scan::More) => break,
+            let rest = &buf[base..];
+            let scanned = match rest[0] {
+                // A keepalive newline between commands (never inside one).
+                b'\n' if !s.scanner.in_progress() => Ok(Some((1, false))),
+                b'\r' if !s.scanner.in_progress() => match rest.get(1) {
+                    Some(b'\n') => Ok(Some((2, false))),
+                    Some(_) => Err((ProtocolError::InlineCommand, 0)),
+                    None => Ok(None),
+                },
+                _ => match s.scanner.scan(rest) {
+                    Ok(found) => Ok(found.map(|n| (n, true))),
+                    // Offsets are relative to `rest` and far below usize::MAX.
+                    Err(e) => Err((stream_error(e.kind()), e.offset() as usize)),
+                },
+            };
+            let (len, is_command) = match scanned {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
                 Err((e, p)) => {
                     err = Some((e, base + p));
                     break;
                 }
             };
             let start = base;
-            let end = base + f.end;
+            let end = base + len;
             base = end;
-            s.read = s.read.add(f.end as u64);
-            let arg = |r: (usize, usize)| &buf[start + r.0..start + r.1];
-            let kind = if f.argc == 0 {
+            s.read = s.read.add(len as u64);
+            let argc = if is_command { s.scanner.argc() } else { 0 };
+            let arg = |i: usize| {
+                let r = s.scanner.arg(i).unwrap_or(0..0);
+                &buf[start + r.start..start + r.end]
+            };
+            let kind = if argc == 0 {
                 CommandKind::Empty
             } else {
-                classify(arg(f.a0), (f.argc > 1).then(|| arg(f.a1)))
+                classify(arg(0), (argc > 1).then(|| arg(1)))
             };
             match kind {
                 CommandKind::Select => {
-                    let db = std::str::from_utf8(arg(f.a1))
+                    let db = std::str::from_utf8(arg(1))
                         .ok()
                         .and_then(|t| t.parse::<u32>().ok());
                     if let Some(db) = db.filter(|&d| d < databases) {
@@ -978,13 +997,13 @@ impl ReplicaSession {
                     kind,
                     db: s.db,
                     offset: s.read,
-                    argc: f.argc,
+                    argc: u32::try_from(argc).unwrap_or(u32::MAX),
                 });
             }
             if s.multi.is_none() {
                 s.reploff = s.read;
                 credit_end = end;
-            } else if (s.read.value() - s.reploff.value()) as u64 > self.limits.max_command_len {
+            } else if (s.read.value() - s.reploff.value()) as u64 > self.config.max_command_len {
                 // An open MULTI holds everything since it began; bound it like a command.
                 err = Some((ProtocolError::TransactionTooLong, end));
                 break;
@@ -1033,6 +1052,19 @@ impl ReplicaSession {
             });
         }
         Ok(())
+    }
+}
+
+/// The replica's name for a command-stream error found by the codec's scanner.
+fn stream_error(kind: &DecodeErrorKind) -> ProtocolError {
+    match *kind {
+        DecodeErrorKind::ExpectedArray(_) => ProtocolError::InlineCommand,
+        DecodeErrorKind::ExpectedBulk(b) => ProtocolError::ExpectedBulk(b),
+        DecodeErrorKind::MissingCrlf => ProtocolError::MissingCrlf,
+        DecodeErrorKind::ArrayTooLong { len, .. } => ProtocolError::MultibulkTooLong(len),
+        DecodeErrorKind::BulkTooLong { len, .. } => ProtocolError::BulkTooLong(len),
+        DecodeErrorKind::BufferLimit { .. } => ProtocolError::CommandTooLong,
+        _ => ProtocolError::BadLength,
     }
 }
 
