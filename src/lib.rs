@@ -35,7 +35,8 @@
 //! - [`rdb::encoding`]: the containers embedded in RDB values (ziplist, listpack, intset, zipmap),
 //!   LZF and the CRC-64, with validating decoders and byte-exact builders.
 //! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link
-//!   primitives) and encoders, bounded by Redis's limits.
+//!   primitives), a resumable command scanner over byte slices, and encoders, bounded by
+//!   Redis's limits.
 //!
 //! ## Errors and panics
 //!

@@ -9,6 +9,9 @@
 //! * [`Decoder`] — streaming decoding of frames, commands (fast path to `argv`), inline
 //!   commands, and the replication-link primitives (keepalives, the RDB transfer header, raw
 //!   payload bytes). "Need more data" is `Ok(None)`, never an error, and never causes a rescan.
+//! * [`CommandScanner`] — the low level under `decode_command`: finds each complete command in
+//!   a plain byte slice and the ranges of its arguments, resumably, for callers that keep the
+//!   received bytes themselves (the replica session scans its stream with it).
 //! * [`Limits`] — every length a peer controls is bounded, with Redis's defaults; exceeding one
 //!   is a typed [`DecodeError`] raised before anything is allocated for it.
 //! * Encoders — [`encode`], [`encode_command`], reply helpers ([`encode_simple`],
