@@ -325,7 +325,8 @@ impl Decoder {
     /// Rules follow Redis's `processMultibulkBuffer`: the first byte must be `*`
     /// ([`ExpectedArray`](K::ExpectedArray)), each element must be a `$` bulk string
     /// ([`ExpectedBulk`](K::ExpectedBulk)) of non-negative length, and a count of zero or less
-    /// yields an empty `argv` (Redis ignores such input).
+    /// yields an empty `argv` (Redis ignores such input). The scanning is
+    /// [`CommandScanner`]'s; this adds the buffer handling and the argument `Bytes`.
     ///
     /// ```
     /// use bytes::BytesMut;
