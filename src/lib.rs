@@ -36,7 +36,8 @@
 //!   LZF and the CRC-64, with validating decoders and byte-exact builders; and
 //!   [`rdb::encoding::object`], which encodes whole values as RDB objects the way Redis does.
 //! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link
-//!   primitives) and encoders, bounded by Redis's limits.
+//!   primitives), a resumable command scanner over byte slices, and encoders, bounded by
+//!   Redis's limits.
 //!
 //! ## Errors and panics
 //!

@@ -623,3 +623,48 @@ fn session_is_send_and_unwind_safe_and_events_stay_small() {
     assert_traits::<respsync::replica::ReplicaEvent>();
     assert!(std::mem::size_of::<respsync::replica::ReplicaEvent>() <= 72);
 }
+
+#[test]
+fn stream_keepalives_and_malformed_commands() {
+    let now = Instant::now();
+    let mut s = session(config(), now);
+    let sync = full_sync_disk(b"");
+    s.handle_input(now, &sync).unwrap();
+    let start = s.offset().unwrap().value();
+    while s.poll_event().is_some() {}
+    // Bare newlines between commands count in the offset but are no commands.
+    let ping = resp(&[b"ping"]);
+    let wire = [&b"\n"[..], &ping, b"\r\n", &ping].concat();
+    for b in wire.chunks(1) {
+        s.handle_input(now, b).unwrap();
+    }
+    assert_eq!(s.offset().unwrap().value(), start + wire.len() as i64);
+    let mut commands = 0;
+    while let Some(ev) = s.poll_event() {
+        if let respsync::replica::ReplicaEvent::Command(c) = ev {
+            assert_eq!(c.name(), b"ping");
+            commands += 1;
+        }
+    }
+    assert_eq!(commands, 2);
+    for (bad, want, at) in [
+        (&b"*1\r\n+x\r\n"[..], ProtocolError::ExpectedBulk(b'+'), 4),
+        (b"*1\r\n$-1\r\n", ProtocolError::BadLength, 5),
+        (b"*1\r\n$01\r\n", ProtocolError::BadLength, 6),
+        (b"*1\r\n$1\r\nxy\r\n", ProtocolError::MissingCrlf, 9),
+        (b"\rx", ProtocolError::InlineCommand, 0),
+    ] {
+        let mut s = session(config(), now);
+        s.handle_input(now, &sync).unwrap();
+        let err = s.handle_input(now, bad).unwrap_err();
+        assert_eq!(
+            err,
+            ReplicaError::Protocol {
+                offset: sync.len() as u64 + at,
+                error: want
+            },
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}

@@ -378,3 +378,54 @@ fn decode_request_picks_mode_by_first_byte() {
     assert_eq!(empty.consumed, 5);
     assert_eq!(dec.decode_request(&mut buf).unwrap(), None);
 }
+
+/// `decode` takes flat arrays of bulk strings on the command fast path; an array that turns
+/// out to hold something else, or arrives in pieces, continues on the general path from the
+/// element where the fast path stopped, with the same frame and byte count.
+#[test]
+fn flat_bulk_arrays_hand_over_to_the_general_path() {
+    let cases: [(&[u8], Frame); 4] = [
+        (
+            b"*2\r\n$3\r\nSET\r\n$1\r\nk\r\n",
+            Frame::Array(vec![Frame::bulk("SET"), Frame::bulk("k")]),
+        ),
+        (
+            b"*3\r\n$1\r\na\r\n:5\r\n$1\r\nb\r\n",
+            Frame::Array(vec![Frame::bulk("a"), Frame::Integer(5), Frame::bulk("b")]),
+        ),
+        (
+            b"*2\r\n$1\r\na\r\n*1\r\n$-1\r\n",
+            Frame::Array(vec![Frame::bulk("a"), Frame::Array(vec![Frame::NullBulk])]),
+        ),
+        (
+            b"*2\r\n$-1\r\n$2\r\nxy\r\n",
+            Frame::Array(vec![Frame::NullBulk, Frame::bulk("xy")]),
+        ),
+    ];
+    for (wire, want) in cases {
+        exact(wire, want.clone());
+        for cut in 1..wire.len() {
+            let mut dec = Decoder::default();
+            let mut buf = BytesMut::from(&wire[..cut]);
+            assert_eq!(dec.decode(&mut buf).unwrap(), None, "cut {cut}");
+            buf.extend_from_slice(&wire[cut..]);
+            let d = dec.decode(&mut buf).unwrap().expect("complete");
+            assert_eq!(
+                (d.frame, d.consumed),
+                (want.clone(), wire.len()),
+                "cut {cut}"
+            );
+        }
+    }
+    // A depth limit of 0 still refuses the array.
+    let mut dec = Decoder::new(Limits {
+        max_depth: 0,
+        ..Limits::default()
+    });
+    let mut buf = BytesMut::from(&b"*1\r\n$1\r\na\r\n"[..]);
+    let err = dec.decode(&mut buf).unwrap_err();
+    assert!(
+        matches!(err.kind(), DecodeErrorKind::TooDeep { .. }),
+        "{err:?}"
+    );
+}

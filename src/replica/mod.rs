@@ -40,7 +40,6 @@ mod config;
 mod error;
 mod event;
 mod snapshot;
-mod stream;
 mod timer;
 
 use std::collections::VecDeque;
@@ -54,10 +53,11 @@ pub use self::error::{ApiMisuse, Phase, ProtocolError, ReplicaError};
 use self::event::Item;
 pub use self::event::{Args, Command, CommandBatch, CommandKind, CommandRef, ReplicaEvent};
 pub use self::snapshot::{SnapshotError, SnapshotLoader};
-use self::stream::{Limits, Scan, Scanner};
 use self::timer::{Timer, TimerTable};
 use crate::backlog::Backlog;
 use crate::ids::{IdGenerator, ReplId, ReplOffset, ReplicationIds};
+use crate::resp::line::{self, Transfer as Header};
+use crate::resp::{CommandScanner, DecodeErrorKind, Limits};
 
 /// Length of the `$EOF:` mark (`RDB_EOF_MARK_SIZE`).
 const EOF_MARK_LEN: usize = 40;
@@ -156,7 +156,7 @@ struct Streaming {
     multi: Option<Multi>,
     /// Complete commands received inside an open MULTI, not yet credited.
     pending: Vec<Bytes>,
-    scanner: Scanner,
+    scanner: CommandScanner,
     legacy: bool,
     forget: bool,
 }
@@ -243,8 +243,10 @@ impl ReplicaSession {
         config.validate()?;
         let limits = Limits {
             max_bulk_len: config.max_bulk_len,
-            max_multibulk_len: config.max_multibulk_len,
-            max_command_len: config.max_command_len,
+            max_array_len: config.max_multibulk_len,
+            // A command is bounded as a whole by max_command_len.
+            max_buffered: usize::try_from(config.max_command_len).unwrap_or(usize::MAX),
+            ..Limits::default()
         };
         let ids = ReplicationIds::new(IdGenerator::new(config.id_seed).next_id());
         Ok(ReplicaSession {
@@ -690,11 +692,11 @@ impl ReplicaSession {
 
     fn psync_reply(&mut self, line: &[u8]) -> Result<(), ReplicaError> {
         let reply = || String::from_utf8_lossy(line).into_owned();
-        if let Some(rest) = line.strip_prefix(b"+FULLRESYNC") {
-            let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
-            let id = parts.next().and_then(|p| ReplId::parse(p).ok());
-            let off = parts.next().and_then(ReplOffset::parse);
-            let (Some(replid), Some(offset)) = (id, off) else {
+        let reply_kind = psync_reply(line);
+        if let PsyncReply::FullResync(fields) = reply_kind {
+            let parsed = fields
+                .and_then(|(id, off)| Some((ReplId::parse(id).ok()?, ReplOffset::parse(off)?)));
+            let Some((replid, offset)) = parsed else {
                 return Err(self.protocol(0, ProtocolError::BadPsyncReply));
             };
             self.events
@@ -707,14 +709,11 @@ impl ReplicaSession {
             });
             return Ok(());
         }
-        if let Some(rest) = line.strip_prefix(b"+CONTINUE") {
+        if let PsyncReply::Continue(id) = reply_kind {
             let Some(cached) = self.cached else {
                 return Err(self.protocol(0, ProtocolError::BadPsyncReply));
             };
-            let new_id = rest
-                .split(|&b| b == b' ')
-                .find(|p| !p.is_empty())
-                .and_then(|p| ReplId::parse(p).ok());
+            let new_id = id.and_then(|p| ReplId::parse(p).ok());
             let replid = new_id.unwrap_or(cached.replid);
             let changed = replid != cached.replid;
             if self.ids.id != cached.replid {
@@ -766,7 +765,7 @@ impl ReplicaSession {
             db,
             multi: None,
             pending: Vec::new(),
-            scanner: Scanner::default(),
+            scanner: CommandScanner::new(self.limits),
             legacy,
             forget: false,
         });
@@ -788,32 +787,22 @@ impl ReplicaSession {
                 if line.is_empty() {
                     continue; // keepalive
                 }
-                let body = match line[0] {
-                    b'-' => {
+                let body = match line::transfer(&line) {
+                    Ok(Header::Keepalive) => continue,
+                    Ok(Header::Error(_)) => {
                         return Err(ReplicaError::MasterError {
                             reply: String::from_utf8_lossy(&line).into_owned(),
                         })
                     }
-                    b'$' => {
-                        if line.len() >= 5 + EOF_MARK_LEN && line.starts_with(b"$EOF:") {
-                            let mut mark = [0u8; EOF_MARK_LEN];
-                            mark.copy_from_slice(&line[5..5 + EOF_MARK_LEN]);
-                            Body::Eof {
-                                mark,
-                                held: Vec::with_capacity(EOF_MARK_LEN),
-                            }
-                        } else {
-                            let total = std::str::from_utf8(&line[1..])
-                                .ok()
-                                .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-                                .and_then(|s| s.parse::<u64>().ok());
-                            let Some(total) = total else {
-                                return Err(self.protocol(0, ProtocolError::BadLength));
-                            };
-                            Body::Len { total }
-                        }
+                    Ok(Header::EofMark(mark)) => Body::Eof {
+                        mark: *mark,
+                        held: Vec::with_capacity(EOF_MARK_LEN),
+                    },
+                    Ok(Header::Len(total)) => Body::Len { total },
+                    Err((DecodeErrorKind::BadTransferHeader(_), _)) => {
+                        return Err(self.protocol(0, ProtocolError::BadBulkHeader))
                     }
-                    _ => return Err(self.protocol(0, ProtocolError::BadBulkHeader)),
+                    Err(_) => return Err(self.protocol(0, ProtocolError::BadLength)),
                 };
                 let len = match body {
                     Body::Len { total } => Some(total),
@@ -931,27 +920,46 @@ impl ReplicaSession {
         self.scratch.clear();
         let mut err = None;
         while base < buf.len() {
-            let f = match s.scanner.scan(&buf[base..], &self.limits) {
-                Ok(Scan::Done(f)) => f,
-                Ok(Scan::More) => break,
+            let rest = &buf[base..];
+            let scanned = match rest[0] {
+                // A keepalive newline between commands (never inside one).
+                b'\n' if !s.scanner.in_progress() => Ok(Some((1, false))),
+                b'\r' if !s.scanner.in_progress() => match rest.get(1) {
+                    Some(b'\n') => Ok(Some((2, false))),
+                    Some(_) => Err((ProtocolError::InlineCommand, 0)),
+                    None => Ok(None),
+                },
+                _ => match s.scanner.scan(rest) {
+                    Ok(found) => Ok(found.map(|n| (n, true))),
+                    // Offsets are relative to `rest` and far below usize::MAX.
+                    Err(e) => Err((stream_error(e.kind()), e.offset() as usize)),
+                },
+            };
+            let (len, is_command) = match scanned {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
                 Err((e, p)) => {
                     err = Some((e, base + p));
                     break;
                 }
             };
             let start = base;
-            let end = base + f.end;
+            let end = base + len;
             base = end;
-            s.read = s.read.add(f.end as u64);
-            let arg = |r: (usize, usize)| &buf[start + r.0..start + r.1];
-            let kind = if f.argc == 0 {
+            s.read = s.read.add(len as u64);
+            let argc = if is_command { s.scanner.argc() } else { 0 };
+            let arg = |i: usize| {
+                let r = s.scanner.arg(i).unwrap_or(0..0);
+                &buf[start + r.start..start + r.end]
+            };
+            let kind = if argc == 0 {
                 CommandKind::Empty
             } else {
-                classify(arg(f.a0), (f.argc > 1).then(|| arg(f.a1)))
+                classify(arg(0), (argc > 1).then(|| arg(1)))
             };
             match kind {
                 CommandKind::Select => {
-                    let db = std::str::from_utf8(arg(f.a1))
+                    let db = std::str::from_utf8(arg(1))
                         .ok()
                         .and_then(|t| t.parse::<u32>().ok());
                     if let Some(db) = db.filter(|&d| d < databases) {
@@ -989,13 +997,13 @@ impl ReplicaSession {
                     kind,
                     db: s.db,
                     offset: s.read,
-                    argc: f.argc,
+                    argc: u32::try_from(argc).unwrap_or(u32::MAX),
                 });
             }
             if s.multi.is_none() {
                 s.reploff = s.read;
                 credit_end = end;
-            } else if (s.read.value() - s.reploff.value()) as u64 > self.limits.max_command_len {
+            } else if (s.read.value() - s.reploff.value()) as u64 > self.config.max_command_len {
                 // An open MULTI holds everything since it began; bound it like a command.
                 err = Some((ProtocolError::TransactionTooLong, end));
                 break;
@@ -1047,9 +1055,58 @@ impl ReplicaSession {
     }
 }
 
+/// The replica's name for a command-stream error found by the codec's scanner.
+fn stream_error(kind: &DecodeErrorKind) -> ProtocolError {
+    match *kind {
+        DecodeErrorKind::ExpectedArray(_) => ProtocolError::InlineCommand,
+        DecodeErrorKind::ExpectedBulk(b) => ProtocolError::ExpectedBulk(b),
+        DecodeErrorKind::MissingCrlf => ProtocolError::MissingCrlf,
+        DecodeErrorKind::ArrayTooLong { len, .. } => ProtocolError::MultibulkTooLong(len),
+        DecodeErrorKind::BulkTooLong { len, .. } => ProtocolError::BulkTooLong(len),
+        DecodeErrorKind::BufferLimit { .. } => ProtocolError::CommandTooLong,
+        _ => ProtocolError::BadLength,
+    }
+}
+
 fn put_ack(out: &mut BytesMut, offset: ReplOffset) {
     let off = offset.to_string();
     put_array(out, &[b"REPLCONF", b"ACK", off.as_bytes()]);
+}
+
+/// The master's answer to `PSYNC`, split by a nom parser over the complete line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PsyncReply<'a> {
+    /// `+FULLRESYNC <replid> <offset>`: the two fields, `None` when they are missing.
+    FullResync(Option<(&'a [u8], &'a [u8])>),
+    /// `+CONTINUE [<replid>]`.
+    Continue(Option<&'a [u8]>),
+    /// Anything else (errors, or a master without PSYNC).
+    Other,
+}
+
+/// One space-separated field after at least one blank.
+fn reply_field(i: &[u8]) -> nom::IResult<&[u8], &[u8]> {
+    use nom::bytes::complete::take_till1;
+    use nom::character::complete::space1;
+    nom::sequence::preceded(space1, take_till1(|b| b == b' ' || b == b'\t'))(i)
+}
+
+/// Splits a PSYNC reply line (without `\r\n`) like Redis's `slaveTryPartialResynchronization`.
+/// Fields after the expected ones are ignored.
+fn psync_reply(line: &[u8]) -> PsyncReply<'_> {
+    use nom::bytes::complete::tag;
+    use nom::combinator::{map, opt};
+    use nom::sequence::{pair, preceded};
+    let full = map(
+        preceded(tag("+FULLRESYNC"), opt(pair(reply_field, reply_field))),
+        PsyncReply::FullResync,
+    );
+    let cont = map(
+        preceded(tag("+CONTINUE"), opt(reply_field)),
+        PsyncReply::Continue,
+    );
+    let r: nom::IResult<&[u8], PsyncReply<'_>> = nom::branch::alt((full, cont))(line);
+    r.map_or(PsyncReply::Other, |(_, p)| p)
 }
 
 fn is_try_later(line: &[u8]) -> bool {
@@ -1087,5 +1144,33 @@ fn put_array(out: &mut BytesMut, args: &[&[u8]]) {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{psync_reply, PsyncReply};
+
+    #[test]
+    fn psync_reply_lines() {
+        let id = b"8de1787ba490483314a4d30f1c628bc5025eb761";
+        let mut full = b"+FULLRESYNC ".to_vec();
+        full.extend_from_slice(id);
+        full.extend_from_slice(b" 1000");
+        assert_eq!(
+            psync_reply(&full),
+            PsyncReply::FullResync(Some((&id[..], &b"1000"[..])))
+        );
+        assert_eq!(psync_reply(b"+FULLRESYNC"), PsyncReply::FullResync(None));
+        assert_eq!(
+            psync_reply(b"+FULLRESYNC onlyone"),
+            PsyncReply::FullResync(None)
+        );
+        assert_eq!(psync_reply(b"+CONTINUE"), PsyncReply::Continue(None));
+        let mut cont = b"+CONTINUE  ".to_vec();
+        cont.extend_from_slice(id);
+        assert_eq!(psync_reply(&cont), PsyncReply::Continue(Some(&id[..])));
+        assert_eq!(psync_reply(b"-ERR unknown command"), PsyncReply::Other);
+        assert_eq!(psync_reply(b"+OK"), PsyncReply::Other);
     }
 }

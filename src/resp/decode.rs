@@ -2,7 +2,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::{DecodeError, DecodeErrorKind as K, Frame, Limits};
+use super::{line, CommandScanner, DecodeError, DecodeErrorKind as K, Frame, Limits};
 
 /// A frame decoded by [`Decoder::decode`], with the exact number of bytes it occupied.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +61,7 @@ enum Mode {
 
 /// Progress through a decimal integer line, kept across calls so no byte is read twice.
 #[derive(Debug, Clone, Copy, Default)]
-struct Num {
+pub(super) struct Num {
     neg: bool,
     cr: bool,
     digits: u8,
@@ -70,7 +70,7 @@ struct Num {
 
 /// Progress through the element that starts the unparsed part of the buffer.
 #[derive(Debug, Clone, Copy)]
-enum Elem {
+pub(super) enum Elem {
     /// Nothing of the next element read yet.
     Start,
     /// Inside a length or integer line; `at` is where its digits start.
@@ -187,11 +187,8 @@ pub struct Decoder {
     /// Remaining direct children of each open aggregate.
     levels: Vec<u64>,
     toks: Vec<Tok>,
-    /// Command mode: whether the `*<n>` header was read, arguments still to come, and the
-    /// payload ranges of those read.
-    header: bool,
-    left: u64,
-    args: Vec<(usize, usize)>,
+    /// Command mode, and the fast path of frame mode.
+    cmd: CommandScanner,
     /// Scratch stack for building frames, kept to avoid an allocation per frame.
     open: Vec<Open>,
 }
@@ -201,9 +198,6 @@ impl Default for Decoder {
         Self::new(Limits::default())
     }
 }
-
-/// A scanner: [`Decoder::scan`] or [`Decoder::scan_command`].
-type ScanFn = fn(&mut Decoder, &[u8]) -> Result<bool, (K, usize)>;
 
 /// Token capacity kept between frames; a larger buffer left by a huge frame is released.
 const KEEP_TOKS: usize = 4096;
@@ -220,9 +214,7 @@ impl Decoder {
             elem: Elem::Start,
             levels: Vec::new(),
             toks: Vec::new(),
-            header: false,
-            left: 0,
-            args: Vec::new(),
+            cmd: CommandScanner::new(limits),
             open: Vec::new(),
         }
     }
@@ -263,6 +255,7 @@ impl Decoder {
     /// ```
     pub fn needed(&self) -> Option<usize> {
         match self.elem {
+            _ if self.mode == Some(Mode::Command) => self.cmd.needed(),
             Elem::Bulk { end, .. } if self.mode.is_some() => Some(end + 2),
             _ => None,
         }
@@ -297,7 +290,23 @@ impl Decoder {
     /// ```
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, DecodeError> {
         self.enter(Mode::Frame, buf)?;
-        if !self.run_scan(buf, Self::scan)? {
+        if self.pos == 0 && self.toks.is_empty() && self.limits.max_depth > 0 {
+            // The common reply and command shape, a flat array of bulk strings, goes through
+            // the command fast path and is built without tokens.
+            if let Some(consumed) = self.cmd.fast_complete(buf) {
+                let data = buf.split_to(consumed).freeze();
+                let ranges = self.cmd.ranges();
+                let mut items = Vec::with_capacity(ranges.len());
+                take_args(ranges, data, |b| items.push(Frame::BulkString(b)));
+                self.complete(consumed);
+                return Ok(Some(Decoded {
+                    frame: Frame::Array(items),
+                    consumed,
+                }));
+            }
+            self.args_to_toks();
+        }
+        if !self.run_scan(buf)? {
             return Ok(None);
         }
         let consumed = self.pos;
@@ -316,7 +325,8 @@ impl Decoder {
     /// Rules follow Redis's `processMultibulkBuffer`: the first byte must be `*`
     /// ([`ExpectedArray`](K::ExpectedArray)), each element must be a `$` bulk string
     /// ([`ExpectedBulk`](K::ExpectedBulk)) of non-negative length, and a count of zero or less
-    /// yields an empty `argv` (Redis ignores such input).
+    /// yields an empty `argv` (Redis ignores such input). The scanning is
+    /// [`CommandScanner`]'s; this adds the buffer handling and the argument `Bytes`.
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -330,21 +340,20 @@ impl Decoder {
     /// ```
     pub fn decode_command(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, DecodeError> {
         self.enter(Mode::Command, buf)?;
-        if !self.run_scan(buf, Self::scan_command)? {
-            return Ok(None);
-        }
-        let consumed = self.pos;
-        let mut data = buf.split_to(consumed).freeze();
-        let mut argv = Vec::with_capacity(self.args.len());
-        if let Some((&(ls, le), rest)) = self.args.split_last() {
-            for &(s, e) in rest {
-                argv.push(data.slice(s..e));
+        let consumed = match self.cmd.scan_raw(buf) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                if !self.cmd.in_progress() {
+                    self.mode = None;
+                }
+                return Ok(None);
             }
-            // The last argument reuses the frame's own handle: one reference count less.
-            data.truncate(le);
-            data.advance(ls);
-            argv.push(data);
-        }
+            Err((k, at)) => return Err(self.fail(k, at)),
+        };
+        let data = buf.split_to(consumed).freeze();
+        let ranges = self.cmd.ranges();
+        let mut argv = Vec::with_capacity(ranges.len());
+        take_args(ranges, data, |b| argv.push(b));
         self.complete(consumed);
         Ok(Some(Command { argv, consumed }))
     }
@@ -476,21 +485,12 @@ impl Decoder {
         let Some((content_end, line_end)) = self.run_line(buf)? else {
             return Ok(None);
         };
-        let line = &buf[..content_end];
-        let header = match line.first() {
-            None => Ok(TransferHeader::Keepalive),
-            Some(b'-') => Ok(TransferHeader::Error(Bytes::new())),
-            Some(b'$') if line.len() >= 45 && &line[1..5] == b"EOF:" => {
-                let mut mark = [0u8; 40];
-                mark.copy_from_slice(&line[5..45]);
-                Ok(TransferHeader::EofMark(mark))
-            }
-            Some(b'$') => match parse_int(&line[1..]) {
-                Ok(v) if v < 0 => Err((K::NegativeLength, 1)),
-                Ok(v) => Ok(TransferHeader::Len(v.unsigned_abs())),
-                Err(k) => Err((k, 1)),
-            },
-            Some(&b) => Err((K::BadTransferHeader(b), 0)),
+        let header = match line::transfer(&buf[..content_end]) {
+            Ok(line::Transfer::Keepalive) => Ok(TransferHeader::Keepalive),
+            Ok(line::Transfer::Error(_)) => Ok(TransferHeader::Error(Bytes::new())),
+            Ok(line::Transfer::EofMark(m)) => Ok(TransferHeader::EofMark(*m)),
+            Ok(line::Transfer::Len(n)) => Ok(TransferHeader::Len(n)),
+            Err(e) => Err(e),
         };
         match header {
             Ok(h) => {
@@ -536,14 +536,17 @@ impl Decoder {
                 Ok(())
             }
             Some(m) if m == mode => {
-                if buf.len() < self.pos {
+                if buf.len() < self.progress() {
                     // The caller removed bytes of an incomplete item: start it over.
                     self.clear_partial();
                     self.mode = Some(mode);
                 }
                 Ok(())
             }
-            Some(_) => Err(DecodeError::new(K::ModeSwitch, self.base + self.pos as u64)),
+            Some(_) => Err(DecodeError::new(
+                K::ModeSwitch,
+                self.base + self.progress() as u64,
+            )),
         }
     }
 
@@ -567,17 +570,20 @@ impl Decoder {
         if self.toks.capacity() > KEEP_TOKS {
             self.toks.shrink_to(KEEP_TOKS);
         }
-        self.header = false;
-        self.left = 0;
-        self.args.clear();
-        if self.args.capacity() > KEEP_TOKS {
-            self.args.shrink_to(KEEP_TOKS);
+        self.cmd.reset();
+    }
+
+    /// Bytes of the incomplete item already parsed.
+    fn progress(&self) -> usize {
+        match self.mode {
+            Some(Mode::Command) => self.cmd.scanned(),
+            _ => self.pos,
         }
     }
 
     /// Runs the frame scanner; on incomplete input with nothing parsed, leaves no mode set.
-    fn run_scan(&mut self, buf: &[u8], scan: ScanFn) -> Result<bool, DecodeError> {
-        match scan(self, buf) {
+    fn run_scan(&mut self, buf: &[u8]) -> Result<bool, DecodeError> {
+        match self.scan(buf) {
             Ok(true) => Ok(true),
             Ok(false) => {
                 if self.pos == 0 {
@@ -708,7 +714,7 @@ impl Decoder {
                         b'$' => Tok::Bulk(start, end),
                         b'!' => Tok::BulkErr(start, end),
                         _ => {
-                            if end - start < 4 || buf[start + 3] != b':' {
+                            if line::verbatim(&buf[start..end]).is_none() {
                                 return Err((K::InvalidVerbatim, start));
                             }
                             Tok::Verbatim(start, end)
@@ -804,110 +810,6 @@ impl Decoder {
                 }
             }
         }
-    }
-
-    /// The command scanner: `*<n>` then `n` bulk strings, argument ranges into `self.args`.
-    /// Same contract as [`scan`](Self::scan); `self.left` counts the arguments still to come
-    /// once the header is read (`self.header` is then true).
-    fn scan_command(&mut self, buf: &[u8]) -> Result<bool, (K, usize)> {
-        if !self.header && self.pos == 0 && self.fast_command(buf) {
-            return Ok(true);
-        }
-        let lim = self.limits;
-        let mut pos = self.pos;
-        let mut elem = self.elem;
-        loop {
-            let (at, v) = match elem {
-                Elem::Start => {
-                    let Some(&ty) = buf.get(pos) else { break };
-                    if !self.header {
-                        if ty != b'*' {
-                            return Err((K::ExpectedArray(ty), pos));
-                        }
-                    } else if ty != b'$' {
-                        return Err((K::ExpectedBulk(ty), pos));
-                    }
-                    pos += 1;
-                    match fast_num(buf, pos) {
-                        Some((v, next)) => {
-                            let at = pos;
-                            pos = next;
-                            (at, v)
-                        }
-                        None => {
-                            elem = Elem::Num {
-                                ty,
-                                at: pos,
-                                num: Num::default(),
-                            };
-                            continue;
-                        }
-                    }
-                }
-                Elem::Num { ty, at, mut num } => {
-                    let Some(v) = parse_num(buf, &mut pos, &mut num)? else {
-                        elem = Elem::Num { ty, at, num };
-                        break;
-                    };
-                    (at, v)
-                }
-                Elem::Line { .. } => {
-                    // Never entered in command mode; treat as a fresh element.
-                    elem = Elem::Start;
-                    continue;
-                }
-                Elem::Bulk { start, end, .. } => {
-                    if buf.len() < end + 2 {
-                        break;
-                    }
-                    if buf[end] != b'\r' || buf[end + 1] != b'\n' {
-                        return Err((K::MissingCrlf, end));
-                    }
-                    pos = end + 2;
-                    self.args.push((start, end));
-                    self.left -= 1;
-                    elem = Elem::Start;
-                    if self.left == 0 {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            if !self.header {
-                if v <= 0 {
-                    // Redis ignores a multibulk count <= 0: an empty command.
-                    self.left = 0;
-                    elem = Elem::Start;
-                    break;
-                }
-                let n = v.unsigned_abs();
-                if n > lim.max_array_len {
-                    let max = lim.max_array_len;
-                    return Err((K::ArrayTooLong { len: n, max }, at));
-                }
-                self.header = true;
-                self.left = n;
-                // A small reservation only: the count is not trusted for allocation.
-                self.args.reserve(n.min(16) as usize);
-                elem = Elem::Start;
-            } else {
-                elem = bulk_elem(b'$', at, v, pos, &lim)?;
-            }
-        }
-        self.pos = pos;
-        self.elem = elem;
-        if self.left == 0 && matches!(elem, Elem::Start) && pos > 0 {
-            let max = lim.max_buffered;
-            if pos > max {
-                return Err((K::BufferLimit { max }, max));
-            }
-            return Ok(true);
-        }
-        if buf.len() > lim.max_buffered {
-            let max = lim.max_buffered;
-            return Err((K::BufferLimit { max }, max));
-        }
-        Ok(false)
     }
 }
 
@@ -1007,64 +909,46 @@ impl Decoder {
         false
     }
 
-    /// Straight-line scan of a command whose elements are all regular and present, with no
-    /// per-element state machine. Stops at the first element it cannot take whole (missing
-    /// bytes, an error to report, an unusual length form), leaving the state at that element's
-    /// start so [`scan_command`](Self::scan_command) goes on from there: each byte before it
-    /// is scanned once. Returns true when the whole command was taken.
-    #[inline]
-    fn fast_command(&mut self, buf: &[u8]) -> bool {
-        if buf.first() != Some(&b'*') {
-            return false;
-        }
-        let Some((n, mut p)) = fast_num(buf, 1) else {
-            return false;
+    /// After the command fast path stopped inside an array in frame mode, turns its
+    /// progress (the header and the bulk strings read) into frame tokens, so
+    /// [`scan`](Self::scan) resumes at the element where it stopped.
+    fn args_to_toks(&mut self) {
+        let Some((n, left, pos)) = self.cmd.take_progress() else {
+            return;
         };
-        let n = n.unsigned_abs();
-        if n == 0 || n > self.limits.max_array_len {
-            return false;
-        }
-        let max_bulk = self.limits.max_bulk_len;
-        // Frames never exceed max_buffered, so bulk ends are checked against the smaller of
-        // the buffer and the limit.
-        let limit = buf.len().min(self.limits.max_buffered);
-        let mut left = n;
-        self.args.reserve(n.min(16) as usize);
-        while left > 0 {
-            if buf.get(p) != Some(&b'$') {
-                break;
-            }
-            let Some((len, q)) = fast_num(buf, p + 1) else {
-                break;
-            };
-            let len = len.unsigned_abs();
-            if len > max_bulk {
-                break;
-            }
-            // len < 10^18 (fast_num), so this cannot overflow on 64-bit targets; on others
-            // the conversion fails and the slow path reports the limit.
-            let Some(end) = usize::try_from(len).ok().and_then(|l| q.checked_add(l)) else {
-                break;
-            };
-            if end.saturating_add(2) > limit || buf[end] != b'\r' || buf[end + 1] != b'\n' {
-                break;
-            }
-            self.args.push((q, end));
-            left -= 1;
-            p = end + 2;
-        }
-        self.header = true;
-        self.left = left;
-        self.pos = p;
+        self.toks.push(Tok::Agg(Agg::Array, n));
+        self.toks
+            .extend(self.cmd.ranges().iter().map(|&(s, e)| Tok::Bulk(s, e)));
+        self.levels.push(left);
+        self.pos = pos;
         self.elem = Elem::Start;
-        left == 0
+    }
+}
+
+/// Hands out the payloads `ranges` of `data` in order. The last one reuses `data`'s own
+/// handle: one reference count increment and decrement less per item.
+#[inline(always)]
+fn take_args(ranges: &[(usize, usize)], mut data: Bytes, mut put: impl FnMut(Bytes)) {
+    if let Some((&(ls, le), rest)) = ranges.split_last() {
+        for &(s, e) in rest {
+            put(data.slice(s..e));
+        }
+        data.truncate(le);
+        data.advance(ls);
+        put(data);
     }
 }
 
 /// Checks a bulk length `v` (read at `at`, payload starting at `pos`) against the limits and
 /// returns the element waiting for its payload.
 #[inline]
-fn bulk_elem(ty: u8, at: usize, v: i64, pos: usize, lim: &Limits) -> Result<Elem, (K, usize)> {
+pub(super) fn bulk_elem(
+    ty: u8,
+    at: usize,
+    v: i64,
+    pos: usize,
+    lim: &Limits,
+) -> Result<Elem, (K, usize)> {
     if v < 0 {
         return Err((K::NegativeLength, at));
     }
@@ -1097,7 +981,7 @@ fn bulk_elem(ty: u8, at: usize, v: i64, pos: usize, lim: &Limits) -> Result<Elem
 /// negative, malformed, long) returns `None` and goes to the resumable [`parse_num`], which
 /// also produces the precise error.
 #[inline(always)]
-fn fast_num(buf: &[u8], start: usize) -> Option<(i64, usize)> {
+pub(super) fn fast_num(buf: &[u8], start: usize) -> Option<(i64, usize)> {
     let digits = buf.get(start..)?;
     let first = digits.first()?.wrapping_sub(b'0');
     if first > 9 {
@@ -1140,44 +1024,14 @@ fn line_tok(ty: u8, buf: &[u8], start: usize, end: usize) -> Result<Tok, (K, usi
             }
             Tok::Null
         }
-        b',' => Tok::Double(parse_double(s).ok_or((K::InvalidDouble, start))?),
+        b',' => Tok::Double(line::double(s).ok_or((K::InvalidDouble, start))?),
         _ => {
-            let digits = match s.first() {
-                Some(b'-' | b'+') => &s[1..],
-                _ => s,
-            };
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            if !line::is_big_number(s) {
                 return Err((K::InvalidBigNumber, start));
             }
             Tok::BigNum(start, end)
         }
     })
-}
-
-fn parse_double(s: &[u8]) -> Option<f64> {
-    let s = core::str::from_utf8(s).ok()?;
-    // Rust also accepts "infinity" and "+nan"-like spellings; RESP3 allows digits, a sign, a
-    // point, an exponent, "inf" and "nan", so reject anything with other letters.
-    let ok = s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
-        || matches!(s, "inf" | "-inf" | "+inf" | "nan" | "-nan");
-    if !ok {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// Parses a whole decimal integer with Redis's `string2ll` rules.
-fn parse_int(s: &[u8]) -> Result<i64, K> {
-    let mut num = Num::default();
-    for &b in s {
-        step_num(b, &mut num).map_err(|(k, _)| k)?;
-    }
-    if num.digits == 0 {
-        return Err(K::InvalidInteger);
-    }
-    finish_num(&num).map_err(|(k, _)| k)
 }
 
 /// Feeds one byte (not the final `\n`) of a decimal line to `num`. The second error field is
@@ -1217,7 +1071,11 @@ fn finish_num(num: &Num) -> Result<i64, (K, ())> {
 
 /// Continues a decimal line at `*pos`; returns the value once its `\r\n` has been read.
 #[inline]
-fn parse_num(buf: &[u8], pos: &mut usize, num: &mut Num) -> Result<Option<i64>, (K, usize)> {
+pub(super) fn parse_num(
+    buf: &[u8],
+    pos: &mut usize,
+    num: &mut Num,
+) -> Result<Option<i64>, (K, usize)> {
     let mut p = *pos;
     loop {
         let Some(&b) = buf.get(p) else {
@@ -1343,10 +1201,11 @@ fn leaf_frame(tok: Tok, data: &mut Bytes, last: bool) -> Option<Frame> {
         Tok::BulkErr(s, e) => Frame::BulkError(take(s, e)),
         Tok::Verbatim(s, e) => {
             let text = take(s, e);
-            let format = [text[0], text[1], text[2]];
+            // The scanner accepted this payload with the same parser; the fallback is unused.
+            let (format, at) = line::verbatim(&text).unwrap_or(([0; 3], 0));
             Frame::Verbatim {
                 format,
-                text: text.slice(4..),
+                text: text.slice(at..),
             }
         }
         Tok::Agg(..) => return None,

@@ -9,11 +9,28 @@
 //! * [`Decoder`] — streaming decoding of frames, commands (fast path to `argv`), inline
 //!   commands, and the replication-link primitives (keepalives, the RDB transfer header, raw
 //!   payload bytes). "Need more data" is `Ok(None)`, never an error, and never causes a rescan.
+//! * [`CommandScanner`] — the low level under `decode_command`: finds each complete command in
+//!   a plain byte slice and the ranges of its arguments, resumably, for callers that keep the
+//!   received bytes themselves (the replica session scans its stream with it).
 //! * [`Limits`] — every length a peer controls is bounded, with Redis's defaults; exceeding one
 //!   is a typed [`DecodeError`] raised before anything is allocated for it.
 //! * Encoders — [`encode`], [`encode_command`], reply helpers ([`encode_simple`],
 //!   [`encode_error`], [`encode_integer`], [`encode_bulk`], nulls, headers) and
 //!   [`encoded_len`] / [`command_len`] to size output without encoding.
+//!
+//! # Two levels of parsing
+//!
+//! * **Outer: a resumable framer** (hand-written, in the decoder). It finds where each line,
+//!   bulk payload and aggregate ends, enforces the limits, and keeps its exact progress between
+//!   calls, so bytes arriving in pieces are never rescanned and "need more data" is `Ok(None)`.
+//!   Command streams go through a straight-line fast path with no per-element state.
+//! * **Inner: nom parsers over complete input.** Once a line or payload is whole, its content
+//!   goes to small parsers written with nom's `complete` combinators: RESP3 doubles (`inf`,
+//!   `-inf`, `nan`, exponent forms), big numbers, the verbatim `fmt:` prefix, Redis's
+//!   `string2ll` integer rules, the transfer header (`$EOF:<mark>` or `$<len>`), and the
+//!   replica's PSYNC reply lines (`+FULLRESYNC`, `+CONTINUE`). Running out of input there is a
+//!   malformed value, never "need more data". nom is not used for the framing itself: a nom
+//!   streaming parser restarts from the frame's start on `Incomplete`, which would rescan.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -40,6 +57,8 @@ mod encode;
 mod error;
 mod frame;
 mod limits;
+pub(crate) mod line;
+mod scan;
 
 pub use decode::{Command, Decoded, Decoder, Keepalives, TransferHeader};
 pub use encode::{
@@ -51,3 +70,4 @@ pub use encode::{
 pub use error::{DecodeError, DecodeErrorKind};
 pub use frame::Frame;
 pub use limits::Limits;
+pub use scan::CommandScanner;
