@@ -29,6 +29,9 @@
 //!
 //! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link
 //!   primitives) and encoders, bounded by Redis's limits.
+//! - [`ids`]: replication ids and offsets, id shifts and the PSYNC acceptance rule.
+//! - [`backlog`]: the replication backlog, zero-copy `Bytes` chunks addressed by offset.
+//! - [`replica`]: `ReplicaSession`, the replica side of a link to a master.
 //!
 //! ## Errors and panics
 //!
@@ -40,3 +43,6 @@
 #![warn(missing_docs)]
 
 pub mod resp;
+pub mod backlog;
+pub mod ids;
+pub mod replica;
