@@ -32,6 +32,8 @@
 //! - [`ids`]: replication ids and offsets, id shifts and the PSYNC acceptance rule.
 //! - [`backlog`]: the replication backlog, zero-copy `Bytes` chunks addressed by offset.
 //! - [`replica`]: `ReplicaSession`, the replica side of a link to a master.
+//! - [`rdb`]: RDB snapshots — streaming push parser (`rdb::Parser` → [`rdb::RdbEvent`]), container
+//!   encodings, and a [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
 //!
 //! ## Errors and panics
 //!
@@ -46,3 +48,4 @@ pub mod resp;
 pub mod backlog;
 pub mod ids;
 pub mod replica;
+pub mod rdb;
