@@ -17,8 +17,11 @@
 mod commands;
 mod config;
 mod info;
+#[path = "loader_stub.rs"]
+mod loader;
 mod net;
 mod persist;
+mod replication;
 mod reply;
 mod server;
 mod store;
@@ -87,5 +90,6 @@ fn main() {
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || cron(&shared));
     }
+    replication::spawn(Arc::clone(&shared));
     net::accept_loop(shared, listener);
 }
