@@ -44,8 +44,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod resp;
 pub mod backlog;
 pub mod ids;
-pub mod replica;
 pub mod rdb;
+pub mod replica;
+pub mod resp;
