@@ -17,7 +17,6 @@
 mod commands;
 mod config;
 mod info;
-#[path = "loader_stub.rs"]
 mod loader;
 mod net;
 mod persist;

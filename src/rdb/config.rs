@@ -1,6 +1,6 @@
 //! Parser configuration and limits.
 
-/// Limits and switches of a `Parser`. Every limit defaults to the value Redis
+/// Limits and switches of a [`Parser`](super::Parser). Every limit defaults to the value Redis
 /// itself applies, or to the bound suggested in the format notes where Redis has none.
 ///
 /// ```

@@ -58,7 +58,7 @@ impl fmt::Display for ContainerKind {
 /// An error found while parsing an RDB file. Every variant that can point at a place in the
 /// input carries the absolute byte `offset` (from the first byte of the magic).
 ///
-/// Errors are sticky: once `Parser::poll_event` has returned one,
+/// Errors are sticky: once [`Parser::poll_event`](super::Parser::poll_event) has returned one,
 /// every later call returns the same error.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -153,7 +153,7 @@ pub enum RdbError {
         /// Offset of the stored checksum.
         offset: u64,
     },
-    /// The input ended (see `Parser::finish`) before the file did.
+    /// The input ended (see [`Parser::finish`](super::Parser::finish)) before the file did.
     #[error("unexpected end of input at offset {offset}")]
     UnexpectedEof {
         /// Number of bytes received.

@@ -1,4 +1,4 @@
-//! The events a `Parser` produces, and the small types they carry.
+//! The events a [`Parser`](super::Parser) produces, and the small types they carry.
 
 use std::fmt;
 
