@@ -93,7 +93,9 @@ impl Loader {
                 RdbEvent::End { .. } => self.done = true,
                 ev => {
                     if let Some((info, value)) = self.collector.handle_event(ev)? {
-                        let Some(db) = usize::try_from(info.db).ok().and_then(|d| self.store.dbs.get_mut(d))
+                        let Some(db) = usize::try_from(info.db)
+                            .ok()
+                            .and_then(|d| self.store.dbs.get_mut(d))
                         else {
                             continue;
                         };
@@ -114,7 +116,10 @@ fn to_blob(b: Bytes) -> Blob {
 }
 
 fn id(i: rdb::StreamId) -> store::StreamId {
-    store::StreamId { ms: i.ms, seq: i.seq }
+    store::StreamId {
+        ms: i.ms,
+        seq: i.seq,
+    }
 }
 
 /// Converts a collected RDB value to this server's representation.
@@ -148,7 +153,15 @@ pub fn convert(v: rdb::Value) -> Value {
             st.entries = s
                 .entries
                 .into_iter()
-                .map(|e| (id(e.id), e.fields.into_iter().map(|(f, v)| (to_blob(f), to_blob(v))).collect()))
+                .map(|e| {
+                    (
+                        id(e.id),
+                        e.fields
+                            .into_iter()
+                            .map(|(f, v)| (to_blob(f), to_blob(v)))
+                            .collect(),
+                    )
+                })
                 .collect::<BTreeMap<_, _>>();
             st.last_id = id(s.meta.last_id);
             st.first_id = s.meta.first_id.map(id).unwrap_or_default();
@@ -182,14 +195,24 @@ pub fn convert(v: rdb::Value) -> Value {
                         }
                         pending.insert(pid);
                     }
-                    group.consumers.push(store::Consumer { name, seen_time: c.info.seen_time_ms, pending });
+                    group.consumers.push(store::Consumer {
+                        name,
+                        seen_time: c.info.seen_time_ms,
+                        pending,
+                    });
                 }
                 st.groups.push(group);
             }
             Value::Stream(st)
         }
-        rdb::Value::Module(m) => Value::Opaque(Box::new(Opaque { type_name: m.id.name(), dump: m.raw })),
+        rdb::Value::Module(m) => Value::Opaque(Box::new(Opaque {
+            type_name: m.id.name(),
+            dump: m.raw,
+        })),
         // A value kind this server does not know yet: keep nothing servable.
-        _ => Value::Opaque(Box::new(Opaque { type_name: "unknown".into(), dump: Bytes::new() })),
+        _ => Value::Opaque(Box::new(Opaque {
+            type_name: "unknown".into(),
+            dump: Bytes::new(),
+        })),
     }
 }

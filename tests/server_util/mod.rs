@@ -46,17 +46,26 @@ pub fn server_binary() -> PathBuf {
     BIN.get_or_init(|| {
         // target/<profile>/deps/<test exe> -> target/<profile>/examples/server
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf();
         let bin = profile_dir.join("examples").join("server");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "server"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args(["build", "--example", "server"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build --example server");
         assert!(status.success(), "cargo build --example server failed");
-        assert!(bin.exists(), "example server binary not found at {}", bin.display());
+        assert!(
+            bin.exists(),
+            "example server binary not found at {}",
+            bin.display()
+        );
         bin
     })
     .clone()
@@ -85,6 +94,8 @@ pub fn valkey_binary() -> PathBuf {
 /// A server process on a loopback port, killed (and its directory removed) on drop.
 pub struct Proc {
     pub port: u16,
+    /// Password that `conn()` authenticates with.
+    pub password: Option<String>,
     pub child: Child,
     pub dir: TempDir,
     pub log: PathBuf,
@@ -108,7 +119,13 @@ impl Proc {
             .stderr(Stdio::from(logf))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let p = Proc { port, child, dir, log };
+        let p = Proc {
+            port,
+            password: None,
+            child,
+            dir,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut c) = Conn::try_open(port) {
@@ -117,7 +134,11 @@ impl Proc {
                     return p;
                 }
             }
-            assert!(Instant::now() < deadline, "{tag} on port {port} did not start: {}", p.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "{tag} on port {port} did not start: {}",
+                p.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -162,14 +183,22 @@ impl Proc {
     pub fn example(extra: &[&str]) -> Proc {
         let port = free_port();
         let dir = TempDir::new("server");
-        let mut args: Vec<String> =
-            vec!["--port".into(), port.to_string(), "--dir".into(), dir.0.display().to_string()];
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--dir".into(),
+            dir.0.display().to_string(),
+        ];
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::start(&server_binary(), "example server", port, dir, &args)
     }
 
     pub fn conn(&self) -> Conn {
-        Conn::open(self.port)
+        let mut c = Conn::open(self.port);
+        if let Some(pw) = &self.password {
+            c.ok(&["AUTH", pw]);
+        }
+        c
     }
 
     pub fn log_text(&self) -> String {
@@ -179,7 +208,8 @@ impl Proc {
     /// One field of `INFO <section>`.
     pub fn info(&self, section: &str, field: &str) -> Option<String> {
         let text = self.conn().bulk_text(&["INFO", section]);
-        text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.to_string()))
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.to_string()))
     }
 
     pub fn info_i64(&self, section: &str, field: &str) -> i64 {
@@ -190,7 +220,10 @@ impl Proc {
 
     /// Sends SIGSTOP / SIGCONT.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().map(|s| s.success());
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success());
         assert_eq!(ok.ok(), Some(true), "kill {sig} failed");
     }
 }
@@ -207,7 +240,11 @@ impl Conn {
         let sock = TcpStream::connect(("127.0.0.1", port))?;
         sock.set_read_timeout(Some(Duration::from_secs(30)))?;
         sock.set_nodelay(true)?;
-        Ok(Conn { sock, dec: Decoder::default(), buf: BytesMut::new() })
+        Ok(Conn {
+            sock,
+            dec: Decoder::default(),
+            buf: BytesMut::new(),
+        })
     }
 
     pub fn open(port: u16) -> Conn {
@@ -249,10 +286,13 @@ impl Conn {
 
     pub fn ok<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
         match self.cmd(argv) {
-            Frame::SimpleString(_) | Frame::Integer(_) | Frame::BulkString(_) | Frame::Array(_) => {}
+            Frame::SimpleString(_) | Frame::Integer(_) | Frame::BulkString(_) | Frame::Array(_) => {
+            }
             f => panic!(
                 "{:?} failed: {f:?}",
-                argv.iter().map(|a| String::from_utf8_lossy(a.as_ref()).into_owned()).collect::<Vec<_>>()
+                argv.iter()
+                    .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
+                    .collect::<Vec<_>>()
             ),
         }
     }
@@ -309,9 +349,13 @@ pub fn dataset(p: &Proc) -> BTreeMap<(u32, Vec<u8>), KeyDump> {
     let mut all = BTreeMap::new();
     for db in 0..16u32 {
         c.ok(&["SELECT", &db.to_string()]);
-        let Frame::Array(keys) = c.cmd(&["KEYS", "*"]) else { panic!("KEYS failed") };
+        let Frame::Array(keys) = c.cmd(&["KEYS", "*"]) else {
+            panic!("KEYS failed")
+        };
         for k in keys {
-            let Frame::BulkString(k) = k else { panic!("bad key") };
+            let Frame::BulkString(k) = k else {
+                panic!("bad key")
+            };
             let kind = match c.cmd(&[&b"TYPE"[..], &k]) {
                 Frame::SimpleString(t) => String::from_utf8_lossy(&t).into_owned(),
                 f => panic!("TYPE failed: {f:?}"),
@@ -329,17 +373,36 @@ pub fn dataset(p: &Proc) -> BTreeMap<(u32, Vec<u8>), KeyDump> {
             let mut value = Vec::new();
             flat(reply, &mut value);
             match kind.as_str() {
+                // Servers print doubles differently (%.17g vs shortest form): compare values.
+                "zset" => {
+                    for (i, v) in value.iter_mut().enumerate().skip(1) {
+                        if i % 2 == 0 {
+                            let f: f64 = String::from_utf8_lossy(v).parse().expect("score");
+                            *v = format!("{f:?}").into_bytes();
+                        }
+                    }
+                }
                 "set" => value.sort(),
                 "hash" => {
                     let head = value.remove(0);
-                    let mut pairs: Vec<Vec<Vec<u8>>> = value.chunks(2).map(|c| c.to_vec()).collect();
+                    let mut pairs: Vec<Vec<Vec<u8>>> =
+                        value.chunks(2).map(|c| c.to_vec()).collect();
                     pairs.sort();
-                    value = std::iter::once(head).chain(pairs.into_iter().flatten()).collect();
+                    value = std::iter::once(head)
+                        .chain(pairs.into_iter().flatten())
+                        .collect();
                 }
                 _ => {}
             }
             let has_ttl = c.int(&[&b"PTTL"[..], &k]) >= 0;
-            all.insert((db, k.to_vec()), KeyDump { kind, value, has_ttl });
+            all.insert(
+                (db, k.to_vec()),
+                KeyDump {
+                    kind,
+                    value,
+                    has_ttl,
+                },
+            );
         }
     }
     all
@@ -351,12 +414,40 @@ pub fn assert_same_data(master: &Proc, replica: &Proc) {
     let b = dataset(replica);
     for (k, v) in &a {
         match b.get(k) {
-            None => panic!("key {:?} in db {} missing on the replica", String::from_utf8_lossy(&k.1), k.0),
-            Some(w) => assert_eq!(v, w, "key {:?} in db {} differs", String::from_utf8_lossy(&k.1), k.0),
+            None => panic!(
+                "key {:?} in db {} missing on the replica",
+                String::from_utf8_lossy(&k.1),
+                k.0
+            ),
+            Some(w) if v != w => {
+                let at = v.value.iter().zip(&w.value).position(|(x, y)| x != y);
+                let show = |d: &KeyDump| match at {
+                    Some(i) => format!(
+                        "{} ttl={} element {i}: {:?}",
+                        d.kind,
+                        d.has_ttl,
+                        String::from_utf8_lossy(&d.value[i])
+                    ),
+                    None => format!("{} ttl={} {} elements", d.kind, d.has_ttl, d.value.len()),
+                };
+                panic!(
+                    "key {:?} in db {} differs: master {} / replica {}",
+                    String::from_utf8_lossy(&k.1),
+                    k.0,
+                    show(v),
+                    show(w)
+                );
+            }
+            Some(_) => {}
         }
     }
     for k in b.keys() {
-        assert!(a.contains_key(k), "extra key {:?} in db {} on the replica", String::from_utf8_lossy(&k.1), k.0);
+        assert!(
+            a.contains_key(k),
+            "extra key {:?} in db {} on the replica",
+            String::from_utf8_lossy(&k.1),
+            k.0
+        );
     }
 }
 
@@ -366,7 +457,10 @@ pub fn wait_in_sync(master: &Proc, replica: &Proc) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let m = master.info_i64("replication", "master_repl_offset");
-        let r = replica.info("replication", "slave_repl_offset").and_then(|v| v.parse::<i64>().ok()).unwrap_or(-1);
+        let r = replica
+            .info("replication", "slave_repl_offset")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(-1);
         let up = replica.info("replication", "master_link_status").as_deref() == Some("up");
         if up && m == r {
             return m;
