@@ -12,8 +12,7 @@ use bytes::Bytes;
 use crate::reply::Out;
 use crate::server::{Client, Server};
 use crate::store::{
-    self, Blob, Consumer, Db, Entry, FastMap, FastSet, Group, Pending, Score, Stream, StreamId,
-    Value,
+    self, Blob, Consumer, Db, Entry, FastBuild, Group, Pending, Score, Stream, StreamId, Value,
 };
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -134,7 +133,7 @@ pub static COMMANDS: &[Command] = table! {
 };
 
 fn lookup(name: &[u8]) -> Option<&'static Command> {
-    static INDEX: OnceLock<HashMap<&'static [u8], &'static Command>> = OnceLock::new();
+    static INDEX: OnceLock<HashMap<&'static [u8], &'static Command, FastBuild>> = OnceLock::new();
     let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
     if name.len() > 32 {
         return None;
@@ -850,6 +849,12 @@ fn set(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         }
         i += 1;
     }
+    if !(nx || xx || keepttl || get) {
+        // The common case needs no look at the old value: one replace.
+        ctx.db().set(&a[1], Value::Str(a[2][..].into()), expire);
+        ctx.out.ok();
+        return Ok(());
+    }
     let old = ctx.write(&a[1]).map(|e| (e.value.clone_if_str(), e.expire));
     if get {
         match &old {
@@ -1019,7 +1024,7 @@ fn strlen(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 
 fn push(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     let left = a[0].eq_ignore_ascii_case(b"lpush");
-    let l = write_or_create!(ctx, &a[1], List, VecDeque::new());
+    let l = write_or_create!(ctx, &a[1], List, Box::default());
     for v in &a[2..] {
         if left {
             l.push_front(v[..].into());
@@ -1131,7 +1136,7 @@ fn lindex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 // Sets
 
 fn sadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let s = write_or_create!(ctx, &a[1], Set, FastSet::default());
+    let s = write_or_create!(ctx, &a[1], Set, Box::default());
     let n = a[2..].iter().filter(|m| s.insert(m[..].into())).count();
     ctx.out.int(n as i64);
     Ok(())
@@ -1181,7 +1186,7 @@ fn hset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         )
         .into());
     }
-    let h = write_or_create!(ctx, &a[1], Hash, FastMap::default());
+    let h = write_or_create!(ctx, &a[1], Hash, Box::default());
     let n = a[2..]
         .chunks_exact(2)
         .filter(|kv| h.insert(kv[0][..].into(), kv[1][..].into()).is_none())
@@ -1195,7 +1200,7 @@ fn hset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 }
 
 fn hsetnx(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let h = write_or_create!(ctx, &a[1], Hash, FastMap::default());
+    let h = write_or_create!(ctx, &a[1], Hash, Box::default());
     let new = !h.contains_key(&a[2][..]);
     if new {
         h.insert(a[2][..].into(), a[3][..].into());
@@ -1245,7 +1250,7 @@ fn hlen(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 
 fn hincrby(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     let by = int(&a[3])?;
-    let h = write_or_create!(ctx, &a[1], Hash, FastMap::default());
+    let h = write_or_create!(ctx, &a[1], Hash, Box::default());
     let cur = match h.get(&a[2][..]) {
         Some(v) => parse_i64(v).ok_or("ERR hash value is not an integer")?,
         None => 0,

@@ -126,19 +126,21 @@ fn id(i: rdb::StreamId) -> store::StreamId {
 pub fn convert(v: rdb::Value) -> Value {
     match v {
         rdb::Value::String(s) => Value::Str(to_blob(s)),
-        rdb::Value::List(l) => Value::List(l.into_iter().map(to_blob).collect::<VecDeque<_>>()),
+        rdb::Value::List(l) => Value::List(Box::new(
+            l.into_iter().map(to_blob).collect::<VecDeque<_>>(),
+        )),
         rdb::Value::Set(s) => {
             let mut set = store::FastSet::default();
             set.reserve(s.len());
             set.extend(s.into_iter().map(to_blob));
-            Value::Set(set)
+            Value::Set(Box::new(set))
         }
         rdb::Value::Hash(h) => {
             let mut map = store::FastMap::default();
             map.reserve(h.len());
             // Per-field TTLs (Redis 7.4+) are not kept: this server serves Redis 7.0 semantics.
             map.extend(h.into_iter().map(|e| (to_blob(e.field), to_blob(e.value))));
-            Value::Hash(map)
+            Value::Hash(Box::new(map))
         }
         rdb::Value::Zset(z) => {
             let mut zs = Box::<store::ZSet>::default();
@@ -214,5 +216,42 @@ pub fn convert(v: rdb::Value) -> Value {
             type_name: "unknown".into(),
             dump: Bytes::new(),
         })),
+    }
+}
+
+/// A [`Loader`] on its own thread, so that parsing overlaps with receiving: the replication
+/// thread keeps reading the socket (and the master keeps sending) while chunks are parsed.
+pub struct Background {
+    tx: std::sync::mpsc::SyncSender<Bytes>,
+    handle: std::thread::JoinHandle<Result<(Store, u64), LoadError>>,
+}
+
+impl Background {
+    /// At most this many chunks wait for the parser (bounded memory).
+    const QUEUE: usize = 64;
+
+    pub fn start(databases: usize) -> Background {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(Self::QUEUE);
+        let handle = std::thread::spawn(move || {
+            let mut loader = Loader::new(databases);
+            for chunk in rx {
+                loader.push(&chunk)?;
+            }
+            loader.finish()
+        });
+        Background { tx, handle }
+    }
+
+    /// Queues a chunk; false if the parser already stopped on an error (see [`finish`]).
+    ///
+    /// [`finish`]: Background::finish
+    pub fn push(&self, data: Bytes) -> bool {
+        self.tx.send(data).is_ok()
+    }
+
+    /// Waits for the parser to reach the end of the file.
+    pub fn finish(self) -> Result<(Store, u64), LoadError> {
+        drop(self.tx);
+        self.handle.join().unwrap_or(Err(LoadError::Truncated))
     }
 }

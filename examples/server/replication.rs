@@ -19,7 +19,7 @@ use respsync::replica::{
 };
 
 use crate::commands;
-use crate::loader::Loader;
+use crate::loader::Background;
 use crate::reply::Out;
 use crate::server::{Client, LinkState, Server};
 use crate::Shared;
@@ -171,11 +171,12 @@ struct Link<'a> {
     generation: u64,
     databases: usize,
     sess: &'a mut ReplicaSession,
-    loader: Option<Loader>,
+    loader: Option<Background>,
     master: Client,
     out: Out,
     argv: Vec<Bytes>,
     reached_connected: bool,
+    sync_started: Option<Instant>,
 }
 
 impl<'a> Link<'a> {
@@ -190,6 +191,7 @@ impl<'a> Link<'a> {
             out: Out::muted(),
             argv: Vec::new(),
             reached_connected: false,
+            sync_started: None,
         }
     }
 
@@ -335,7 +337,8 @@ impl<'a> Link<'a> {
                         "MASTER <-> REPLICA sync: receiving {}",
                         len.map_or("streamed RDB".into(), |l| format!("{l} bytes"))
                     );
-                    self.loader = Some(Loader::new(self.databases));
+                    self.loader = Some(Background::start(self.databases));
+                    self.sync_started = Some(Instant::now());
                     let srv = guard.get_or_insert_with(|| shared.lock());
                     if let Some(u) = &mut srv.upstream {
                         u.state = LinkState::Transfer;
@@ -344,10 +347,14 @@ impl<'a> Link<'a> {
                 }
                 ReplicaEvent::RdbChunk { data, done, .. } => {
                     guard = None;
-                    if let Some(l) = &mut self.loader {
-                        if let Err(e) = l.push(&data) {
-                            eprintln!("MASTER <-> REPLICA sync: failed to parse the snapshot: {e}");
-                            self.loader = None;
+                    if let Some(l) = &self.loader {
+                        if !l.push(data) {
+                            let e = self.loader.take().map(|l| l.finish().err());
+                            if let Some(Some(e)) = e {
+                                eprintln!(
+                                    "MASTER <-> REPLICA sync: failed to parse the snapshot: {e}"
+                                );
+                            }
                             self.sess.forget_master();
                             keep = false;
                             break;

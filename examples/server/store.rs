@@ -250,13 +250,14 @@ pub struct Opaque {
     pub dump: Bytes,
 }
 
-/// A typed value.
+/// A typed value. Aggregates are boxed so that a value is 24 bytes and the keyspace table
+/// stays small (strings, the common case, need no second allocation besides their bytes).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(Blob),
-    List(VecDeque<Blob>),
-    Set(FastSet),
-    Hash(FastMap<Blob>),
+    List(Box<VecDeque<Blob>>),
+    Set(Box<FastSet>),
+    Hash(Box<FastMap<Blob>>),
     ZSet(Box<ZSet>),
     Stream(Box<Stream>),
     Opaque(Box<Opaque>),
