@@ -44,6 +44,9 @@ pub struct Loader {
     keys: u64,
     done: bool,
     current_db: usize,
+    /// A string key being received: strings skip the collect layer (one chunk is the common
+    /// case, and its bytes become the stored value without a copy).
+    string: Option<(rdb::KeyInfo, Vec<Bytes>)>,
     /// `repl-id` / `repl-offset` aux fields, for a later restart from a saved file.
     pub aux: Vec<(Bytes, Bytes)>,
 }
@@ -57,6 +60,7 @@ impl Loader {
             keys: 0,
             done: false,
             current_db: 0,
+            string: None,
             aux: Vec::new(),
         }
     }
@@ -91,22 +95,46 @@ impl Loader {
                 }
                 RdbEvent::Aux { name, value } => self.aux.push((name, value)),
                 RdbEvent::End { .. } => self.done = true,
+                RdbEvent::KeyStart(info) if info.kind.value_type() == rdb::ValueType::String => {
+                    self.string = Some((info, Vec::new()));
+                }
+                RdbEvent::StringChunk(b) if self.string.is_some() => {
+                    if let Some((_, parts)) = &mut self.string {
+                        parts.push(b);
+                    }
+                }
+                RdbEvent::KeyEnd if self.string.is_some() => {
+                    if let Some((info, mut parts)) = self.string.take() {
+                        let value = if parts.len() == 1 {
+                            parts.pop().map(to_blob).unwrap_or_default()
+                        } else {
+                            parts.concat().into_boxed_slice()
+                        };
+                        self.insert(info, Value::Str(value));
+                    }
+                }
                 ev => {
                     if let Some((info, value)) = self.collector.handle_event(ev)? {
-                        let Some(db) = usize::try_from(info.db)
-                            .ok()
-                            .and_then(|d| self.store.dbs.get_mut(d))
-                        else {
-                            continue;
-                        };
-                        let expire = info.expire.map(|e| e.as_millis());
-                        db.load(to_blob(info.key), convert(value), expire);
-                        self.keys += 1;
+                        self.insert(info, convert(value));
                     }
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl Loader {
+    fn insert(&mut self, info: rdb::KeyInfo, value: Value) {
+        let Some(db) = usize::try_from(info.db)
+            .ok()
+            .and_then(|d| self.store.dbs.get_mut(d))
+        else {
+            return;
+        };
+        let expire = info.expire.map(|e| e.as_millis());
+        db.load(to_blob(info.key), value, expire);
+        self.keys += 1;
     }
 }
 

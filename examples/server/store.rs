@@ -253,6 +253,7 @@ pub struct Opaque {
 /// A typed value. Aggregates are boxed so that a value is 24 bytes and the keyspace table
 /// stays small (strings, the common case, need no second allocation besides their bytes).
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::box_collection)] // deliberate: keeps `Value` at 24 bytes
 pub enum Value {
     Str(Blob),
     List(Box<VecDeque<Blob>>),
