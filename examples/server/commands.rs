@@ -1417,11 +1417,8 @@ fn zrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         let len = z.len();
         match range(s, e, len) {
             Some((s, e)) => {
-                let (skip, take) = if rev {
-                    (len - 1 - e, e - s + 1)
-                } else {
-                    (s, e - s + 1)
-                };
+                // With REV the ranks count from the highest score.
+                let (skip, take) = (s, e - s + 1);
                 let collect = |it: &mut dyn Iterator<Item = &(Score, Blob)>| {
                     it.skip(skip)
                         .take(take)
