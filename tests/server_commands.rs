@@ -20,7 +20,7 @@ fn canonical(cmd: &str, f: Frame) -> Frame {
                     .map(|p| format!("{:?}", p).into_bytes())
                     .collect();
                 pairs.sort();
-                return Frame::Array(pairs.into_iter().map(|p| Frame::bulk(p)).collect());
+                return Frame::Array(pairs.into_iter().map(Frame::bulk).collect());
             }
             items.sort_by_key(|x| format!("{x:?}"));
             Frame::Array(items)
