@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
 use bytes::Bytes;
 use respsync::rdb::{self, Collector, Parser, ParserConfig, RdbError, RdbEvent};
 
@@ -40,8 +42,9 @@ impl From<RdbError> for LoadError {
 pub struct Loader {
     parser: Parser,
     collector: Collector,
-    store: Store,
-    keys: u64,
+    /// Finished keys go to the inserter thread in batches.
+    tx: SyncSender<Msg>,
+    batch: Vec<Item>,
     done: bool,
     current_db: usize,
     /// A string key being received: strings skip the collect layer (one chunk is the common
@@ -52,12 +55,12 @@ pub struct Loader {
 }
 
 impl Loader {
-    pub fn new(databases: usize) -> Loader {
+    fn new(tx: SyncSender<Msg>) -> Loader {
         Loader {
             parser: Parser::new(ParserConfig::default()),
             collector: Collector::new(MAX_VALUE_BYTES),
-            store: Store::new(databases),
-            keys: 0,
+            tx,
+            batch: Vec::with_capacity(BATCH),
             done: false,
             current_db: 0,
             string: None,
@@ -71,14 +74,23 @@ impl Loader {
         self.drain()
     }
 
-    /// Ends the file: checks it was complete and returns the loaded store and its key count.
-    pub fn finish(mut self) -> Result<(Store, u64), LoadError> {
+    /// Ends the file: checks it was complete and hands the last keys to the inserter.
+    pub fn finish(mut self) -> Result<(), LoadError> {
         self.parser.finish();
         self.drain()?;
         if !self.done {
             return Err(LoadError::Truncated);
         }
-        Ok((self.store, self.keys))
+        self.flush();
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            // The inserter only stops when this sender is dropped.
+            let _ = self.tx.send(Msg::Keys(batch));
+        }
     }
 
     fn drain(&mut self) -> Result<(), LoadError> {
@@ -86,9 +98,8 @@ impl Loader {
             match ev {
                 RdbEvent::ResizeDb { keys, .. } => {
                     // Pre-size the current database from the count the file announces (capped).
-                    if let Some(db) = self.store.dbs.get_mut(self.current_db) {
-                        db.reserve(keys);
-                    }
+                    self.flush();
+                    let _ = self.tx.send(Msg::Reserve(self.current_db, keys));
                 }
                 RdbEvent::SelectDb { db } => {
                     self.current_db = usize::try_from(db).unwrap_or(usize::MAX);
@@ -126,15 +137,14 @@ impl Loader {
 
 impl Loader {
     fn insert(&mut self, info: rdb::KeyInfo, value: Value) {
-        let Some(db) = usize::try_from(info.db)
-            .ok()
-            .and_then(|d| self.store.dbs.get_mut(d))
-        else {
+        let Ok(db) = usize::try_from(info.db) else {
             return;
         };
         let expire = info.expire.map(|e| e.as_millis());
-        db.load(to_blob(info.key), value, expire);
-        self.keys += 1;
+        self.batch.push((db, to_blob(info.key), value, expire));
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
     }
 }
 
@@ -247,10 +257,47 @@ pub fn convert(v: rdb::Value) -> Value {
     }
 }
 
-/// A [`Loader`] on its own thread, so that parsing overlaps with receiving: the replication
-/// thread keeps reading the socket (and the master keeps sending) while chunks are parsed.
+/// Keys handed from the parser thread to the inserter thread at a time.
+const BATCH: usize = 1024;
+
+/// One parsed key: database, name, value, expiry.
+type Item = (usize, Blob, Value, Option<i64>);
+
+/// What the parser thread sends to the inserter thread.
+enum Msg {
+    Reserve(usize, u64),
+    Keys(Vec<Item>),
+}
+
+/// Builds the store from parsed keys; returns it with the number of keys loaded.
+fn insert_all(rx: Receiver<Msg>, databases: usize) -> (Store, u64) {
+    let mut store = Store::new(databases);
+    let mut keys = 0;
+    for msg in rx {
+        match msg {
+            Msg::Reserve(db, n) => {
+                if let Some(db) = store.dbs.get_mut(db) {
+                    db.reserve(n);
+                }
+            }
+            Msg::Keys(batch) => {
+                for (db, key, value, expire) in batch {
+                    if let Some(db) = store.dbs.get_mut(db) {
+                        db.load(key, value, expire);
+                        keys += 1;
+                    }
+                }
+            }
+        }
+    }
+    (store, keys)
+}
+
+/// A snapshot loaded on two threads of its own, so that parsing overlaps with receiving and
+/// with building the hash tables: the replication thread keeps reading the socket (and the
+/// master keeps sending) while one thread parses chunks and another inserts the keys.
 pub struct Background {
-    tx: std::sync::mpsc::SyncSender<Bytes>,
+    tx: SyncSender<Bytes>,
     handle: std::thread::JoinHandle<Result<(Store, u64), LoadError>>,
 }
 
@@ -259,17 +306,25 @@ impl Background {
     const QUEUE: usize = 64;
 
     pub fn start(databases: usize) -> Background {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(Self::QUEUE);
+        let (tx, rx) = sync_channel::<Bytes>(Self::QUEUE);
         let handle = std::thread::spawn(move || {
-            let mut loader = Loader::new(databases);
+            let (ktx, krx) = sync_channel::<Msg>(16);
+            let inserter = std::thread::spawn(move || insert_all(krx, databases));
+            let mut loader = Loader::new(ktx);
+            let mut result = Ok(());
             for chunk in rx {
-                loader.push(&chunk)?;
+                result = loader.push(&chunk);
+                if result.is_err() {
+                    break;
+                }
             }
-            loader.finish()
+            let result = result.and_then(|()| loader.finish());
+            // `loader` (and its sender) is gone now, so the inserter ends.
+            let built = inserter.join().map_err(|_| LoadError::Truncated);
+            result.and(built)
         });
         Background { tx, handle }
     }
-
     /// Queues a chunk; false if the parser already stopped on an error (see [`finish`]).
     ///
     /// [`finish`]: Background::finish
