@@ -131,6 +131,44 @@ fn resp3_replies() {
 }
 
 #[test]
+fn reply_helpers_write_redis_bytes() {
+    use respsync::resp::{
+        encode_array_header, encode_boolean, encode_bulk, encode_double, encode_error,
+        encode_integer, encode_map_header, encode_null, encode_null_array, encode_null_bulk,
+        encode_ok, encode_push_header, encode_set_header, encode_simple, encode_transfer_eof,
+        encode_transfer_len,
+    };
+    let mut out = BytesMut::new();
+    encode_ok(&mut out);
+    encode_simple(b"PONG", &mut out);
+    encode_error(
+        b"READONLY You can't write against a read only replica.",
+        &mut out,
+    );
+    encode_integer(-42, &mut out);
+    encode_bulk(b"", &mut out);
+    encode_null_bulk(&mut out);
+    encode_null_array(&mut out);
+    encode_null(&mut out);
+    encode_array_header(2, &mut out);
+    encode_map_header(1, &mut out);
+    encode_set_header(0, &mut out);
+    encode_push_header(3, &mut out);
+    encode_double(1.5, &mut out);
+    encode_boolean(true, &mut out);
+    encode_transfer_len(175, &mut out);
+    encode_transfer_eof(&[b'f'; 40], &mut out);
+    let mut want = b"+OK\r\n+PONG\r\n-READONLY You can't write against a read only replica.\r\n:-42\r\n$0\r\n\r\n$-1\r\n*-1\r\n_\r\n*2\r\n%1\r\n~0\r\n>3\r\n,1.5\r\n#t\r\n$175\r\n$EOF:".to_vec();
+    want.extend_from_slice(&[b'f'; 40]);
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(&out[..], &want[..]);
+    // CR/LF cannot break a line reply out of its frame.
+    let mut out = BytesMut::new();
+    encode_error(b"ERR bad\r\n+OK", &mut out);
+    assert_eq!(&out[..], b"-ERR bad  +OK\r\n");
+}
+
+#[test]
 fn push_then_reply_in_one_buffer() {
     // DEBUG PROTOCOL push: an out-of-band push followed by the real reply.
     let wire = b">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n$40\r\nSome real reply following the push reply\r\n";

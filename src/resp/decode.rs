@@ -114,8 +114,10 @@ enum Tok {
 /// The caller appends received bytes to the buffer and calls a decode method; each call returns
 /// one complete item and removes exactly its bytes from the front of the buffer, or `Ok(None)`
 /// ("need more data", not an error) and leaves the buffer alone. Scan progress is kept inside
-/// the decoder, so bytes already looked at are never scanned again: between calls the caller
-/// may only **append** to the buffer while an item is incomplete.
+/// the decoder, so bytes scanned by one call are never scanned again by a later one (within a
+/// call, a length line of at most 20 digits may be read twice when a fast path hands over to
+/// the resumable one): between calls the caller may only **append** to the buffer while an
+/// item is incomplete.
 ///
 /// Decode methods:
 /// * [`decode`](Self::decode) — any RESP2/RESP3 [`Frame`] (replies, handshake answers);
@@ -185,6 +187,13 @@ pub struct Decoder {
     /// Remaining direct children of each open aggregate.
     levels: Vec<u64>,
     toks: Vec<Tok>,
+    /// Command mode: whether the `*<n>` header was read, arguments still to come, and the
+    /// payload ranges of those read.
+    header: bool,
+    left: u64,
+    args: Vec<(usize, usize)>,
+    /// Scratch stack for building frames, kept to avoid an allocation per frame.
+    open: Vec<Open>,
 }
 
 impl Default for Decoder {
@@ -192,6 +201,9 @@ impl Default for Decoder {
         Self::new(Limits::default())
     }
 }
+
+/// A scanner: [`Decoder::scan`] or [`Decoder::scan_command`].
+type ScanFn = fn(&mut Decoder, &[u8]) -> Result<bool, (K, usize)>;
 
 /// Token capacity kept between frames; a larger buffer left by a huge frame is released.
 const KEEP_TOKS: usize = 4096;
@@ -208,6 +220,10 @@ impl Decoder {
             elem: Elem::Start,
             levels: Vec::new(),
             toks: Vec::new(),
+            header: false,
+            left: 0,
+            args: Vec::new(),
+            open: Vec::new(),
         }
     }
 
@@ -230,6 +246,26 @@ impl Decoder {
     /// True while an item is partly received (its bytes are still at the front of the buffer).
     pub fn in_progress(&self) -> bool {
         self.mode.is_some()
+    }
+
+    /// While a bulk payload is awaited, the buffer length the current item needs before it
+    /// can complete (at least; more elements may follow the payload). Lets a driver reserve
+    /// capacity or read exactly that much. `None` when no payload size is known.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use respsync::resp::Decoder;
+    ///
+    /// let mut dec = Decoder::default();
+    /// let mut buf = BytesMut::from(&b"$10\r\nabc"[..]);
+    /// assert_eq!(dec.decode(&mut buf).unwrap(), None);
+    /// assert_eq!(dec.needed(), Some(17));
+    /// ```
+    pub fn needed(&self) -> Option<usize> {
+        match self.elem {
+            Elem::Bulk { end, .. } if self.mode.is_some() => Some(end + 2),
+            _ => None,
+        }
     }
 
     /// Forgets any partial item and the sticky error, and restarts offsets at 0. Call it when
@@ -261,13 +297,14 @@ impl Decoder {
     /// ```
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, DecodeError> {
         self.enter(Mode::Frame, buf)?;
-        if !self.run_scan(buf, false)? {
+        if !self.run_scan(buf, Self::scan)? {
             return Ok(None);
         }
         let consumed = self.pos;
         let data = buf.split_to(consumed).freeze();
         // The scanner pushed the tokens of exactly one complete frame, so building succeeds.
-        let frame = build(&self.toks, &data).expect("tokens describe one complete frame");
+        let frame =
+            build(&self.toks, data, &mut self.open).expect("tokens describe one complete frame");
         self.complete(consumed);
         Ok(Some(Decoded { frame, consumed }))
     }
@@ -293,19 +330,21 @@ impl Decoder {
     /// ```
     pub fn decode_command(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, DecodeError> {
         self.enter(Mode::Command, buf)?;
-        if !self.run_scan(buf, true)? {
+        if !self.run_scan(buf, Self::scan_command)? {
             return Ok(None);
         }
         let consumed = self.pos;
-        let data = buf.split_to(consumed).freeze();
-        let argv = self
-            .toks
-            .iter()
-            .filter_map(|t| match *t {
-                Tok::Bulk(s, e) => Some(data.slice(s..e)),
-                _ => None,
-            })
-            .collect();
+        let mut data = buf.split_to(consumed).freeze();
+        let mut argv = Vec::with_capacity(self.args.len());
+        if let Some((&(ls, le), rest)) = self.args.split_last() {
+            for &(s, e) in rest {
+                argv.push(data.slice(s..e));
+            }
+            // The last argument reuses the frame's own handle: one reference count less.
+            data.truncate(le);
+            data.advance(ls);
+            argv.push(data);
+        }
         self.complete(consumed);
         Ok(Some(Command { argv, consumed }))
     }
@@ -528,11 +567,17 @@ impl Decoder {
         if self.toks.capacity() > KEEP_TOKS {
             self.toks.shrink_to(KEEP_TOKS);
         }
+        self.header = false;
+        self.left = 0;
+        self.args.clear();
+        if self.args.capacity() > KEEP_TOKS {
+            self.args.shrink_to(KEEP_TOKS);
+        }
     }
 
     /// Runs the frame scanner; on incomplete input with nothing parsed, leaves no mode set.
-    fn run_scan(&mut self, buf: &[u8], command: bool) -> Result<bool, DecodeError> {
-        match self.scan(buf, command) {
+    fn run_scan(&mut self, buf: &[u8], scan: ScanFn) -> Result<bool, DecodeError> {
+        match scan(self, buf) {
             Ok(true) => Ok(true),
             Ok(false) => {
                 if self.pos == 0 {
@@ -551,7 +596,8 @@ impl Decoder {
         match memchr::memchr(b'\n', &buf[self.pos.min(buf.len())..]) {
             None => {
                 self.pos = buf.len();
-                if buf.len() > max.saturating_add(1) {
+                let known = buf.len() - usize::from(buf.last() == Some(&b'\r'));
+                if known > max {
                     return Err(self.fail(K::LineTooLong { max }, 0));
                 }
                 if self.pos == 0 {
@@ -577,112 +623,58 @@ impl Decoder {
     /// The frame scanner. Resumes from the saved element and position, appends tokens, and
     /// returns `Ok(true)` once one complete top-level frame has been scanned (its length is
     /// then `self.pos`). Errors carry the buffer position where they were found.
-    fn scan(&mut self, buf: &[u8], command: bool) -> Result<bool, (K, usize)> {
+    fn scan(&mut self, buf: &[u8]) -> Result<bool, (K, usize)> {
+        if self.pos == 0 && self.toks.is_empty() && self.fast_frame(buf) {
+            return Ok(true);
+        }
         let lim = self.limits;
         let mut pos = self.pos;
         let mut elem = self.elem;
         loop {
-            let tok = match elem {
+            // Each arm either finishes an element (a token, then `close`), or yields a decimal
+            // value `v` of a length/integer line of type `ty` whose digits start at `at`.
+            let (ty, at, v) = match elem {
                 Elem::Start => {
                     let Some(&ty) = buf.get(pos) else { break };
-                    if command {
-                        if self.levels.is_empty() {
-                            if ty != b'*' {
-                                return Err((K::ExpectedArray(ty), pos));
-                            }
-                        } else if ty != b'$' {
-                            return Err((K::ExpectedBulk(ty), pos));
-                        }
-                    }
                     pos += 1;
-                    elem = match ty {
-                        b'$' | b'*' | b':' | b'!' | b'=' | b'%' | b'~' | b'>' | b'|' => Elem::Num {
-                            ty,
-                            at: pos,
-                            num: Num::default(),
-                        },
-                        b'+' | b'-' | b',' | b'(' | b'#' | b'_' => Elem::Line { ty, start: pos },
+                    match ty {
+                        b'$' | b'*' | b':' | b'!' | b'=' | b'%' | b'~' | b'>' | b'|' => {
+                            match fast_num(buf, pos) {
+                                Some((v, next)) => {
+                                    let at = pos;
+                                    pos = next;
+                                    (ty, at, v)
+                                }
+                                None => {
+                                    elem = Elem::Num {
+                                        ty,
+                                        at: pos,
+                                        num: Num::default(),
+                                    };
+                                    continue;
+                                }
+                            }
+                        }
+                        b'+' | b'-' | b',' | b'(' | b'#' | b'_' => {
+                            elem = Elem::Line { ty, start: pos };
+                            continue;
+                        }
                         _ => return Err((K::UnknownType(ty), pos - 1)),
-                    };
-                    continue;
+                    }
                 }
                 Elem::Num { ty, at, mut num } => {
                     let Some(v) = parse_num(buf, &mut pos, &mut num)? else {
                         elem = Elem::Num { ty, at, num };
                         break;
                     };
-                    match ty {
-                        b':' => Tok::Int(v),
-                        b'$' | b'!' | b'=' => {
-                            if v < 0 {
-                                if v == -1 && ty == b'$' && !command {
-                                    Tok::NullBulk
-                                } else {
-                                    return Err((K::NegativeLength, at));
-                                }
-                            } else {
-                                let len = v.unsigned_abs();
-                                if len > lim.max_bulk_len {
-                                    let max = lim.max_bulk_len;
-                                    return Err((K::BulkTooLong { len, max }, at));
-                                }
-                                let end = usize::try_from(len)
-                                    .ok()
-                                    .and_then(|l| pos.checked_add(l))
-                                    .filter(|e| e.saturating_add(2) <= lim.max_buffered);
-                                let Some(end) = end else {
-                                    let max = lim.max_buffered;
-                                    return Err((K::BufferLimit { max }, at));
-                                };
-                                elem = Elem::Bulk {
-                                    ty,
-                                    start: pos,
-                                    end,
-                                };
-                                continue;
-                            }
-                        }
-                        _ => {
-                            if v < 0 {
-                                if command || (v == -1 && ty == b'*') {
-                                    // Redis ignores a multibulk count <= 0; `*-1` is RESP2 null.
-                                    Tok::NullArray
-                                } else {
-                                    return Err((K::NegativeLength, at));
-                                }
-                            } else {
-                                let n = v.unsigned_abs();
-                                if n > lim.max_array_len {
-                                    let max = lim.max_array_len;
-                                    return Err((K::ArrayTooLong { len: n, max }, at));
-                                }
-                                if self.levels.len() >= lim.max_depth {
-                                    return Err((K::TooDeep { max: lim.max_depth }, at - 1));
-                                }
-                                // n <= max_array_len <= u64::MAX, so 2n+1 only saturates for
-                                // absurd limits, and then the frame can never complete anyway.
-                                let (agg, children) = match ty {
-                                    b'*' => (Agg::Array, n),
-                                    b'%' => (Agg::Map, n.saturating_mul(2)),
-                                    b'~' => (Agg::Set, n),
-                                    b'>' => (Agg::Push, n),
-                                    _ => (Agg::Attr, n.saturating_mul(2).saturating_add(1)),
-                                };
-                                if children > 0 {
-                                    self.toks.push(Tok::Agg(agg, children));
-                                    self.levels.push(children);
-                                    elem = Elem::Start;
-                                    continue;
-                                }
-                                Tok::Agg(agg, 0)
-                            }
-                        }
-                    }
+                    (ty, at, v)
                 }
                 Elem::Line { ty, start } => {
                     let Some(i) = memchr::memchr(b'\n', &buf[pos..]) else {
                         pos = buf.len();
-                        if pos - start > lim.max_inline_len.saturating_add(1) {
+                        // The content is at least this long (a final `\r` may end it).
+                        let known = pos - start - usize::from(buf.last() == Some(&b'\r'));
+                        if known > lim.max_inline_len {
                             let max = lim.max_inline_len;
                             return Err((K::LineTooLong { max }, start));
                         }
@@ -698,7 +690,11 @@ impl Decoder {
                         return Err((K::LineTooLong { max }, start));
                     }
                     pos = nl + 1;
-                    line_tok(ty, buf, start, end)?
+                    elem = Elem::Start;
+                    if self.close(line_tok(ty, buf, start, end)?, pos)? {
+                        return Ok(true);
+                    }
+                    continue;
                 }
                 Elem::Bulk { ty, start, end } => {
                     if buf.len() < end + 2 {
@@ -708,7 +704,7 @@ impl Decoder {
                         return Err((K::MissingCrlf, end));
                     }
                     pos = end + 2;
-                    match ty {
+                    let tok = match ty {
                         b'$' => Tok::Bulk(start, end),
                         b'!' => Tok::BulkErr(start, end),
                         _ => {
@@ -717,22 +713,284 @@ impl Decoder {
                             }
                             Tok::Verbatim(start, end)
                         }
+                    };
+                    elem = Elem::Start;
+                    if self.close(tok, pos)? {
+                        return Ok(true);
+                    }
+                    continue;
+                }
+            };
+            elem = Elem::Start;
+            let tok = match ty {
+                b':' => Tok::Int(v),
+                b'$' | b'!' | b'=' => {
+                    if v == -1 && ty == b'$' {
+                        Tok::NullBulk
+                    } else {
+                        elem = bulk_elem(ty, at, v, pos, &lim)?;
+                        continue;
+                    }
+                }
+                _ => {
+                    if v < 0 {
+                        if v == -1 && ty == b'*' {
+                            Tok::NullArray
+                        } else {
+                            return Err((K::NegativeLength, at));
+                        }
+                    } else {
+                        let n = v.unsigned_abs();
+                        if n > lim.max_array_len {
+                            let max = lim.max_array_len;
+                            return Err((K::ArrayTooLong { len: n, max }, at));
+                        }
+                        if self.levels.len() >= lim.max_depth {
+                            return Err((K::TooDeep { max: lim.max_depth }, at - 1));
+                        }
+                        // n <= max_array_len; 2n+1 saturates only for absurd limits, and such
+                        // a frame could never complete anyway.
+                        let (agg, children) = match ty {
+                            b'*' => (Agg::Array, n),
+                            b'%' => (Agg::Map, n.saturating_mul(2)),
+                            b'~' => (Agg::Set, n),
+                            b'>' => (Agg::Push, n),
+                            _ => (Agg::Attr, n.saturating_mul(2).saturating_add(1)),
+                        };
+                        if children > 0 {
+                            self.toks.push(Tok::Agg(agg, children));
+                            self.levels.push(children);
+                            continue;
+                        }
+                        Tok::Agg(agg, 0)
                     }
                 }
             };
+            if self.close(tok, pos)? {
+                return Ok(true);
+            }
+        }
+        self.pos = pos;
+        self.elem = elem;
+        if buf.len() > lim.max_buffered {
+            let max = lim.max_buffered;
+            return Err((K::BufferLimit { max }, max));
+        }
+        Ok(false)
+    }
+
+    /// Records a finished element and closes every aggregate it completes. Returns true when
+    /// the top-level frame is complete (then saves `pos` as its length).
+    #[inline]
+    fn close(&mut self, tok: Tok, pos: usize) -> Result<bool, (K, usize)> {
+        self.toks.push(tok);
+        loop {
+            match self.levels.last_mut() {
+                None => {
+                    let max = self.limits.max_buffered;
+                    if pos > max {
+                        return Err((K::BufferLimit { max }, max));
+                    }
+                    self.pos = pos;
+                    self.elem = Elem::Start;
+                    return Ok(true);
+                }
+                Some(r) => {
+                    *r -= 1;
+                    if *r > 0 {
+                        return Ok(false);
+                    }
+                    self.levels.pop();
+                }
+            }
+        }
+    }
+
+    /// The command scanner: `*<n>` then `n` bulk strings, argument ranges into `self.args`.
+    /// Same contract as [`scan`](Self::scan); `self.left` counts the arguments still to come
+    /// once the header is read (`self.header` is then true).
+    fn scan_command(&mut self, buf: &[u8]) -> Result<bool, (K, usize)> {
+        if !self.header && self.pos == 0 && self.fast_command(buf) {
+            return Ok(true);
+        }
+        let lim = self.limits;
+        let mut pos = self.pos;
+        let mut elem = self.elem;
+        loop {
+            let (at, v) = match elem {
+                Elem::Start => {
+                    let Some(&ty) = buf.get(pos) else { break };
+                    if !self.header {
+                        if ty != b'*' {
+                            return Err((K::ExpectedArray(ty), pos));
+                        }
+                    } else if ty != b'$' {
+                        return Err((K::ExpectedBulk(ty), pos));
+                    }
+                    pos += 1;
+                    match fast_num(buf, pos) {
+                        Some((v, next)) => {
+                            let at = pos;
+                            pos = next;
+                            (at, v)
+                        }
+                        None => {
+                            elem = Elem::Num {
+                                ty,
+                                at: pos,
+                                num: Num::default(),
+                            };
+                            continue;
+                        }
+                    }
+                }
+                Elem::Num { ty, at, mut num } => {
+                    let Some(v) = parse_num(buf, &mut pos, &mut num)? else {
+                        elem = Elem::Num { ty, at, num };
+                        break;
+                    };
+                    (at, v)
+                }
+                Elem::Line { .. } => {
+                    // Never entered in command mode; treat as a fresh element.
+                    elem = Elem::Start;
+                    continue;
+                }
+                Elem::Bulk { start, end, .. } => {
+                    if buf.len() < end + 2 {
+                        break;
+                    }
+                    if buf[end] != b'\r' || buf[end + 1] != b'\n' {
+                        return Err((K::MissingCrlf, end));
+                    }
+                    pos = end + 2;
+                    self.args.push((start, end));
+                    self.left -= 1;
+                    elem = Elem::Start;
+                    if self.left == 0 {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if !self.header {
+                if v <= 0 {
+                    // Redis ignores a multibulk count <= 0: an empty command.
+                    self.left = 0;
+                    elem = Elem::Start;
+                    break;
+                }
+                let n = v.unsigned_abs();
+                if n > lim.max_array_len {
+                    let max = lim.max_array_len;
+                    return Err((K::ArrayTooLong { len: n, max }, at));
+                }
+                self.header = true;
+                self.left = n;
+                // A small reservation only: the count is not trusted for allocation.
+                self.args.reserve(n.min(16) as usize);
+                elem = Elem::Start;
+            } else {
+                elem = bulk_elem(b'$', at, v, pos, &lim)?;
+            }
+        }
+        self.pos = pos;
+        self.elem = elem;
+        if self.left == 0 && matches!(elem, Elem::Start) && pos > 0 {
+            let max = lim.max_buffered;
+            if pos > max {
+                return Err((K::BufferLimit { max }, max));
+            }
+            return Ok(true);
+        }
+        if buf.len() > lim.max_buffered {
+            let max = lim.max_buffered;
+            return Err((K::BufferLimit { max }, max));
+        }
+        Ok(false)
+    }
+}
+
+impl Decoder {
+    /// Straight-line scan of a frame made of the common element forms (`$`, `*`, `:`, `+`,
+    /// `-` with regular lengths, all present), with no per-element state machine. Stops at the
+    /// first element it cannot take whole, leaving the state at that element's start so
+    /// [`scan`](Self::scan) goes on from there: each byte before it is scanned once. Returns
+    /// true when the whole frame was taken.
+    #[inline]
+    fn fast_frame(&mut self, buf: &[u8]) -> bool {
+        let lim = self.limits;
+        let limit = buf.len().min(lim.max_buffered);
+        let mut p = 0;
+        while let Some(&ty) = buf.get(p) {
+            let (tok, next) = match ty {
+                b'$' => {
+                    let Some((len, q)) = fast_num(buf, p + 1) else {
+                        break;
+                    };
+                    let len = len.unsigned_abs();
+                    if len > lim.max_bulk_len {
+                        break;
+                    }
+                    let Some(end) = usize::try_from(len).ok().and_then(|l| q.checked_add(l)) else {
+                        break;
+                    };
+                    if end.saturating_add(2) > limit || buf[end] != b'\r' || buf[end + 1] != b'\n' {
+                        break;
+                    }
+                    (Tok::Bulk(q, end), end + 2)
+                }
+                b'*' => {
+                    let Some((n, q)) = fast_num(buf, p + 1) else {
+                        break;
+                    };
+                    let n = n.unsigned_abs();
+                    if n > lim.max_array_len || self.levels.len() >= lim.max_depth || q > limit {
+                        break;
+                    }
+                    if n > 0 {
+                        self.toks.push(Tok::Agg(Agg::Array, n));
+                        self.levels.push(n);
+                        p = q;
+                        continue;
+                    }
+                    (Tok::Agg(Agg::Array, 0), q)
+                }
+                b':' => {
+                    let Some((v, q)) = fast_num(buf, p + 1) else {
+                        break;
+                    };
+                    if q > limit {
+                        break;
+                    }
+                    (Tok::Int(v), q)
+                }
+                b'+' | b'-' => {
+                    let end = (p + 3 + lim.max_inline_len).min(limit);
+                    let Some(i) = buf.get(p + 1..end).and_then(|l| memchr::memchr(b'\n', l)) else {
+                        break;
+                    };
+                    let nl = p + 1 + i;
+                    if nl == p + 1 || buf[nl - 1] != b'\r' {
+                        break;
+                    }
+                    let tok = if ty == b'+' {
+                        Tok::Simple(p + 1, nl - 1)
+                    } else {
+                        Tok::Error(p + 1, nl - 1)
+                    };
+                    (tok, nl + 1)
+                }
+                _ => break,
+            };
+            p = next;
             self.toks.push(tok);
-            elem = Elem::Start;
-            // One element is complete: close every aggregate it completes.
             loop {
                 match self.levels.last_mut() {
                     None => {
-                        if pos > lim.max_buffered {
-                            let max = lim.max_buffered;
-                            return Err((K::BufferLimit { max }, max));
-                        }
-                        self.pos = pos;
+                        self.pos = p;
                         self.elem = Elem::Start;
-                        return Ok(true);
+                        return true;
                     }
                     Some(r) => {
                         *r -= 1;
@@ -744,14 +1002,125 @@ impl Decoder {
                 }
             }
         }
-        self.pos = pos;
-        self.elem = elem;
-        if buf.len() > lim.max_buffered {
-            let max = lim.max_buffered;
-            return Err((K::BufferLimit { max }, max));
-        }
-        Ok(false)
+        self.pos = p;
+        self.elem = Elem::Start;
+        false
     }
+
+    /// Straight-line scan of a command whose elements are all regular and present, with no
+    /// per-element state machine. Stops at the first element it cannot take whole (missing
+    /// bytes, an error to report, an unusual length form), leaving the state at that element's
+    /// start so [`scan_command`](Self::scan_command) goes on from there: each byte before it
+    /// is scanned once. Returns true when the whole command was taken.
+    #[inline]
+    fn fast_command(&mut self, buf: &[u8]) -> bool {
+        if buf.first() != Some(&b'*') {
+            return false;
+        }
+        let Some((n, mut p)) = fast_num(buf, 1) else {
+            return false;
+        };
+        let n = n.unsigned_abs();
+        if n == 0 || n > self.limits.max_array_len {
+            return false;
+        }
+        let max_bulk = self.limits.max_bulk_len;
+        // Frames never exceed max_buffered, so bulk ends are checked against the smaller of
+        // the buffer and the limit.
+        let limit = buf.len().min(self.limits.max_buffered);
+        let mut left = n;
+        self.args.reserve(n.min(16) as usize);
+        while left > 0 {
+            if buf.get(p) != Some(&b'$') {
+                break;
+            }
+            let Some((len, q)) = fast_num(buf, p + 1) else {
+                break;
+            };
+            let len = len.unsigned_abs();
+            if len > max_bulk {
+                break;
+            }
+            // len < 10^18 (fast_num), so this cannot overflow on 64-bit targets; on others
+            // the conversion fails and the slow path reports the limit.
+            let Some(end) = usize::try_from(len).ok().and_then(|l| q.checked_add(l)) else {
+                break;
+            };
+            if end.saturating_add(2) > limit || buf[end] != b'\r' || buf[end + 1] != b'\n' {
+                break;
+            }
+            self.args.push((q, end));
+            left -= 1;
+            p = end + 2;
+        }
+        self.header = true;
+        self.left = left;
+        self.pos = p;
+        self.elem = Elem::Start;
+        left == 0
+    }
+}
+
+/// Checks a bulk length `v` (read at `at`, payload starting at `pos`) against the limits and
+/// returns the element waiting for its payload.
+#[inline]
+fn bulk_elem(ty: u8, at: usize, v: i64, pos: usize, lim: &Limits) -> Result<Elem, (K, usize)> {
+    if v < 0 {
+        return Err((K::NegativeLength, at));
+    }
+    let len = v.unsigned_abs();
+    if len > lim.max_bulk_len {
+        let max = lim.max_bulk_len;
+        return Err((K::BulkTooLong { len, max }, at));
+    }
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| pos.checked_add(l))
+        .filter(|e| e.saturating_add(2) <= lim.max_buffered);
+    match end {
+        Some(end) => Ok(Elem::Bulk {
+            ty,
+            start: pos,
+            end,
+        }),
+        None => Err((
+            K::BufferLimit {
+                max: lim.max_buffered,
+            },
+            at,
+        )),
+    }
+}
+
+/// The common shape of a length line, parsed without keeping state: 1 to 18 digits (no sign,
+/// no leading zero) followed by `\r\n`, all present in `buf`. Anything else (incomplete,
+/// negative, malformed, long) returns `None` and goes to the resumable [`parse_num`], which
+/// also produces the precise error.
+#[inline(always)]
+fn fast_num(buf: &[u8], start: usize) -> Option<(i64, usize)> {
+    let digits = buf.get(start..)?;
+    let first = digits.first()?.wrapping_sub(b'0');
+    if first > 9 {
+        return None;
+    }
+    let mut v = u64::from(first);
+    let mut i = 1;
+    loop {
+        let d = digits.get(i)?.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u64::from(d);
+        i += 1;
+        if i > 18 {
+            return None;
+        }
+    }
+    if (first == 0 && i > 1) || digits.get(i) != Some(&b'\r') || digits.get(i + 1) != Some(&b'\n') {
+        return None;
+    }
+    // At most 18 digits, so v < 10^18 < i64::MAX.
+    Some((v as i64, start + i + 2))
 }
 
 /// Turns a complete text line `buf[start..end]` of type `ty` into a token.
@@ -820,10 +1189,13 @@ fn step_num(b: u8, num: &mut Num) -> Result<(), (K, ())> {
             if num.digits > 0 && num.val == 0 || b == b'0' && num.digits == 0 && num.neg {
                 return Err((K::InvalidInteger, ()));
             }
-            num.val = num.val * 10 + u64::from(b - b'0');
-            if num.val > i64::MAX as u64 + 1 {
-                return Err((K::Overflow, ()));
-            }
+            // Bounded by 2^63 (the magnitude of i64::MIN); anything above is an overflow.
+            num.val = num
+                .val
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(b - b'0')))
+                .filter(|&v| v <= i64::MAX as u64 + 1)
+                .ok_or((K::Overflow, ()))?;
             num.digits += 1;
         }
         b'-' if num.digits == 0 && !num.neg => num.neg = true,
@@ -860,7 +1232,12 @@ fn parse_num(buf: &[u8], pos: &mut usize, num: &mut Num) -> Result<Option<i64>, 
             return finish_num(num).map(Some).map_err(|(k, _)| (k, p));
         }
         match b {
-            b'\r' if num.digits > 0 => num.cr = true,
+            b'\r' if num.digits > 0 => {
+                if !num.neg && num.val > i64::MAX as u64 {
+                    return Err((K::Overflow, p));
+                }
+                num.cr = true;
+            }
             b'\n' if num.digits > 0 => return Err((K::MissingCrlf, p)),
             _ => step_num(b, num).map_err(|(k, _)| (k, p))?,
         }
@@ -868,34 +1245,44 @@ fn parse_num(buf: &[u8], pos: &mut usize, num: &mut Num) -> Result<Option<i64>, 
     }
 }
 
-/// Builds the frame described by `toks`, slicing payloads out of `data`.
-fn build(toks: &[Tok], data: &Bytes) -> Option<Frame> {
-    struct Open {
-        agg: Agg,
-        need: u64,
-        items: Vec<Frame>,
+/// An aggregate being filled while a frame is built.
+#[derive(Debug, Clone)]
+struct Open {
+    agg: Agg,
+    need: u64,
+    items: Vec<Frame>,
+}
+
+/// Builds the frame described by `toks`, slicing payloads out of `data`. The last payload
+/// takes `data` itself instead of a slice of it, which saves a reference count increment and
+/// decrement per frame.
+fn build(toks: &[Tok], mut data: Bytes, stack: &mut Vec<Open>) -> Option<Frame> {
+    let last = toks.iter().rposition(|t| {
+        matches!(
+            t,
+            Tok::Simple(..)
+                | Tok::Error(..)
+                | Tok::Bulk(..)
+                | Tok::BigNum(..)
+                | Tok::BulkErr(..)
+                | Tok::Verbatim(..)
+        )
+    });
+    // The common shape, a flat array (every command, most replies): no stack needed.
+    if let Some((&Tok::Agg(Agg::Array, n), rest)) = toks.split_first() {
+        if rest.len() as u64 == n && !rest.iter().any(|t| matches!(t, Tok::Agg(..))) {
+            let mut items = Vec::with_capacity(rest.len());
+            let last_i = last.unwrap_or(usize::MAX);
+            items.extend(rest.iter().enumerate().map(|(i, &tok)| {
+                // Every token here is a leaf (checked above), so the fallback is never used.
+                leaf_frame(tok, &mut data, i + 1 == last_i).unwrap_or(Frame::Null)
+            }));
+            return Some(Frame::Array(items));
+        }
     }
-    let mut stack: Vec<Open> = Vec::new();
-    for &tok in toks {
+    stack.clear();
+    for (i, &tok) in toks.iter().enumerate() {
         let mut f = match tok {
-            Tok::Simple(s, e) => Frame::SimpleString(data.slice(s..e)),
-            Tok::Error(s, e) => Frame::Error(data.slice(s..e)),
-            Tok::Int(i) => Frame::Integer(i),
-            Tok::Bulk(s, e) => Frame::BulkString(data.slice(s..e)),
-            Tok::NullBulk => Frame::NullBulk,
-            Tok::NullArray => Frame::NullArray,
-            Tok::Null => Frame::Null,
-            Tok::Bool(b) => Frame::Boolean(b),
-            Tok::Double(d) => Frame::Double(d),
-            Tok::BigNum(s, e) => Frame::BigNumber(data.slice(s..e)),
-            Tok::BulkErr(s, e) => Frame::BulkError(data.slice(s..e)),
-            Tok::Verbatim(s, e) => {
-                let format = [data[s], data[s + 1], data[s + 2]];
-                Frame::Verbatim {
-                    format,
-                    text: data.slice(s + 4..e),
-                }
-            }
             Tok::Agg(agg, 0) => finish_agg(agg, Vec::new())?,
             Tok::Agg(agg, need) => {
                 // Every child has at least one token, so `need` is bounded by the tokens
@@ -908,6 +1295,7 @@ fn build(toks: &[Tok], data: &Bytes) -> Option<Frame> {
                 });
                 continue;
             }
+            leaf => leaf_frame(leaf, &mut data, Some(i) == last)?,
         };
         loop {
             let Some(top) = stack.last_mut() else {
@@ -922,6 +1310,47 @@ fn build(toks: &[Tok], data: &Bytes) -> Option<Frame> {
         }
     }
     None
+}
+
+/// The payload at `s..e` of `data`; the last payload of a frame takes `data` itself.
+#[inline(always)]
+fn cut(data: &mut Bytes, last: bool, s: usize, e: usize) -> Bytes {
+    if last {
+        let mut d = core::mem::take(data);
+        d.truncate(e);
+        d.advance(s);
+        d
+    } else {
+        data.slice(s..e)
+    }
+}
+
+/// The frame of a leaf token (`None` for an aggregate).
+#[inline(always)]
+fn leaf_frame(tok: Tok, data: &mut Bytes, last: bool) -> Option<Frame> {
+    let mut take = |s: usize, e: usize| cut(data, last, s, e);
+    Some(match tok {
+        Tok::Simple(s, e) => Frame::SimpleString(take(s, e)),
+        Tok::Error(s, e) => Frame::Error(take(s, e)),
+        Tok::Int(i) => Frame::Integer(i),
+        Tok::Bulk(s, e) => Frame::BulkString(take(s, e)),
+        Tok::NullBulk => Frame::NullBulk,
+        Tok::NullArray => Frame::NullArray,
+        Tok::Null => Frame::Null,
+        Tok::Bool(b) => Frame::Boolean(b),
+        Tok::Double(d) => Frame::Double(d),
+        Tok::BigNum(s, e) => Frame::BigNumber(take(s, e)),
+        Tok::BulkErr(s, e) => Frame::BulkError(take(s, e)),
+        Tok::Verbatim(s, e) => {
+            let text = take(s, e);
+            let format = [text[0], text[1], text[2]];
+            Frame::Verbatim {
+                format,
+                text: text.slice(4..),
+            }
+        }
+        Tok::Agg(..) => return None,
+    })
 }
 
 fn finish_agg(agg: Agg, mut items: Vec<Frame>) -> Option<Frame> {

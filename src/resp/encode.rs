@@ -233,6 +233,42 @@ pub fn encode_array_header(n: usize, out: &mut BytesMut) {
     header(b'*', n as u64, out);
 }
 
+/// Appends a RESP3 map header `%<n>\r\n`; the caller then appends `n` key/value pairs.
+pub fn encode_map_header(n: usize, out: &mut BytesMut) {
+    header(b'%', n as u64, out);
+}
+
+/// Appends a RESP3 set header `~<n>\r\n`; the caller then appends the `n` elements.
+pub fn encode_set_header(n: usize, out: &mut BytesMut) {
+    header(b'~', n as u64, out);
+}
+
+/// Appends a RESP3 push header `><n>\r\n`; the caller then appends the `n` elements.
+pub fn encode_push_header(n: usize, out: &mut BytesMut) {
+    header(b'>', n as u64, out);
+}
+
+/// Appends a RESP3 double `,<d>\r\n`, formatted as Redis 7.0 does (`%.17g`, `inf`, `-inf`,
+/// `nan`).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use respsync::resp::encode_double;
+///
+/// let mut out = BytesMut::new();
+/// encode_double(0.1, &mut out);
+/// encode_double(f64::NEG_INFINITY, &mut out);
+/// assert_eq!(&out[..], b",0.10000000000000001\r\n,-inf\r\n");
+/// ```
+pub fn encode_double(d: f64, out: &mut BytesMut) {
+    encode_inner(&Frame::Double(d), out);
+}
+
+/// Appends a RESP3 boolean `#t\r\n` or `#f\r\n`.
+pub fn encode_boolean(b: bool, out: &mut BytesMut) {
+    encode_inner(&Frame::Boolean(b), out);
+}
+
 /// Appends the header of a disk-format RDB transfer, `$<len>\r\n`. The `len` RDB bytes follow
 /// with no trailing CRLF.
 pub fn encode_transfer_len(len: u64, out: &mut BytesMut) {

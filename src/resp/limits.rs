@@ -28,7 +28,9 @@ pub struct Limits {
     /// and Redis sets no bound for replies; 128 is far beyond any reply Redis 7 produces.
     pub max_depth: usize,
     /// Most bytes a single frame may occupy while it is being received (its total encoded
-    /// size). Redis: `client-query-buffer-limit`, default 1 GiB.
+    /// size). Redis: `client-query-buffer-limit`, default 1 GiB. The decoder's own bookkeeping
+    /// grows with elements actually received (24 bytes per element of at least 3 bytes), so
+    /// this bound also bounds it.
     pub max_buffered: usize,
 }
 

@@ -43,8 +43,9 @@ mod limits;
 
 pub use decode::{Command, Decoded, Decoder, Keepalives, TransferHeader};
 pub use encode::{
-    command_len, encode, encode_array_header, encode_bulk, encode_command, encode_error,
-    encode_integer, encode_null, encode_null_array, encode_null_bulk, encode_ok, encode_simple,
+    command_len, encode, encode_array_header, encode_boolean, encode_bulk, encode_command,
+    encode_double, encode_error, encode_integer, encode_map_header, encode_null, encode_null_array,
+    encode_null_bulk, encode_ok, encode_push_header, encode_set_header, encode_simple,
     encode_transfer_eof, encode_transfer_len, encoded_len,
 };
 pub use error::{DecodeError, DecodeErrorKind};
