@@ -111,6 +111,13 @@ impl Backlog {
         self.histlen
     }
 
+    /// `(first, histlen)`, the window [`ReplicationIds::can_continue`] takes.
+    ///
+    /// [`ReplicationIds::can_continue`]: crate::ids::ReplicationIds::can_continue
+    pub fn window(&self) -> (ReplOffset, u64) {
+        (self.first(), self.histlen)
+    }
+
     /// Whether a replica missing every byte from `offset` on can be served from here: true for
     /// `first ..= end + 1` (`end + 1` serves nothing, which is still a valid partial resync).
     pub fn can_serve(&self, offset: ReplOffset) -> bool {
@@ -275,6 +282,7 @@ mod tests {
         );
         let v: Vec<Bytes> = b.range(ReplOffset::new(5)).unwrap().collect();
         assert_eq!(v, vec![Bytes::from_static(b"efg")]);
+        assert_eq!(b.window(), (ReplOffset::new(3), 5));
         b.reset(ReplOffset::new(50));
         assert_eq!((b.first(), b.histlen()), (ReplOffset::new(51), 0));
     }

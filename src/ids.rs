@@ -199,7 +199,7 @@ impl ReplOffset {
     /// Parses a decimal offset as Redis does for PSYNC and `+FULLRESYNC` (`string2ll`).
     pub fn parse(bytes: &[u8]) -> Option<ReplOffset> {
         let s = std::str::from_utf8(bytes).ok()?;
-        if s.starts_with('+') || (s.len() > 1 && s.starts_with('0')) {
+        if s.starts_with('+') || s.starts_with("-0") || (s.len() > 1 && s.starts_with('0')) {
             return None;
         }
         s.parse::<i64>().ok().map(ReplOffset)
@@ -300,6 +300,44 @@ impl ReplicationIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn id_parse_roundtrips_and_rejects_non_hex(seed in any::<u64>(), junk in proptest::collection::vec(any::<u8>(), 0..48)) {
+            let id = IdGenerator::new(seed).next_id();
+            prop_assert_eq!(ReplId::parse(id.as_bytes()), Ok(id));
+            prop_assert_eq!(ReplId::parse(id.as_str().to_uppercase().as_bytes()), Ok(id));
+            let ok = junk.len() == 40 && junk.iter().all(u8::is_ascii_hexdigit);
+            prop_assert_eq!(ReplId::parse(&junk).is_ok(), ok);
+        }
+
+        #[test]
+        fn offset_parse_matches_canonical_decimal(v in any::<i64>(), junk in "[-+0-9a ]{0,22}") {
+            prop_assert_eq!(ReplOffset::parse(v.to_string().as_bytes()), Some(ReplOffset::new(v)));
+            if let Some(o) = ReplOffset::parse(junk.as_bytes()) {
+                prop_assert_eq!(o.to_string(), junk);
+            }
+        }
+
+        #[test]
+        fn shift_then_old_id_continues_up_to_the_shift(seed in any::<u64>(), at in 0i64..1_000_000, probe in -2i64..1_000_002) {
+            let mut g = IdGenerator::new(seed);
+            let mut ids = ReplicationIds::new(g.next_id());
+            let old = ids.id;
+            ids.shift(g.next_id(), ReplOffset::new(at));
+            let window = Some((ReplOffset::new(1), at as u64));
+            let got = ids.can_continue(old.as_bytes(), ReplOffset::new(probe), window);
+            let want = if probe > at + 1 {
+                PsyncCheck::IdMismatch
+            } else if probe < 1 {
+                PsyncCheck::OutOfRange
+            } else {
+                PsyncCheck::Continue
+            };
+            prop_assert_eq!(got, want);
+        }
+    }
 
     fn id(c: u8) -> ReplId {
         ReplId::parse(&[c; 40]).unwrap()

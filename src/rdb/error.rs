@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::encoding::ContainerErrorKind;
+
 /// Which configured limit was exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -124,14 +126,15 @@ pub enum RdbError {
         offset: u64,
     },
     /// An embedded container (or LZF data) failed validation.
-    #[error("corrupt {container} at offset {offset}: {detail}")]
+    #[error("corrupt {container} at offset {offset}: {kind}")]
     Container {
         /// Which container.
         container: ContainerKind,
-        /// Absolute offset of the error inside the file.
+        /// Absolute offset of the error inside the file (for LZF-compressed containers: of
+        /// the compressed string).
         offset: u64,
-        /// What was wrong (the decoder's message).
-        detail: String,
+        /// What was wrong.
+        kind: ContainerErrorKind,
     },
     /// A value breaks a structural rule of the format.
     #[error("corrupt {what} at offset {offset}")]

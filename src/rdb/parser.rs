@@ -289,7 +289,7 @@ fn container_err(
     RdbError::Container {
         container,
         offset: at + e.offset as u64,
-        detail: e.to_string(),
+        kind: e.kind.clone(),
     }
 }
 

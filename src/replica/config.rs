@@ -70,9 +70,14 @@ pub struct ReplicaConfig {
     pub max_bulk_len: u64,
     /// Most arguments accepted in one command (`INT_MAX`, as Redis allows its master).
     pub max_multibulk_len: u64,
-    /// Most bytes one command may take while it is being received
-    /// (`client-query-buffer-limit`, 1 GiB).
+    /// Most bytes one command, or one open `MULTI` … `EXEC` block, may take while it is being
+    /// received (`client-query-buffer-limit`, 1 GiB).
     pub max_command_len: u64,
+    /// Deliver the stream as [`ReplicaEvent::Commands`](super::ReplicaEvent::Commands)
+    /// batches (one per `handle_input`) instead of one
+    /// [`ReplicaEvent::Command`](super::ReplicaEvent::Command) per command. Faster; off by
+    /// default.
+    pub batch_commands: bool,
     /// Seed for the session's own replication id before its first sync (no OS randomness is
     /// used inside the crate).
     pub id_seed: u64,
@@ -95,6 +100,7 @@ impl Default for ReplicaConfig {
             max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: i32::MAX as u64,
             max_command_len: 1024 * 1024 * 1024,
+            batch_commands: false,
             id_seed: 0,
         }
     }

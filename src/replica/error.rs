@@ -49,6 +49,9 @@ pub enum ProtocolError {
     /// A command is longer than `max_command_len`.
     #[error("command too long")]
     CommandTooLong,
+    /// An open `MULTI` block grew beyond `max_command_len` before its `EXEC`.
+    #[error("transaction too long")]
+    TransactionTooLong,
     /// An array element does not start with `$`.
     #[error("expected '$', got byte {0:#04x}")]
     ExpectedBulk(u8),

@@ -124,6 +124,108 @@ impl Command {
     }
 }
 
+/// One command of a [`CommandBatch`], borrowed from the batch's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandRef<'a> {
+    chunk: &'a Bytes,
+    item: &'a Item,
+}
+
+impl<'a> CommandRef<'a> {
+    /// The database the command applies to.
+    pub fn db(&self) -> u32 {
+        self.item.db
+    }
+
+    /// The replication offset just after this command (see [`Command::offset`]).
+    pub fn offset(&self) -> ReplOffset {
+        self.item.offset
+    }
+
+    /// What kind of command this is.
+    pub fn kind(&self) -> CommandKind {
+        self.item.kind
+    }
+
+    /// Number of arguments, the command name included.
+    pub fn argc(&self) -> usize {
+        self.item.argc as usize
+    }
+
+    /// The command exactly as received.
+    pub fn frame(&self) -> &'a [u8] {
+        &self.chunk[self.item.start..self.item.end]
+    }
+
+    /// The arguments, the command name first.
+    pub fn args(&self) -> Args<'a> {
+        let frame = self.frame();
+        Args {
+            frame,
+            pos: header_end(frame),
+            left: self.item.argc,
+        }
+    }
+
+    /// An owned [`Command`] sharing the batch's bytes (no copy).
+    pub fn to_command(&self) -> Command {
+        Command {
+            frame: self.chunk.slice(self.item.start..self.item.end),
+            db: self.item.db,
+            offset: self.item.offset,
+            kind: self.item.kind,
+            argc: self.item.argc,
+        }
+    }
+}
+
+/// Where a command sits in a batch (crate-internal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Item {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) kind: CommandKind,
+    pub(crate) db: u32,
+    pub(crate) offset: ReplOffset,
+    pub(crate) argc: u32,
+}
+
+/// The commands found in one `handle_input` call, sharing one buffer
+/// ([`ReplicaConfig::batch_commands`](super::ReplicaConfig::batch_commands)).
+///
+/// Iterating costs no allocation and no reference counting per command, which is what a
+/// store applying millions of small writes wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandBatch {
+    pub(crate) chunk: Bytes,
+    pub(crate) items: Vec<Item>,
+}
+
+impl CommandBatch {
+    /// Number of commands.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the batch is empty (never true for a batch the session emits).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The commands in stream order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = CommandRef<'_>> + '_ {
+        self.items.iter().map(move |item| CommandRef {
+            chunk: &self.chunk,
+            item,
+        })
+    }
+
+    /// The stream bytes of every command in the batch, contiguous (for proxying).
+    pub fn bytes(&self) -> &Bytes {
+        &self.chunk
+    }
+}
+
 /// Position after the `*<n>\r\n` header (0 for an empty line).
 fn header_end(frame: &[u8]) -> usize {
     if frame.first() != Some(&b'*') {
@@ -222,6 +324,9 @@ pub enum ReplicaEvent {
     },
     /// A command from the stream.
     Command(Command),
+    /// Several commands from the stream, in order (only with
+    /// [`ReplicaConfig::batch_commands`](super::ReplicaConfig::batch_commands)).
+    Commands(CommandBatch),
     /// The link went down inside `MULTI`: drop the commands received since `MULTI`; the
     /// next partial resync sends them again.
     TransactionDiscarded,

@@ -39,7 +39,9 @@ mod aux;
 mod config;
 mod error;
 mod event;
+mod snapshot;
 mod stream;
+mod timer;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -49,8 +51,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use self::aux::AuxScan;
 pub use self::config::{ConfigError, MasterAuth, ReplicaConfig};
 pub use self::error::{ApiMisuse, Phase, ProtocolError, ReplicaError};
-pub use self::event::{Args, Command, CommandKind, ReplicaEvent};
+use self::event::Item;
+pub use self::event::{Args, Command, CommandBatch, CommandKind, CommandRef, ReplicaEvent};
+pub use self::snapshot::{SnapshotError, SnapshotLoader};
 use self::stream::{Limits, Scan, Scanner};
+use self::timer::{Timer, TimerTable};
 use crate::backlog::Backlog;
 use crate::ids::{IdGenerator, ReplId, ReplOffset, ReplicationIds};
 
@@ -166,22 +171,47 @@ enum State {
     Failed(ReplicaError),
 }
 
-/// A command found in the current input, before its bytes are frozen.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    start: usize,
-    end: usize,
-    kind: CommandKind,
-    db: u32,
-    offset: ReplOffset,
-    argc: u32,
-}
-
 /// The replica side of a replication link (see the [module docs](self)).
 ///
 /// Drive it with the crate's rule: after `connected`, `handle_input`, `handle_timeout`,
 /// `keepalive`, `disconnected` or `forget_master`, drain [`poll_transmit`], [`poll_event`]
 /// and [`poll_timeout`].
+///
+/// A blocking driver (see `examples/tail.rs` for a complete one with reconnection):
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Instant;
+/// use respsync::replica::{ReplicaConfig, ReplicaEvent, ReplicaSession};
+///
+/// let mut sock = TcpStream::connect("127.0.0.1:6379")?;
+/// let mut link = ReplicaSession::new(ReplicaConfig::default(), Instant::now())?;
+/// link.connected(Instant::now())?;
+/// let mut buf = vec![0u8; 64 * 1024];
+/// loop {
+///     while let Some(bytes) = link.poll_transmit() {
+///         sock.write_all(&bytes)?;
+///     }
+///     while let Some(ev) = link.poll_event() {
+///         match ev {
+///             ReplicaEvent::RdbChunk { data, .. } => { /* feed a SnapshotLoader */ }
+///             ReplicaEvent::Command(cmd) => println!("db {} {:?}", cmd.db(), cmd.name()),
+///             ReplicaEvent::LinkLost(e) | ReplicaEvent::Failed(e) => return Err(e.into()),
+///             _ => {}
+///         }
+///     }
+///     let wait = link.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+///     sock.set_read_timeout(wait.map(|w| w.max(std::time::Duration::from_millis(1))))?;
+///     match sock.read(&mut buf) {
+///         Ok(0) => break,
+///         Ok(n) => link.handle_input(Instant::now(), &buf[..n])?,
+///         Err(_) => link.handle_timeout(Instant::now()),
+///     }
+/// }
+/// link.disconnected(Instant::now()); // the next connection resumes with PSYNC
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// [`poll_transmit`]: ReplicaSession::poll_transmit
 /// [`poll_event`]: ReplicaSession::poll_event
@@ -198,12 +228,12 @@ pub struct ReplicaSession {
     buf: BytesMut,
     out: BytesMut,
     events: VecDeque<ReplicaEvent>,
-    scratch: Vec<Pending>,
+    scratch: Vec<Item>,
     /// Bytes of this link already consumed from `buf` (error offsets are link-relative).
     consumed: u64,
     last_rx: Instant,
     last_keepalive: Option<Instant>,
-    next_ack: Option<Instant>,
+    timers: TimerTable,
 }
 
 impl ReplicaSession {
@@ -232,7 +262,7 @@ impl ReplicaSession {
             consumed: 0,
             last_rx: now,
             last_keepalive: None,
-            next_ack: None,
+            timers: TimerTable::default(),
         })
     }
 
@@ -266,11 +296,12 @@ impl ReplicaSession {
         self.consumed = 0;
         self.last_rx = self.now;
         self.last_keepalive = None;
-        self.next_ack = None;
+        self.timers.stop_all();
         put_array(&mut self.out, &[b"PING"]);
         self.state = State::Handshake(Handshake {
             expect: VecDeque::from([Step::Pong]),
         });
+        self.arm_silence();
         Ok(())
     }
 
@@ -285,7 +316,7 @@ impl ReplicaSession {
         }
         self.buf = BytesMut::new();
         self.out.clear();
-        self.next_ack = None;
+        self.timers.stop_all();
     }
 
     /// Feeds bytes read from the master.
@@ -309,6 +340,7 @@ impl ReplicaSession {
             self.fail(e.clone());
             return Err(e);
         }
+        self.arm_silence();
         Ok(())
     }
 
@@ -316,17 +348,30 @@ impl ReplicaSession {
     /// Harmless when called early or twice.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.touch(now);
-        if let Some((deadline, phase)) = self.link_deadline() {
-            if self.now >= deadline {
-                self.fail(ReplicaError::Timeout(phase));
-                return;
+        for timer in Timer::VALUES {
+            if !self.timers.is_expired(timer, self.now) {
+                continue;
             }
-        }
-        if let (Some(at), State::Streaming(s)) = (self.next_ack, &self.state) {
-            if self.now >= at {
-                let off = s.reploff;
-                self.send_ack(off);
-                self.next_ack = Some(self.now + self.config.ack_period);
+            match timer {
+                Timer::Silence => {
+                    let phase = match self.state {
+                        State::Handshake(_) => Phase::Handshake,
+                        State::Transfer(_) => Phase::Transfer,
+                        _ => Phase::Streaming,
+                    };
+                    self.fail(ReplicaError::Timeout(phase));
+                    return;
+                }
+                Timer::Ack => {
+                    if let State::Streaming(s) = &self.state {
+                        let off = s.reploff;
+                        self.send_ack(off);
+                        self.timers
+                            .set(Timer::Ack, self.now + self.config.ack_period);
+                    } else {
+                        self.timers.stop(Timer::Ack);
+                    }
+                }
             }
         }
     }
@@ -366,11 +411,7 @@ impl ReplicaSession {
     /// phase's silence timeout or the next periodic ACK. Changes after any input, timeout or
     /// state change.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let link = self.link_deadline().map(|(t, _)| t);
-        match (link, self.next_ack) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.next_timeout()
     }
 
     /// The link's state.
@@ -465,14 +506,14 @@ impl ReplicaSession {
         }
     }
 
-    fn link_deadline(&self) -> Option<(Instant, Phase)> {
-        let (timeout, phase) = match &self.state {
-            State::Handshake(_) => (self.config.handshake_timeout, Phase::Handshake),
-            State::Transfer(_) => (self.config.repl_timeout, Phase::Transfer),
-            State::Streaming(_) => (self.config.repl_timeout, Phase::Streaming),
-            _ => return None,
+    /// Sets the silence deadline for the current phase from the last byte received.
+    fn arm_silence(&mut self) {
+        let timeout = match &self.state {
+            State::Handshake(_) => self.config.handshake_timeout,
+            State::Transfer(_) | State::Streaming(_) => self.config.repl_timeout,
+            _ => return self.timers.stop(Timer::Silence),
         };
-        Some((self.last_rx + timeout, phase))
+        self.timers.set(Timer::Silence, self.last_rx + timeout);
     }
 
     /// Leaves the live link: caches a streaming master, reports a discarded transaction.
@@ -501,7 +542,7 @@ impl ReplicaSession {
         if matches!(e, ReplicaError::Protocol { .. }) {
             self.cached = None;
         }
-        self.next_ack = None;
+        self.timers.stop_all();
         if e.is_fatal() {
             self.events.push_back(ReplicaEvent::Failed(e.clone()));
             self.state = State::Failed(e);
@@ -729,7 +770,12 @@ impl ReplicaSession {
             legacy,
             forget: false,
         });
-        self.next_ack = (!legacy).then(|| self.now + self.config.ack_period);
+        match legacy {
+            false => self
+                .timers
+                .set(Timer::Ack, self.now + self.config.ack_period),
+            true => self.timers.stop(Timer::Ack),
+        }
     }
 
     /// Returns true when the transfer finished and processing should continue.
@@ -937,7 +983,7 @@ impl ReplicaSession {
                 _ => {}
             }
             if kind != CommandKind::Empty {
-                self.scratch.push(Pending {
+                self.scratch.push(Item {
                     start,
                     end,
                     kind,
@@ -949,19 +995,32 @@ impl ReplicaSession {
             if s.multi.is_none() {
                 s.reploff = s.read;
                 credit_end = end;
+            } else if (s.read.value() - s.reploff.value()) as u64 > self.limits.max_command_len {
+                // An open MULTI holds everything since it began; bound it like a command.
+                err = Some((ProtocolError::TransactionTooLong, end));
+                break;
             }
         }
         if base > 0 {
             let chunk = self.buf.split_to(base).freeze();
             self.consumed += base as u64;
-            for p in &self.scratch {
-                self.events.push_back(ReplicaEvent::Command(Command {
-                    frame: chunk.slice(p.start..p.end),
-                    db: p.db,
-                    offset: p.offset,
-                    kind: p.kind,
-                    argc: p.argc,
-                }));
+            if self.config.batch_commands {
+                if !self.scratch.is_empty() {
+                    self.events.push_back(ReplicaEvent::Commands(CommandBatch {
+                        chunk: chunk.clone(),
+                        items: std::mem::take(&mut self.scratch),
+                    }));
+                }
+            } else {
+                for p in &self.scratch {
+                    self.events.push_back(ReplicaEvent::Command(Command {
+                        frame: chunk.slice(p.start..p.end),
+                        db: p.db,
+                        offset: p.offset,
+                        kind: p.kind,
+                        argc: p.argc,
+                    }));
+                }
             }
             if let Some(backlog) = &mut self.backlog {
                 if credit_end > 0 {

@@ -43,12 +43,13 @@ pub(crate) enum Scan {
 
 /// Parses a decimal length terminated by `\r\n` at `buf[start..]` (after the type byte).
 /// `Ok(None)`: incomplete. Accepts a leading `-` (negative lengths are handled by callers).
-#[inline]
+/// More than 18 digits is an error, so the value cannot overflow and needs no checked math.
+#[inline(always)]
 fn parse_len(buf: &[u8], start: usize) -> Result<Option<(i64, usize)>, ProtocolError> {
+    const MAX_DIGITS: usize = 18;
     let mut i = start;
-    let mut neg = false;
-    if buf.get(i) == Some(&b'-') {
-        neg = true;
+    let neg = buf.get(i) == Some(&b'-');
+    if neg {
         i += 1;
     }
     let digits_start = i;
@@ -57,19 +58,17 @@ fn parse_len(buf: &[u8], start: usize) -> Result<Option<(i64, usize)>, ProtocolE
         let Some(&b) = buf.get(i) else {
             return Ok(None);
         };
-        match b {
-            b'0'..=b'9' => {
-                v = v
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(i64::from(b - b'0')))
-                    .ok_or(ProtocolError::BadLength)?;
-                i += 1;
-            }
-            b'\r' => break,
-            _ => return Err(ProtocolError::BadLength),
+        let d = b.wrapping_sub(b'0');
+        if d >= 10 {
+            break;
         }
+        if i - digits_start == MAX_DIGITS {
+            return Err(ProtocolError::BadLength);
+        }
+        v = v * 10 + i64::from(d);
+        i += 1;
     }
-    if i == digits_start {
+    if i == digits_start || buf[i] != b'\r' {
         return Err(ProtocolError::BadLength);
     }
     match buf.get(i + 1) {

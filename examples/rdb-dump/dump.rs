@@ -1,0 +1,426 @@
+//! JSON-lines output and `--stats` summary for `rdb-dump`, driven by parser events.
+//! (Kept in its own file so the tests can check the output against the corpus.)
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use respsync::rdb::{Checksum, KeyInfo, ObjectKind, RdbEvent, ValueType};
+
+/// Writes `data` as a JSON string if it is UTF-8, else as `{"base64":"..."}`.
+pub fn write_bytes(out: &mut Vec<u8>, data: &[u8]) {
+    match std::str::from_utf8(data) {
+        Ok(s) => write_str(out, s),
+        Err(_) => {
+            out.extend_from_slice(b"{\"base64\":\"");
+            base64(out, data);
+            out.extend_from_slice(b"\"}");
+        }
+    }
+}
+
+/// Writes a JSON string literal.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(c >> 4) as usize]);
+            out.push(HEX[(c & 15) as usize]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+/// Standard base64 with padding.
+pub fn base64(out: &mut Vec<u8>, data: &[u8]) {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        out.push(T[(n >> 18) as usize & 63]);
+        out.push(T[(n >> 12) as usize & 63]);
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63]
+        } else {
+            b'='
+        });
+    }
+}
+
+/// Writes an integer in decimal.
+pub fn write_int(out: &mut Vec<u8>, v: i128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    let neg = v < 0;
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A zset score: a JSON number, or "inf" / "-inf".
+pub fn write_score(out: &mut Vec<u8>, f: f64) {
+    if f == f64::INFINITY {
+        out.extend_from_slice(b"\"inf\"");
+    } else if f == f64::NEG_INFINITY {
+        out.extend_from_slice(b"\"-inf\"");
+    } else {
+        // Debug gives the shortest round-trip form ("1.0", "1e300"), valid JSON.
+        let _ = write!(out, "{f:?}");
+    }
+}
+
+#[derive(PartialEq)]
+enum StreamPart {
+    Entries,
+    Groups,
+    Group,
+}
+
+/// Turns events into one JSON line per key.
+pub struct JsonDumper {
+    line: Vec<u8>,
+    vt: Option<ValueType>,
+    first: bool,
+    string: Vec<u8>,
+    module_name: String,
+    module_bytes: u64,
+    stream: StreamPart,
+    first_consumer: bool,
+}
+
+impl Default for JsonDumper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsonDumper {
+    /// A dumper with nothing written.
+    pub fn new() -> Self {
+        JsonDumper {
+            line: Vec::with_capacity(1 << 16),
+            vt: None,
+            first: true,
+            string: Vec::new(),
+            module_name: String::new(),
+            module_bytes: 0,
+            stream: StreamPart::Entries,
+            first_consumer: true,
+        }
+    }
+
+    fn sep(&mut self) {
+        if !self.first {
+            self.line.push(b',');
+        }
+        self.first = false;
+    }
+
+    /// Handles one event; complete output (at least every finished line) is flushed to `w`
+    /// whenever the line buffer grows past 64 KiB.
+    pub fn event(&mut self, ev: &RdbEvent, w: &mut impl Write) -> io::Result<()> {
+        match ev {
+            RdbEvent::KeyStart(info) => self.key_start(info),
+            RdbEvent::StringChunk(c) => self.string.extend_from_slice(c),
+            RdbEvent::Element(e) => {
+                self.sep();
+                write_bytes(&mut self.line, e);
+            }
+            RdbEvent::ZsetMember { member, score } => {
+                self.sep();
+                self.line.push(b'[');
+                write_bytes(&mut self.line, member);
+                self.line.push(b',');
+                write_score(&mut self.line, *score);
+                self.line.push(b']');
+            }
+            RdbEvent::HashField {
+                field,
+                value,
+                expire_ms,
+            } => {
+                self.sep();
+                self.line.push(b'[');
+                write_bytes(&mut self.line, field);
+                self.line.push(b',');
+                write_bytes(&mut self.line, value);
+                if let Some(t) = expire_ms {
+                    self.line.push(b',');
+                    write_int(&mut self.line, i128::from(*t));
+                }
+                self.line.push(b']');
+            }
+            RdbEvent::StreamEntry { id, fields } => {
+                self.sep();
+                let out = &mut self.line;
+                out.extend_from_slice(b"[\"");
+                let _ = write!(out, "{id}");
+                out.extend_from_slice(b"\",[");
+                for (i, (f, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'[');
+                    write_bytes(out, f);
+                    out.push(b',');
+                    write_bytes(out, v);
+                    out.push(b']');
+                }
+                out.extend_from_slice(b"]]");
+            }
+            RdbEvent::StreamMeta(m) => {
+                let _ = write!(self.line, "],\"last_id\":\"{}\",\"groups\":[", m.last_id);
+                self.stream = StreamPart::Groups;
+                self.first = true;
+            }
+            RdbEvent::StreamGroup(g) => {
+                if self.stream == StreamPart::Group {
+                    self.line.extend_from_slice(b"]}");
+                }
+                self.sep();
+                let out = &mut self.line;
+                out.extend_from_slice(b"{\"name\":");
+                write_bytes(out, &g.name);
+                let _ = write!(
+                    out,
+                    ",\"last_id\":\"{}\",\"pending\":{},\"consumers\":[",
+                    g.last_id, g.pending
+                );
+                self.stream = StreamPart::Group;
+                self.first_consumer = true;
+            }
+            RdbEvent::StreamConsumer(c) => {
+                let out = &mut self.line;
+                if !self.first_consumer {
+                    out.push(b',');
+                }
+                self.first_consumer = false;
+                out.extend_from_slice(b"{\"name\":");
+                write_bytes(out, &c.name);
+                let _ = write!(out, ",\"pending\":{}}}", c.pending);
+            }
+            RdbEvent::Module { id } => self.module_name = id.name(),
+            RdbEvent::ModuleChunk(c) if self.vt.is_some() => self.module_bytes += c.len() as u64,
+            RdbEvent::KeyEnd => self.key_end(),
+            _ => {}
+        }
+        if self.line.len() >= 1 << 16 {
+            w.write_all(&self.line)?;
+            self.line.clear();
+        }
+        Ok(())
+    }
+
+    fn key_start(&mut self, info: &KeyInfo) {
+        let out = &mut self.line;
+        out.extend_from_slice(b"{\"db\":");
+        write_int(out, i128::from(info.db));
+        out.extend_from_slice(b",\"key\":");
+        write_bytes(out, &info.key);
+        let vt = info.kind.value_type();
+        out.extend_from_slice(b",\"type\":\"");
+        out.extend_from_slice(vt.name().as_bytes());
+        out.extend_from_slice(b"\",\"expire_ms\":");
+        match info.expire {
+            Some(e) => write_int(out, i128::from(e.as_millis())),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"value\":");
+        match vt {
+            ValueType::List | ValueType::Set | ValueType::Zset | ValueType::Hash => out.push(b'['),
+            ValueType::Stream => out.extend_from_slice(b"{\"entries\":["),
+            _ => {}
+        }
+        self.vt = Some(vt);
+        self.first = true;
+        self.string.clear();
+        self.module_bytes = 0;
+        self.stream = StreamPart::Entries;
+    }
+
+    fn key_end(&mut self) {
+        let out = &mut self.line;
+        match self.vt.take() {
+            Some(ValueType::String) => write_bytes(out, &self.string),
+            Some(ValueType::Stream) => {
+                if self.stream == StreamPart::Group {
+                    out.extend_from_slice(b"]}");
+                }
+                out.extend_from_slice(b"]}");
+            }
+            Some(ValueType::Module) => {
+                out.extend_from_slice(b"{\"module\":");
+                write_str(out, &self.module_name);
+                let _ = write!(out, ",\"bytes\":{}}}", self.module_bytes);
+            }
+            _ => out.push(b']'),
+        }
+        out.extend_from_slice(b"}\n");
+        if self.string.capacity() > 1 << 20 {
+            self.string = Vec::new();
+        }
+    }
+
+    /// Writes what is buffered.
+    pub fn flush(&mut self, w: &mut impl Write) -> io::Result<()> {
+        w.write_all(&self.line)?;
+        self.line.clear();
+        w.flush()
+    }
+}
+
+/// The `--stats` summary.
+#[derive(Default)]
+pub struct Stats {
+    header: String,
+    aux: Vec<(String, String)>,
+    functions: u64,
+    module_aux: u64,
+    keys_per_db: BTreeMap<u64, u64>,
+    expires_per_db: BTreeMap<u64, u64>,
+    per_kind: BTreeMap<(&'static str, &'static str), (u64, u64)>,
+    total_bytes: u64,
+    current: Option<(KeyInfo, u64, u64)>,
+    largest: Vec<(u64, u64, u64, String, &'static str)>,
+    checksum: String,
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const TOP: usize = 10;
+
+impl Stats {
+    /// Accounts for one event.
+    pub fn event(&mut self, ev: &RdbEvent) {
+        match ev {
+            RdbEvent::Header { magic, version } => {
+                self.header = format!("{} version {version}", magic.as_str())
+            }
+            RdbEvent::Aux { name, value } => self.aux.push((lossy(name), lossy(value))),
+            RdbEvent::Function { .. } | RdbEvent::FunctionPreGa { .. } => self.functions += 1,
+            RdbEvent::ModuleAux { .. } => self.module_aux += 1,
+            RdbEvent::KeyStart(info) => self.current = Some((info.clone(), 0, 0)),
+            RdbEvent::StringChunk(c) => self.add(c.len(), 0),
+            RdbEvent::Element(e) => self.add(e.len(), 1),
+            RdbEvent::ZsetMember { member, .. } => self.add(member.len() + 8, 1),
+            RdbEvent::HashField { field, value, .. } => self.add(field.len() + value.len(), 1),
+            RdbEvent::StreamEntry { fields, .. } => {
+                let n: usize = fields.iter().map(|(f, v)| f.len() + v.len()).sum();
+                self.add(n + 16, 1)
+            }
+            RdbEvent::ModuleChunk(c) => self.add(c.len(), 0),
+            RdbEvent::KeyEnd => {
+                if let Some((info, bytes, elems)) = self.current.take() {
+                    *self.keys_per_db.entry(info.db).or_default() += 1;
+                    if info.expire.is_some() {
+                        *self.expires_per_db.entry(info.db).or_default() += 1;
+                    }
+                    let kind: ObjectKind = info.kind;
+                    let e = self
+                        .per_kind
+                        .entry((kind.value_type().name(), kind.encoding_name()))
+                        .or_default();
+                    e.0 += 1;
+                    e.1 += bytes;
+                    self.total_bytes += bytes;
+                    if self.largest.len() < TOP || bytes > self.largest[TOP - 1].0 {
+                        self.largest.push((
+                            bytes,
+                            elems,
+                            info.db,
+                            lossy(&info.key),
+                            kind.value_type().name(),
+                        ));
+                        self.largest.sort_by_key(|e| std::cmp::Reverse(e.0));
+                        self.largest.truncate(TOP);
+                    }
+                }
+            }
+            RdbEvent::End { checksum } => {
+                self.checksum = match checksum {
+                    Checksum::Verified(v) => format!("ok ({v:016x})"),
+                    Checksum::Disabled => "not stored (0)".into(),
+                    Checksum::Absent => "none (version < 5)".into(),
+                    other => format!("{other:?}"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn add(&mut self, bytes: usize, elems: u64) {
+        if let Some((_, b, e)) = &mut self.current {
+            *b += bytes as u64;
+            *e += elems;
+        }
+    }
+
+    /// Prints the summary.
+    pub fn print(&self, w: &mut impl Write, file_bytes: u64) -> io::Result<()> {
+        writeln!(w, "header: {}", self.header)?;
+        writeln!(w, "file bytes: {file_bytes}")?;
+        writeln!(w, "checksum: {}", self.checksum)?;
+        writeln!(w, "aux fields:")?;
+        for (k, v) in &self.aux {
+            let v: String = v.chars().take(80).collect();
+            writeln!(w, "  {k} = {v}")?;
+        }
+        writeln!(w, "functions: {}", self.functions)?;
+        writeln!(w, "module aux records: {}", self.module_aux)?;
+        let total: u64 = self.keys_per_db.values().sum();
+        writeln!(w, "keys: {total}")?;
+        for (db, n) in &self.keys_per_db {
+            let e = self.expires_per_db.get(db).copied().unwrap_or(0);
+            writeln!(w, "  db {db}: {n} keys, {e} with expiry")?;
+        }
+        writeln!(w, "keys by type and encoding:")?;
+        for ((t, enc), (n, b)) in &self.per_kind {
+            writeln!(w, "  {t:<7} {enc:<20} {n:>10} keys {b:>14} bytes")?;
+        }
+        writeln!(w, "value bytes: {}", self.total_bytes)?;
+        writeln!(w, "largest keys:")?;
+        for (b, e, db, k, t) in &self.largest {
+            let k: String = k.chars().take(60).collect();
+            writeln!(w, "  {b:>12} bytes {e:>10} elements  db {db} {t} {k}")?;
+        }
+        Ok(())
+    }
+}
