@@ -206,3 +206,23 @@ fn json_helpers() {
         assert_eq!(b64_decode(want), input);
     }
 }
+
+#[test]
+fn after_an_error_only_complete_lines_are_written() {
+    let path = corpus_dir().join("HDT3213_rdb/listpack.rdb");
+    let data = std::fs::read(path).unwrap();
+    let (events, err) = parse_whole(&data[..200]);
+    assert!(err.is_some());
+    let mut dumper = dump::JsonDumper::new();
+    let mut out = Vec::new();
+    for ev in &events {
+        dumper.event(ev, &mut out).unwrap();
+    }
+    dumper.flush_complete(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.ends_with('\n'));
+    for line in text.lines() {
+        serde_json::from_str::<J>(line).unwrap();
+    }
+    assert!(!text.is_empty());
+}

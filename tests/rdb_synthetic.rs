@@ -447,3 +447,107 @@ fn collector_enforces_its_limit() {
         }
     ));
 }
+
+#[test]
+fn redis_8_6_key_meta_and_stream_v4() {
+    // KEY_META before a key: 2 classes, each a 4-byte spec and an opcode stream.
+    let file = Rdb::new(13)
+        .op(0xF3)
+        .len(2)
+        .raw(b"cls1")
+        .raw(&[2, 7, 0]) // UINT 7, EOF
+        .raw(b"cls2")
+        .raw(&[5])
+        .str(b"meta") // STRING "meta"
+        .raw(&[0])
+        .op(0)
+        .str(b"k")
+        .str(b"v")
+        .finish();
+    let ev = parse(&file).unwrap();
+    let meta: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            RdbEvent::KeyMeta { class_spec } => Some(*class_spec),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(meta, vec![*b"cls1", *b"cls2"]);
+    assert_eq!(keys(&file)[0].1, Value::String("v".into()));
+    // Opcode 243 is SLOT_IMPORT in a VALKEY file and unknown before RDB 13.
+    let file = Rdb::new(12).op(0xF3).len(0).finish();
+    assert!(matches!(
+        parse(&file),
+        Err(RdbError::UnsupportedOpcode { opcode: 0xF3, .. })
+    ));
+
+    // Stream type 26: a type 21 stream with no nodes and no groups, then the IDMP trailer
+    // (duration, max entries, producers (pid, entries (iid, id ms, id seq)), added, dups).
+    let file = Rdb::new(13)
+        .op(26)
+        .str(b"s")
+        .len(0) // nodes
+        .len(0) // length
+        .len(5)
+        .len(1) // last id
+        .len(0)
+        .len(0) // first id
+        .len(0)
+        .len(0) // max deleted id
+        .len(3) // entries added
+        .len(0) // groups
+        .len(100)
+        .len(50)
+        .len(1)
+        .str(b"producer")
+        .len(1)
+        .str(b"iid-1")
+        .len(5)
+        .len(1)
+        .len(7)
+        .len(2)
+        .finish();
+    let ev = parse(&file).unwrap();
+    assert!(ev.contains(&RdbEvent::StreamIdmpProducer {
+        pid: "producer".into(),
+        entries: 1
+    }));
+    assert!(ev.contains(&RdbEvent::StreamIdmpStats {
+        added: 7,
+        duplicates: 2
+    }));
+    assert!(matches!(&keys(&file)[0].1, Value::Stream(s) if s.meta.entries_added == Some(3)));
+}
+
+#[test]
+fn parser_is_send_and_events_stay_small() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Parser>();
+    assert_send::<Collector>();
+    assert!(std::mem::size_of::<RdbEvent>() <= 96);
+}
+
+#[test]
+fn buffer_shrinks_after_a_big_item() {
+    // A 16 MiB list element fed whole, then small pushes: the buffer gives the memory back.
+    let big = vec![b'e'; 16 << 20];
+    let file = Rdb::new(9)
+        .op(1)
+        .str(b"l")
+        .len(1)
+        .str(&big)
+        .op(0)
+        .str(b"k")
+        .str(b"v")
+        .finish();
+    let split = file.len() - 12;
+    let mut p = Parser::new(ParserConfig::default());
+    p.push(&file[..split]);
+    while p.poll_event().unwrap().is_some() {}
+    for b in file[split..].chunks(3) {
+        p.push(b);
+        while p.poll_event().unwrap().is_some() {}
+    }
+    assert!(p.is_done());
+    assert!(format!("{p:?}").contains("Done"));
+}

@@ -297,6 +297,15 @@ impl JsonDumper {
         }
     }
 
+    /// Writes the complete lines buffered (after an error: the keys parsed before it).
+    pub fn flush_complete(&mut self, w: &mut impl Write) -> io::Result<()> {
+        if let Some(end) = self.line.iter().rposition(|&b| b == b'\n') {
+            w.write_all(&self.line[..=end])?;
+            self.line.drain(..=end);
+        }
+        w.flush()
+    }
+
     /// Writes what is buffered.
     pub fn flush(&mut self, w: &mut impl Write) -> io::Result<()> {
         w.write_all(&self.line)?;

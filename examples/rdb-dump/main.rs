@@ -69,7 +69,17 @@ fn run(path: &str, stats_mode: bool) -> Result<(), Box<dyn std::error::Error>> {
             parser.push(&buf[..n]);
             read += n as u64;
         }
-        while let Some(ev) = parser.poll_event()? {
+        loop {
+            let ev = match parser.poll_event() {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break,
+                Err(e) => {
+                    if !stats_mode {
+                        dumper.flush_complete(&mut out)?;
+                    }
+                    return Err(e.into());
+                }
+            };
             if matches!(ev, RdbEvent::KeyEnd) {
                 keys += 1;
             }

@@ -118,6 +118,9 @@ pub enum ObjectKind {
     SetListpack,
     /// 21: a stream of listpacks, version 3 (RDB 11+).
     StreamListpacks3,
+    /// 26 in a `REDIS` file: a stream of listpacks, version 4, with the idempotent-producer
+    /// (IDMP) trailer (Redis 8.6, RDB 13).
+    StreamListpacks4,
     /// 22 in a `REDIS` file: hash with field TTLs, Redis 7.4 release-candidate layout.
     HashMetadataPreGa,
     /// 23 in a `REDIS` file: listpack hash with field TTLs, Redis 7.4 release-candidate layout.
@@ -161,6 +164,7 @@ impl ObjectKind {
             (23, Magic::Redis) => HashListpackExPreGa,
             (24, Magic::Redis) => HashMetadata,
             (25, Magic::Redis) => HashListpackEx,
+            (26, Magic::Redis) => StreamListpacks4,
             _ => return None,
         })
     }
@@ -190,6 +194,7 @@ impl ObjectKind {
             StreamListpacks2 => 19,
             SetListpack => 20,
             StreamListpacks3 => 21,
+            StreamListpacks4 => 26,
             HashMetadataPreGa | HashValkey2 => 22,
             HashListpackExPreGa => 23,
             HashMetadata => 24,
@@ -207,7 +212,9 @@ impl ObjectKind {
             Zset | Zset2 | ZsetZiplist | ZsetListpack => ValueType::Zset,
             Hash | HashZipmap | HashZiplist | HashListpack | HashMetadataPreGa
             | HashListpackExPreGa | HashMetadata | HashListpackEx | HashValkey2 => ValueType::Hash,
-            StreamListpacks | StreamListpacks2 | StreamListpacks3 => ValueType::Stream,
+            StreamListpacks | StreamListpacks2 | StreamListpacks3 | StreamListpacks4 => {
+                ValueType::Stream
+            }
             ModulePreGa | Module2 => ValueType::Module,
         }
     }
@@ -230,6 +237,7 @@ impl ObjectKind {
             StreamListpacks => "listpacks",
             StreamListpacks2 => "listpacks2",
             StreamListpacks3 => "listpacks3",
+            StreamListpacks4 => "listpacks4",
             HashListpack | ZsetListpack | SetListpack => "listpack",
             HashMetadataPreGa => "metadata-pre-ga",
             HashListpackExPreGa => "listpack-ex-pre-ga",
@@ -349,8 +357,6 @@ pub struct KeyInfo {
     pub idle_s: Option<u64>,
     /// LFU logarithmic access counter (`FREQ` opcode), if stored.
     pub freq: Option<u8>,
-    /// Raw payload of a Redis 8.6 `KEY_META` prefix, if present.
-    pub meta: Option<Bytes>,
     /// Absolute byte offset of the type byte of this record.
     pub offset: u64,
 }
@@ -365,10 +371,23 @@ impl KeyInfo {
             expire: None,
             idle_s: None,
             freq: None,
-            meta: None,
             offset: 0,
         }
     }
+}
+
+/// A function as stored by Redis 7.0 release candidates (`FUNCTION_PRE_GA`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PreGaFunction {
+    /// Function name.
+    pub name: Bytes,
+    /// Engine name.
+    pub engine: Bytes,
+    /// Optional description.
+    pub description: Option<Bytes>,
+    /// Function code.
+    pub code: Bytes,
 }
 
 /// Stream metadata, stored after the entries.
@@ -498,16 +517,7 @@ pub enum RdbEvent {
         code: Bytes,
     },
     /// `FUNCTION_PRE_GA` (Redis 7.0 release candidates).
-    FunctionPreGa {
-        /// Function name.
-        name: Bytes,
-        /// Engine name.
-        engine: Bytes,
-        /// Optional description.
-        description: Option<Bytes>,
-        /// Function code.
-        code: Bytes,
-    },
+    FunctionPreGa(Box<PreGaFunction>),
     /// `MODULE_AUX` start; its raw opcode stream follows as [`RdbEvent::ModuleChunk`]s and
     /// ends with [`RdbEvent::ModuleAuxEnd`].
     ModuleAux {
@@ -573,6 +583,44 @@ pub enum RdbEvent {
     StreamConsumer(StreamConsumerInfo),
     /// A pending id owned by the current consumer.
     StreamConsumerPending(StreamId),
+    /// Idempotent-producer settings of a version 4 stream (after the groups); one
+    /// [`RdbEvent::StreamIdmpProducer`] per producer follows, then
+    /// [`RdbEvent::StreamIdmpStats`].
+    StreamIdmp {
+        /// `idmp_duration`.
+        duration: u64,
+        /// `idmp_max_entries`.
+        max_entries: u64,
+        /// Number of producers that follow.
+        producers: u64,
+    },
+    /// A producer of a version 4 stream; its [`RdbEvent::StreamIdmpEntry`]s follow.
+    StreamIdmpProducer {
+        /// Producer id.
+        pid: Bytes,
+        /// Number of entries that follow.
+        entries: u64,
+    },
+    /// An idempotency id of the current producer and the stream id it produced.
+    StreamIdmpEntry {
+        /// Idempotency id.
+        iid: Bytes,
+        /// Stream entry id.
+        id: StreamId,
+    },
+    /// Idempotent-producer counters, last of a version 4 stream.
+    StreamIdmpStats {
+        /// `iids_added`.
+        added: u64,
+        /// `iids_duplicates`.
+        duplicates: u64,
+    },
+    /// Redis 8.6 `KEY_META`: one metadata class of the next key. Its raw module opcode stream
+    /// follows as [`RdbEvent::ModuleChunk`]s (the last one holds the opcode 0).
+    KeyMeta {
+        /// The 4-byte class spec.
+        class_spec: [u8; 4],
+    },
     /// A module value (type 7) starts; raw opcode stream chunks follow.
     Module {
         /// Module type id.

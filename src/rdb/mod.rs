@@ -3,6 +3,23 @@
 //! [`Parser`] takes the file in chunks of any size and produces [`RdbEvent`]s; it never needs
 //! the whole file or a whole value in memory (see the format notes in the project docs).
 //! [`Collector`] turns a key's events into a [`Value`] for callers that want whole values.
+//!
+//! ## Memory
+//!
+//! The parser holds the unparsed input plus the item it is working on: one key, element,
+//! hash field and value, stream entry, or embedded container (ziplist, listpack, intset,
+//! zipmap — a container is decoded as a whole, so its elements are queued together). String
+//! values of any length are delivered in chunks of [`ParserConfig::chunk_size`]; every length
+//! is checked against [`ParserConfig`]'s limits before anything is buffered or allocated, and
+//! element counts never drive allocation. Push input in moderate pieces (e.g. 64–256 KiB)
+//! and drain the events after each push.
+//!
+//! ## Versions
+//!
+//! RDB 1–13 (`REDIS0001`–`REDIS0013`, including Redis 7.4 hash field TTLs and Redis 8.6
+//! `KEY_META` and stream type 26) and Valkey's `VALKEY080`; codes whose meaning differs
+//! (type 22, opcode 243) are resolved by the magic. Module values (type 7) pass through as
+//! raw opcode streams; pre-GA module values (type 6) are a typed error.
 
 pub mod encoding;
 
@@ -15,7 +32,7 @@ mod value;
 pub use config::ParserConfig;
 pub use error::{ContainerKind, Limit, RdbError};
 pub use event::{
-    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, RdbEvent,
+    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
     StreamConsumerInfo, StreamGroupInfo, StreamId, StreamMeta, ValueType,
 };
 pub use parser::Parser;

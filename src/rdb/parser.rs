@@ -20,7 +20,7 @@ use super::encoding::zipmap::Zipmap;
 use super::encoding::{lzf, PackedValue};
 use super::error::{ContainerKind, Limit, RdbError};
 use super::event::{
-    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, RdbEvent,
+    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
     StreamConsumerInfo, StreamGroupInfo, StreamId, StreamMeta,
 };
 
@@ -329,9 +329,10 @@ enum StreamVer {
     V1,
     V2,
     V3,
+    V4,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     Header,
     Record,
@@ -380,10 +381,30 @@ enum State {
         left: u64,
     },
     ModuleOps {
-        aux: bool,
+        owner: ModuleOwner,
     },
+    KeyMetaClass {
+        left: u64,
+    },
+    StreamIdmpHead,
+    StreamIdmpProducer {
+        left: u64,
+    },
+    StreamIdmpEntry {
+        producers_left: u64,
+        left: u64,
+    },
+    StreamIdmpStats,
     Trailer,
     Done,
+}
+
+/// Whose module opcode stream is being read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ModuleOwner {
+    Key,
+    Aux,
+    KeyMeta { classes_left: u64 },
 }
 
 /// Key prefixes waiting for the next key record.
@@ -392,7 +413,6 @@ struct Prefix {
     expire: Option<Expiry>,
     idle_s: Option<u64>,
     freq: Option<u8>,
-    meta: Option<Bytes>,
 }
 
 /// The parse state proper, split from the input buffer so a step can borrow both.
@@ -403,6 +423,8 @@ struct Machine {
     version: u32,
     db: u64,
     prefix: Prefix,
+    /// The first event of a step (most steps emit one), then the rest in order.
+    ready: Option<RdbEvent>,
     queue: VecDeque<RdbEvent>,
     crc: Crc64,
 }
@@ -440,6 +462,9 @@ struct Machine {
 pub struct Parser {
     buf: Vec<u8>,
     pos: usize,
+    /// `buf[..crc_pos]` is already in the CRC; the rest of the consumed bytes are added in
+    /// bulk (per-step updates on a few bytes each would be far slower).
+    crc_pos: usize,
     base: u64,
     eof: bool,
     failed: Option<RdbError>,
@@ -458,6 +483,8 @@ impl std::fmt::Debug for Parser {
 
 /// Compact the buffer once this many consumed bytes sit at its front.
 const COMPACT_AT: usize = 64 << 10;
+/// An empty input buffer larger than this (and than twice the next push) is shrunk.
+const SHRINK_ABOVE: usize = 4 << 20;
 
 impl Parser {
     /// A parser with the given limits.
@@ -465,6 +492,7 @@ impl Parser {
         Parser {
             buf: Vec::new(),
             pos: 0,
+            crc_pos: 0,
             base: 0,
             eof: false,
             failed: None,
@@ -475,6 +503,7 @@ impl Parser {
                 version: 0,
                 db: 0,
                 prefix: Prefix::default(),
+                ready: None,
                 queue: VecDeque::new(),
                 crc: Crc64::new(),
             },
@@ -484,15 +513,21 @@ impl Parser {
     /// Appends input. Drain [`Parser::poll_event`] before pushing much more: the parser keeps
     /// everything pushed and not yet parsed.
     pub fn push(&mut self, data: &[u8]) {
+        self.update_crc();
         if self.pos == self.buf.len() {
             self.base += self.pos as u64;
             self.buf.clear();
             self.pos = 0;
+            // Give back the memory of a past big item (a long element or container).
+            if self.buf.capacity() > SHRINK_ABOVE.max(2 * data.len()) {
+                self.buf.shrink_to(data.len());
+            }
         } else if self.pos >= COMPACT_AT && self.pos * 2 >= self.buf.len() {
             self.base += self.pos as u64;
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
+        self.crc_pos = self.pos;
         self.buf.extend_from_slice(data);
     }
 
@@ -506,14 +541,19 @@ impl Parser {
     /// that stopped the parse. Errors are sticky.
     pub fn poll_event(&mut self) -> Result<Option<RdbEvent>, RdbError> {
         loop {
+            if let Some(ev) = self.m.ready.take() {
+                return Ok(Some(ev));
+            }
             if let Some(ev) = self.m.queue.pop_front() {
                 return Ok(Some(ev));
             }
             if let Some(e) = &self.failed {
                 return Err(e.clone());
             }
-            if self.m.state == State::Done {
-                return Ok(None);
+            match self.m.state {
+                State::Done => return Ok(None),
+                State::Trailer => self.update_crc(),
+                _ => {}
             }
             let avail = &self.buf[self.pos..];
             let mut c = Cur {
@@ -522,11 +562,7 @@ impl Parser {
                 base: self.base + self.pos as u64,
             };
             match self.m.step(&mut c) {
-                Ok(()) => {
-                    let n = c.p;
-                    self.m.crc.update(&avail[..n]);
-                    self.pos += n;
-                }
+                Ok(()) => self.pos += c.p,
                 Err(Stop::Need) => {
                     if self.eof {
                         self.failed = Some(RdbError::UnexpectedEof {
@@ -543,9 +579,17 @@ impl Parser {
         }
     }
 
+    /// Adds the consumed bytes not yet in the CRC.
+    fn update_crc(&mut self) {
+        if self.crc_pos < self.pos {
+            self.m.crc.update(&self.buf[self.crc_pos..self.pos]);
+            self.crc_pos = self.pos;
+        }
+    }
+
     /// Whether the whole file, checksum included, has been parsed.
     pub fn is_done(&self) -> bool {
-        self.m.state == State::Done && self.m.queue.is_empty()
+        self.m.state == State::Done && self.m.ready.is_none() && self.m.queue.is_empty()
     }
 
     /// Absolute offset of the first byte not yet parsed.
@@ -572,7 +616,11 @@ impl Parser {
 
 impl Machine {
     fn emit(&mut self, ev: RdbEvent) {
-        self.queue.push_back(ev);
+        if self.ready.is_none() && self.queue.is_empty() {
+            self.ready = Some(ev);
+        } else {
+            self.queue.push_back(ev);
+        }
     }
 
     /// Emits a whole string value as chunks of the configured size.
@@ -587,7 +635,7 @@ impl Machine {
     }
 
     fn key_end(&mut self) {
-        self.queue.push_back(RdbEvent::KeyEnd);
+        self.emit(RdbEvent::KeyEnd);
         self.state = State::Record;
     }
 
@@ -600,7 +648,7 @@ impl Machine {
     }
 
     fn step(&mut self, c: &mut Cur<'_>) -> R<()> {
-        match self.state.clone() {
+        match self.state {
             State::Header => self.header(c),
             State::Record => self.record(c),
             State::ValueHead(kind) => self.value_head(c, kind),
@@ -682,7 +730,80 @@ impl Machine {
                 }
                 Ok(())
             }
-            State::ModuleOps { aux } => self.module_op(c, aux),
+            State::ModuleOps { owner } => self.module_op(c, owner),
+            State::KeyMetaClass { left } => {
+                let class_spec: [u8; 4] = c.arr()?;
+                self.emit(RdbEvent::KeyMeta { class_spec });
+                self.state = State::ModuleOps {
+                    owner: ModuleOwner::KeyMeta {
+                        classes_left: left - 1,
+                    },
+                };
+                Ok(())
+            }
+            State::StreamIdmpHead => {
+                let duration = c.len()?;
+                let max_entries = c.len()?;
+                let producers = c.count(&self.cfg)?;
+                self.emit(RdbEvent::StreamIdmp {
+                    duration,
+                    max_entries,
+                    producers,
+                });
+                self.state = if producers == 0 {
+                    State::StreamIdmpStats
+                } else {
+                    State::StreamIdmpProducer { left: producers }
+                };
+                Ok(())
+            }
+            State::StreamIdmpProducer { left } => {
+                let pid = self.bytes(c)?;
+                let entries = c.count(&self.cfg)?;
+                self.emit(RdbEvent::StreamIdmpProducer { pid, entries });
+                self.state = if entries > 0 {
+                    State::StreamIdmpEntry {
+                        producers_left: left,
+                        left: entries,
+                    }
+                } else if left > 1 {
+                    State::StreamIdmpProducer { left: left - 1 }
+                } else {
+                    State::StreamIdmpStats
+                };
+                Ok(())
+            }
+            State::StreamIdmpEntry {
+                producers_left,
+                left,
+            } => {
+                let iid = self.bytes(c)?;
+                let id = StreamId {
+                    ms: c.len()?,
+                    seq: c.len()?,
+                };
+                self.emit(RdbEvent::StreamIdmpEntry { iid, id });
+                self.state = if left > 1 {
+                    State::StreamIdmpEntry {
+                        producers_left,
+                        left: left - 1,
+                    }
+                } else if producers_left > 1 {
+                    State::StreamIdmpProducer {
+                        left: producers_left - 1,
+                    }
+                } else {
+                    State::StreamIdmpStats
+                };
+                Ok(())
+            }
+            State::StreamIdmpStats => {
+                let added = c.len()?;
+                let duplicates = c.len()?;
+                self.emit(RdbEvent::StreamIdmpStats { added, duplicates });
+                self.key_end();
+                Ok(())
+            }
             State::Trailer => {
                 let at = c.off();
                 let stored = u64::from_le_bytes(c.arr()?);
@@ -789,7 +910,9 @@ impl Machine {
                 }
                 let when = c.len()?;
                 self.emit(RdbEvent::ModuleAux { module, when });
-                self.state = State::ModuleOps { aux: true };
+                self.state = State::ModuleOps {
+                    owner: ModuleOwner::Aux,
+                };
             }
             OP_FUNCTION_PRE_GA => {
                 let name = self.bytes(c)?;
@@ -801,12 +924,12 @@ impl Machine {
                     _ => return Err(corrupt("function description flag", has_at).into()),
                 };
                 let code = self.bytes(c)?;
-                self.emit(RdbEvent::FunctionPreGa {
+                self.emit(RdbEvent::FunctionPreGa(Box::new(PreGaFunction {
                     name,
                     engine,
                     description,
                     code,
-                });
+                })));
             }
             OP_FUNCTION2 => {
                 let code = self.bytes(c)?;
@@ -821,6 +944,13 @@ impl Machine {
                     keys,
                     expires,
                 });
+            }
+            OP_SLOT_IMPORT_OR_KEY_META if self.magic == Magic::Redis && self.version >= 13 => {
+                // KEY_META: class count, then per class a 4-byte spec and an opcode stream.
+                let n = c.count(&self.cfg)?;
+                if n > 0 {
+                    self.state = State::KeyMetaClass { left: n };
+                }
             }
             OP_SLOT_IMPORT_OR_KEY_META => {
                 return Err(RdbError::UnsupportedOpcode {
@@ -851,7 +981,6 @@ impl Machine {
                     expire: prefix.expire,
                     idle_s: prefix.idle_s,
                     freq: prefix.freq,
-                    meta: prefix.meta,
                     offset: at,
                 }));
                 self.state = State::ValueHead(kind);
@@ -943,11 +1072,15 @@ impl Machine {
                 }
                 return Ok(());
             }
-            K::StreamListpacks | K::StreamListpacks2 | K::StreamListpacks3 => {
+            K::StreamListpacks
+            | K::StreamListpacks2
+            | K::StreamListpacks3
+            | K::StreamListpacks4 => {
                 let v = match kind {
                     K::StreamListpacks => StreamVer::V1,
                     K::StreamListpacks2 => StreamVer::V2,
-                    _ => StreamVer::V3,
+                    K::StreamListpacks3 => StreamVer::V3,
+                    _ => StreamVer::V4,
                 };
                 let n = c.count(&self.cfg)?;
                 self.state = if n == 0 {
@@ -960,7 +1093,9 @@ impl Machine {
             K::Module2 => {
                 let id = ModuleId(c.len()?);
                 self.emit(RdbEvent::Module { id });
-                self.state = State::ModuleOps { aux: false };
+                self.state = State::ModuleOps {
+                    owner: ModuleOwner::Key,
+                };
                 return Ok(());
             }
             K::ModulePreGa => {
@@ -1174,7 +1309,7 @@ impl Machine {
             groups,
         }));
         if groups == 0 {
-            self.key_end();
+            self.stream_done(v);
         } else {
             self.state = State::StreamGroup {
                 v,
@@ -1267,11 +1402,20 @@ impl Machine {
                 groups_left: groups_left - 1,
             };
         } else {
+            self.stream_done(v);
+        }
+    }
+
+    /// After the groups: version 4 streams have the IDMP trailer.
+    fn stream_done(&mut self, v: StreamVer) {
+        if v == StreamVer::V4 {
+            self.state = State::StreamIdmpHead;
+        } else {
             self.key_end();
         }
     }
 
-    fn module_op(&mut self, c: &mut Cur<'_>, aux: bool) -> R<()> {
+    fn module_op(&mut self, c: &mut Cur<'_>, owner: ModuleOwner) -> R<()> {
         let start = c.p;
         let at = c.off();
         let op = c.len()?;
@@ -1292,11 +1436,19 @@ impl Machine {
         let raw = Bytes::copy_from_slice(&c.b[start..c.p]);
         self.emit(RdbEvent::ModuleChunk(raw));
         if op == MODULE_OP_EOF {
-            if aux {
-                self.emit(RdbEvent::ModuleAuxEnd);
-                self.state = State::Record;
-            } else {
-                self.key_end();
+            match owner {
+                ModuleOwner::Key => self.key_end(),
+                ModuleOwner::Aux => {
+                    self.emit(RdbEvent::ModuleAuxEnd);
+                    self.state = State::Record;
+                }
+                ModuleOwner::KeyMeta { classes_left } => {
+                    self.state = if classes_left > 0 {
+                        State::KeyMetaClass { left: classes_left }
+                    } else {
+                        State::Record
+                    };
+                }
             }
         }
         Ok(())

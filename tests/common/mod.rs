@@ -162,16 +162,15 @@ pub fn events_to_json(events: &[RdbEvent]) -> FileJson {
     let mut cur: Option<(KeyJson, Builder)> = None;
     let mut module_items = 0u64;
     let mut module_bytes = 0u64;
+    let mut in_key_meta = false;
     for ev in events {
         match ev {
             RdbEvent::Aux { name, value } => out.aux.push((jbytes(name), jbytes(value))),
             RdbEvent::Function { code } => out.functions.push(json!({ "code": jbytes(code) })),
-            RdbEvent::FunctionPreGa {
-                name, engine, code, ..
-            } => out.functions.push(json!({
-                "name": jbytes(name),
-                "engine": jbytes(engine),
-                "code_len": code.len(),
+            RdbEvent::FunctionPreGa(f) => out.functions.push(json!({
+                "name": jbytes(&f.name),
+                "engine": jbytes(&f.engine),
+                "code_len": f.code.len(),
                 "pre_ga": true,
             })),
             RdbEvent::SlotInfo {
@@ -193,6 +192,8 @@ pub fn events_to_json(events: &[RdbEvent]) -> FileJson {
                 last["items"] = json!(module_items);
                 last["payload_bytes"] = json!(module_bytes);
             }
+            RdbEvent::KeyMeta { .. } => in_key_meta = true,
+            RdbEvent::ModuleChunk(_) if in_key_meta => {}
             RdbEvent::ModuleChunk(c) if cur.is_none() => {
                 // The corpus counts the items before the EOF opcode (and all bytes).
                 module_items += u64::from(c[..] != [0]);
@@ -200,6 +201,7 @@ pub fn events_to_json(events: &[RdbEvent]) -> FileJson {
             }
             RdbEvent::End { checksum } => out.checksum = Some(*checksum),
             RdbEvent::KeyStart(info) => {
+                in_key_meta = false;
                 let mut obj = Map::new();
                 obj.insert("type".into(), json!(info.kind.value_type().name()));
                 obj.insert("rdb_type".into(), json!(info.kind.type_byte()));
@@ -365,6 +367,10 @@ impl Builder {
                 self.module_items += u64::from(c[..] != [0]);
                 self.module_bytes += c.len() as u64;
             }
+            RdbEvent::StreamIdmp { .. }
+            | RdbEvent::StreamIdmpProducer { .. }
+            | RdbEvent::StreamIdmpEntry { .. }
+            | RdbEvent::StreamIdmpStats { .. } => {}
             other => panic!("unexpected event inside a key: {other:?}"),
         }
     }

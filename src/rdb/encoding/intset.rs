@@ -38,7 +38,7 @@ const HEADER: usize = 8;
 /// let err = Intset::parse(&blob).unwrap_err();
 /// assert_eq!((err.offset, err.kind), (10, ContainerErrorKind::IntsetUnsorted));
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Intset<'a> {
     data: &'a [u8],
     width: usize,
@@ -117,6 +117,15 @@ impl<'a> Intset<'a> {
     }
 }
 
+impl std::fmt::Debug for Intset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intset")
+            .field("len", &self.len())
+            .field("width", &self.width)
+            .finish()
+    }
+}
+
 impl<'a> IntoIterator for &Intset<'a> {
     type Item = i64;
     type IntoIter = Iter<'a>;
@@ -127,7 +136,7 @@ impl<'a> IntoIterator for &Intset<'a> {
 }
 
 /// Iterator over the elements of an [`Intset`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Iter<'a> {
     chunks: std::slice::ChunksExact<'a, u8>,
 }
@@ -152,6 +161,14 @@ impl Iterator for Iter<'_> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("remaining", &self.chunks.len())
+            .finish()
+    }
+}
 
 /// Builds an intset exactly as Redis's `intsetAdd` leaves it: sorted, without duplicates, every
 /// element in the smallest width that holds all of them.
@@ -220,5 +237,119 @@ fn width_for(values: &[i64]) -> usize {
         4
     } else {
         8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn blob(width: u32, values: &[i64]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&width.to_le_bytes());
+        b.extend_from_slice(&(values.len() as u32).to_le_bytes());
+        for v in values {
+            b.extend_from_slice(&v.to_le_bytes()[..width as usize]);
+        }
+        b
+    }
+
+    #[test]
+    fn widths() {
+        for (width, values) in [
+            (2, &[i64::from(i16::MIN), 0, i64::from(i16::MAX)][..]),
+            (4, &[i64::from(i32::MIN), -1, i64::from(i32::MAX)]),
+            (8, &[i64::MIN, 0, i64::MAX]),
+        ] {
+            let b = blob(width, values);
+            let set = Intset::parse(&b).unwrap();
+            assert_eq!(set.width(), width as usize);
+            assert_eq!(set.len(), 3);
+            assert_eq!(set.iter().collect::<Vec<_>>(), values);
+            let mut builder = IntsetBuilder::new();
+            values.iter().rev().for_each(|&v| builder.push(v));
+            assert_eq!(builder.finish(), b);
+        }
+    }
+
+    #[test]
+    fn corrupt_intsets() {
+        let err = |b: &[u8]| Intset::parse(b).unwrap_err();
+        assert_eq!(
+            err(&[2, 0, 0, 0, 1, 0, 0]),
+            ContainerError::new(ContainerErrorKind::BlobTooShort { len: 7 }, 0)
+        );
+        assert_eq!(
+            err(&blob(3, &[1])),
+            ContainerError::new(ContainerErrorKind::InvalidIntsetEncoding(3), 0)
+        );
+        assert_eq!(
+            err(&blob(2, &[])),
+            ContainerError::new(ContainerErrorKind::Empty, 4)
+        );
+        let mut b = blob(4, &[1, 2]);
+        b.push(0);
+        assert_eq!(
+            err(&b),
+            ContainerError::new(
+                ContainerErrorKind::TotalBytesMismatch {
+                    declared: 16,
+                    actual: 17
+                },
+                4
+            )
+        );
+        // Huge declared length: no overflow, no allocation.
+        let mut b = blob(8, &[1]);
+        b[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            err(&b).kind,
+            ContainerErrorKind::TotalBytesMismatch { .. }
+        ));
+        assert_eq!(
+            err(&blob(2, &[1, 1])),
+            ContainerError::new(ContainerErrorKind::IntsetUnsorted, 10)
+        );
+        assert_eq!(
+            err(&blob(8, &[1, 5, 3])),
+            ContainerError::new(ContainerErrorKind::IntsetUnsorted, 24)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn builder_roundtrip(values in proptest::collection::vec(any::<i64>(), 1..50), small in any::<bool>()) {
+            let values: Vec<i64> = if small { values.iter().map(|v| v % 40_000).collect() } else { values };
+            let mut b = IntsetBuilder::new();
+            values.iter().for_each(|&v| b.push(v));
+            let blob = b.finish();
+            let set = Intset::parse(&blob).unwrap();
+            let mut want = values.clone();
+            want.sort_unstable();
+            want.dedup();
+            prop_assert_eq!(set.iter().collect::<Vec<_>>(), want.clone());
+            prop_assert_eq!(set.len(), want.len());
+            prop_assert_eq!(set.width(), width_for(&want));
+            // The width is the smallest that fits.
+            let fits16 = want.iter().all(|&v| i16::try_from(v).is_ok());
+            let fits32 = want.iter().all(|&v| i32::try_from(v).is_ok());
+            prop_assert_eq!(set.width(), if fits16 { 2 } else if fits32 { 4 } else { 8 });
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(mut b in proptest::collection::vec(any::<u8>(), 0..100), w in prop::sample::select(vec![2u32, 4, 8])) {
+            if b.len() >= 8 {
+                b[0..4].copy_from_slice(&w.to_le_bytes());
+                let n = ((b.len() - 8) / w as usize) as u32;
+                b[4..8].copy_from_slice(&n.to_le_bytes());
+                b.truncate(8 + n as usize * w as usize);
+            }
+            if let Ok(set) = Intset::parse(&b) {
+                let v: Vec<_> = set.iter().collect();
+                prop_assert!(v.windows(2).all(|w| w[0] < w[1]));
+                prop_assert_eq!(v.len(), set.len());
+            }
+        }
     }
 }

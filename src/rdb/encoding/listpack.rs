@@ -50,7 +50,7 @@ pub const UNKNOWN_LEN: u16 = u16::MAX;
 /// assert_eq!(err.offset, 6);
 /// assert!(matches!(err.kind, ContainerErrorKind::BacklenMismatch { declared: 2, actual: 1 }));
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Listpack<'a> {
     blob: &'a [u8],
     len: usize,
@@ -141,6 +141,15 @@ impl<'a> Listpack<'a> {
     }
 }
 
+impl std::fmt::Debug for Listpack<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listpack")
+            .field("len", &self.len)
+            .field("bytes", &self.blob.len())
+            .finish()
+    }
+}
+
 impl<'a> IntoIterator for &Listpack<'a> {
     type Item = PackedValue<'a>;
     type IntoIter = Iter<'a>;
@@ -151,7 +160,7 @@ impl<'a> IntoIterator for &Listpack<'a> {
 }
 
 /// Iterator over the entries of a [`Listpack`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Iter<'a> {
     blob: &'a [u8],
     pos: usize,
@@ -179,6 +188,15 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("pos", &self.pos)
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
 
 /// One decoded entry.
 struct Entry<'a> {
@@ -429,5 +447,357 @@ impl ListpackBuilder {
         let encoded = self.buf.len() - start;
         write_backlen(encoded, &mut self.buf);
         self.count += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn wrap(entries: &[u8], count: u16) -> Vec<u8> {
+        let total = (HEADER + entries.len() + 1) as u32;
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&total.to_le_bytes());
+        blob.extend_from_slice(&count.to_le_bytes());
+        blob.extend_from_slice(entries);
+        blob.push(END);
+        blob
+    }
+
+    fn values(blob: &[u8]) -> Vec<Vec<u8>> {
+        let lp = Listpack::parse(blob).unwrap();
+        let v: Vec<_> = lp.iter().map(|v| v.to_bytes().into_owned()).collect();
+        assert_eq!(v.len(), lp.len());
+        v
+    }
+
+    fn err(blob: &[u8]) -> ContainerError {
+        Listpack::parse(blob).unwrap_err()
+    }
+
+    fn built(value: &[u8]) -> Vec<u8> {
+        let mut b = ListpackBuilder::new();
+        b.push(value);
+        let blob = b.finish();
+        blob[HEADER..blob.len() - 1].to_vec()
+    }
+
+    #[test]
+    fn exact_entry_bytes() {
+        assert_eq!(built(b"5"), [0x05, 0x01]);
+        assert_eq!(built(b"127"), [0x7f, 0x01]);
+        assert_eq!(built(b"128"), [0xc0, 0x80, 0x02]);
+        assert_eq!(built(b"-1"), [0xdf, 0xff, 0x02]);
+        assert_eq!(built(b"-4096"), [0xd0, 0x00, 0x02]);
+        assert_eq!(built(b"4095"), [0xcf, 0xff, 0x02]);
+        assert_eq!(built(b"4096"), [0xf1, 0x00, 0x10, 0x03]);
+        assert_eq!(built(b"-32769"), [0xf2, 0xff, 0x7f, 0xff, 0x04]);
+        assert_eq!(built(b"8388608"), [0xf3, 0x00, 0x00, 0x80, 0x00, 0x05]);
+        assert_eq!(
+            built(b"-9223372036854775808"),
+            [0xf4, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x09]
+        );
+        assert_eq!(built(b""), [0x80, 0x01]);
+        assert_eq!(built(b"007"), [0x83, b'0', b'0', b'7', 0x04]);
+        // 12-bit string: high nibble first.
+        let e = built(&[b'q'; 300]);
+        assert_eq!(&e[..2], &[0xe1, 0x2c]);
+        assert_eq!(&e[302..], &[0x02, 0xae]); // backlen 302 = 2 << 7 | 46
+                                              // 32-bit string: little-endian length.
+        let e = built(&[b'r'; 5000]);
+        assert_eq!(&e[..5], &[0xf0, 0x88, 0x13, 0x00, 0x00]);
+        assert_eq!(&e[5005..], &[0x27, 0x8d]); // backlen 5005
+    }
+
+    #[test]
+    fn decodes_every_encoding() {
+        let mut entries = Vec::new();
+        for v in [
+            &b"0"[..],
+            b"100",
+            b"-100",
+            b"1000",
+            b"-20000",
+            b"20000",
+            b"-5000000",
+            b"5000000",
+            b"-2000000000",
+            b"2000000000",
+            b"-9000000000",
+            b"9000000000",
+            b"hello",
+        ] {
+            entries.extend_from_slice(&built(v));
+        }
+        entries.extend_from_slice(&built(&[b'x'; 100]));
+        entries.extend_from_slice(&built(&[b'y'; 4096]));
+        let v = values(&wrap(&entries, 15));
+        assert_eq!(v[2], b"-100");
+        assert_eq!(v[6], b"-5000000");
+        assert_eq!(v[10], b"-9000000000");
+        assert_eq!(v[12], b"hello");
+        assert_eq!(v[13], vec![b'x'; 100]);
+        assert_eq!(v[14], vec![b'y'; 4096]);
+    }
+
+    #[test]
+    fn backlen_sizes_and_bytes() {
+        let cases: [(usize, &[u8]); 10] = [
+            (1, &[0x01]),
+            (127, &[0x7f]),
+            (128, &[0x01, 0x80]),
+            (200, &[0x01, 0xc8]),
+            (16382, &[0x7f, 0xfe]),
+            (16383, &[0x00, 0xff, 0xff]),
+            (2097150, &[0x7f, 0xff, 0xfe]),
+            (2097151, &[0x00, 0xff, 0xff, 0xff]),
+            (268435454, &[0x7f, 0xff, 0xff, 0xfe]),
+            (268435455, &[0x00, 0xff, 0xff, 0xff, 0xff]),
+        ];
+        for (len, bytes) in cases {
+            let mut out = Vec::new();
+            write_backlen(len, &mut out);
+            assert_eq!(out, bytes, "backlen of {len}");
+            assert_eq!(backlen_size(len), bytes.len());
+            assert_eq!(decode_backlen(&out, out.len() - 1), Some(len as u64));
+        }
+        let mut out = Vec::new();
+        write_backlen(u32::MAX as usize, &mut out);
+        assert_eq!(decode_backlen(&out, 4), Some(u64::from(u32::MAX)));
+        // More than 5 continuation bytes is invalid.
+        assert_eq!(decode_backlen(&[0x80; 6], 5), None);
+    }
+
+    #[test]
+    fn four_byte_backlen() {
+        // A string entry of exactly 2097151 bytes (5-byte header + data): 4-byte backlen.
+        let data = vec![b'b'; 2097151 - 5];
+        let mut b = ListpackBuilder::new();
+        b.push(&data);
+        b.push(b"1");
+        let blob = b.finish();
+        let at = HEADER + 2097151;
+        assert_eq!(&blob[at..at + 4], &[0x00, 0xff, 0xff, 0xff]);
+        let lp = Listpack::parse(&blob).unwrap();
+        let v: Vec<_> = lp.iter().collect();
+        assert_eq!(v, [PackedValue::Bytes(&data), PackedValue::Int(1)]);
+
+        // One byte less: 3-byte backlen.
+        let mut b = ListpackBuilder::new();
+        b.push(&data[1..]);
+        let blob = b.finish();
+        assert_eq!(blob.len(), HEADER + 2097150 + 3 + 1);
+        assert_eq!(Listpack::parse(&blob).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn five_byte_backlen() {
+        // A 268435455-byte entry, built in a zeroed buffer whose string data is never touched,
+        // so the test stays fast.
+        let encoded = 268435455usize;
+        let total = HEADER + encoded + 5 + 1;
+        let mut blob = vec![0u8; total];
+        blob[0..4].copy_from_slice(&(total as u32).to_le_bytes());
+        blob[4..6].copy_from_slice(&1u16.to_le_bytes());
+        blob[HEADER] = 0xf0;
+        blob[HEADER + 1..HEADER + 5].copy_from_slice(&((encoded - 5) as u32).to_le_bytes());
+        let at = HEADER + encoded;
+        blob[at..at + 5].copy_from_slice(&[0x00, 0xff, 0xff, 0xff, 0xff]);
+        blob[total - 1] = END;
+        let lp = Listpack::parse(&blob).unwrap();
+        assert_eq!(lp.len(), 1);
+        assert_eq!(lp.iter().next().map(|v| v.len()), Some(encoded - 5));
+        // Like Redis, the backlen is decoded backwards and compared with the entry size.
+        blob[at..at + 5].copy_from_slice(&[0x00, 0xff, 0xff, 0xff, 0xfe]);
+        assert_eq!(
+            err(&blob).kind,
+            ContainerErrorKind::BacklenMismatch {
+                declared: 268435454,
+                actual: encoded
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_count_is_counted() {
+        let blob = wrap(&[0x01, 0x01, 0x02, 0x01, 0x81, b'z', 0x02], UNKNOWN_LEN);
+        assert_eq!(values(&blob), [&b"1"[..], b"2", b"z"]);
+    }
+
+    #[test]
+    fn builder_saturates_count_and_parser_counts_past_it() {
+        let mut b = ListpackBuilder::new();
+        for i in 0..70_000 {
+            b.push_int(i % 100);
+        }
+        let blob = b.finish();
+        assert_eq!(&blob[4..6], &[0xff, 0xff]);
+        let lp = Listpack::parse(&blob).unwrap();
+        assert_eq!(lp.len(), 70_000);
+        assert_eq!(lp.iter().last(), Some(PackedValue::Int(99)));
+
+        let mut b = ListpackBuilder::new();
+        for i in 0..65_534 {
+            b.push_int(i % 100);
+        }
+        assert_eq!(&b.clone().finish()[4..6], &[0xfe, 0xff]);
+        b.push_int(1);
+        assert_eq!(&b.finish()[4..6], &[0xff, 0xff]);
+    }
+
+    #[test]
+    fn corrupt_listpacks() {
+        let good = wrap(&[0x81, b'a', 0x02], 1);
+        assert!(Listpack::parse(&good).is_ok());
+        assert_eq!(
+            err(&good[..6]),
+            ContainerError::new(ContainerErrorKind::BlobTooShort { len: 6 }, 0)
+        );
+        let mut b = good.clone();
+        b[0] = 9;
+        assert_eq!(
+            err(&b),
+            ContainerError::new(
+                ContainerErrorKind::TotalBytesMismatch {
+                    declared: 9,
+                    actual: 10
+                },
+                0
+            )
+        );
+        let mut b = good.clone();
+        b[9] = 0;
+        assert_eq!(
+            err(&b),
+            ContainerError::new(ContainerErrorKind::MissingTerminator, 9)
+        );
+        let mut b = good.clone();
+        b[4] = 3;
+        assert_eq!(
+            err(&b),
+            ContainerError::new(
+                ContainerErrorKind::CountMismatch {
+                    declared: 3,
+                    actual: 1
+                },
+                4
+            )
+        );
+        // Backlen mismatch.
+        let e = err(&wrap(&[0x81, b'a', 0x03], 1));
+        assert_eq!(
+            e,
+            ContainerError::new(
+                ContainerErrorKind::BacklenMismatch {
+                    declared: 3,
+                    actual: 2
+                },
+                6
+            )
+        );
+        // Backlen with an extra (non-minimal) byte.
+        let e = err(&wrap(&[0x81, b'a', 0x80, 0x02], 1));
+        assert!(matches!(
+            e.kind,
+            ContainerErrorKind::BacklenMismatch { .. } | ContainerErrorKind::InvalidEncoding { .. }
+        ));
+        // Entries past the end.
+        for entries in [
+            &[0x85, b'a', 0x06][..],
+            &[0xe0],
+            &[0xe0, 0x10, 0x00],
+            &[0xf0, 0x01, 0x00, 0x00],
+            &[0xf0, 0xff, 0xff, 0xff, 0xff, 0x00],
+            &[0xc0],
+            &[0xf1, 0x00],
+            &[0xf2, 0x00, 0x00],
+            &[0xf3, 0x00, 0x00, 0x00],
+            &[0xf4, 0, 0, 0, 0, 0, 0, 0],
+            &[0x01], // backlen missing
+        ] {
+            let e = err(&wrap(entries, 1));
+            assert_eq!(
+                e,
+                ContainerError::new(ContainerErrorKind::EntryOutOfBounds, 6),
+                "{entries:x?}"
+            );
+        }
+        for byte in 0xf5..=0xfe {
+            let e = err(&wrap(&[byte, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1));
+            assert_eq!(
+                e,
+                ContainerError::new(ContainerErrorKind::InvalidEncoding { byte }, 6)
+            );
+        }
+        // An end marker before the real end.
+        let e = err(&wrap(&[0x01, 0x01, 0xff, 0x00], 1));
+        assert_eq!(e, ContainerError::new(ContainerErrorKind::TrailingBytes, 8));
+    }
+
+    fn element() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string().into_bytes()),
+            (-5000i64..5000).prop_map(|v| v.to_string().into_bytes()),
+            proptest::collection::vec(any::<u8>(), 0..80),
+            (0usize..20_000).prop_map(|n| vec![b'z'; n]),
+            Just(b"-0".to_vec()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn builder_roundtrip(elems in proptest::collection::vec(element(), 0..40)) {
+            let mut b = ListpackBuilder::new();
+            for e in &elems {
+                b.push(e);
+            }
+            prop_assert_eq!(b.len(), elems.len());
+            let size = b.size();
+            let blob = b.finish();
+            prop_assert_eq!(blob.len(), size);
+            prop_assert_eq!(values(&blob), elems);
+        }
+
+        #[test]
+        fn int_roundtrip(ints in proptest::collection::vec(any::<i64>(), 0..40)) {
+            let mut b = ListpackBuilder::new();
+            for &v in &ints {
+                b.push_int(v);
+            }
+            let blob = b.finish();
+            let lp = Listpack::parse(&blob).unwrap();
+            let got: Vec<_> = lp.iter().collect();
+            let want: Vec<_> = ints.iter().map(|&v| PackedValue::Int(v)).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(mut blob in proptest::collection::vec(any::<u8>(), 0..200), fix in any::<bool>()) {
+            if fix && blob.len() >= 7 {
+                let n = blob.len() as u32;
+                blob[0..4].copy_from_slice(&n.to_le_bytes());
+                *blob.last_mut().unwrap() = END;
+            }
+            if let Ok(lp) = Listpack::parse(&blob) {
+                prop_assert_eq!(lp.iter().count(), lp.len());
+            }
+        }
+
+        #[test]
+        fn mutations_never_panic(elems in proptest::collection::vec(element(), 1..10), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut b = ListpackBuilder::new();
+            for e in &elems {
+                b.push(e);
+            }
+            let mut blob = b.finish();
+            let i = at.index(blob.len());
+            blob[i] = byte;
+            if let Ok(lp) = Listpack::parse(&blob) {
+                prop_assert_eq!(lp.iter().count(), lp.len());
+            }
+        }
     }
 }

@@ -177,12 +177,20 @@ pub fn compress(input: &[u8], out: &mut Vec<u8>) -> bool {
 /// let mut out = Vec::new();
 /// assert!(c.compress(b"hello hello hello hello hello", &mut out));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Compressor {
     /// Hash slot → `epoch + position`; values `<= epoch` are from earlier inputs (empty).
     table: Vec<u32>,
     /// Added to positions so that entries from earlier calls read as empty without clearing.
     epoch: u32,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor")
+            .field("epoch", &self.epoch)
+            .finish()
+    }
 }
 
 impl Default for Compressor {

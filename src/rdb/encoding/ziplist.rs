@@ -47,7 +47,7 @@ pub const UNKNOWN_LEN: u16 = u16::MAX;
 /// assert!(Ziplist::parse(&empty).unwrap().is_empty());
 /// assert!(Ziplist::parse(&empty[..10]).is_err());
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Ziplist<'a> {
     blob: &'a [u8],
     len: usize,
@@ -159,6 +159,15 @@ impl<'a> Ziplist<'a> {
     }
 }
 
+impl std::fmt::Debug for Ziplist<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ziplist")
+            .field("len", &self.len)
+            .field("bytes", &self.blob.len())
+            .finish()
+    }
+}
+
 impl<'a> IntoIterator for &Ziplist<'a> {
     type Item = PackedValue<'a>;
     type IntoIter = Iter<'a>;
@@ -169,7 +178,7 @@ impl<'a> IntoIterator for &Ziplist<'a> {
 }
 
 /// Iterator over the entries of a [`Ziplist`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Iter<'a> {
     blob: &'a [u8],
     pos: usize,
@@ -197,6 +206,15 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("pos", &self.pos)
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
 
 /// One decoded entry.
 struct Entry<'a> {
@@ -432,5 +450,338 @@ impl ZiplistBuilder {
     fn end_entry(&mut self) {
         self.last_size = self.buf.len() - self.last_start;
         self.count += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Wraps raw entry bytes in a header with the right sizes.
+    fn wrap(entries: &[u8], tail: u32, count: u16) -> Vec<u8> {
+        let total = (HEADER + entries.len() + 1) as u32;
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&total.to_le_bytes());
+        blob.extend_from_slice(&tail.to_le_bytes());
+        blob.extend_from_slice(&count.to_le_bytes());
+        blob.extend_from_slice(entries);
+        blob.push(END);
+        blob
+    }
+
+    fn values(blob: &[u8]) -> Vec<Vec<u8>> {
+        let zl = Ziplist::parse(blob).unwrap();
+        let v: Vec<_> = zl.iter().map(|v| v.to_bytes().into_owned()).collect();
+        assert_eq!(v.len(), zl.len());
+        v
+    }
+
+    fn err(blob: &[u8]) -> ContainerError {
+        Ziplist::parse(blob).unwrap_err()
+    }
+
+    #[test]
+    fn every_integer_encoding() {
+        let entries = [
+            0x00, 0xf1, // 0 (immediate)
+            0x02, 0xfd, // 12 (immediate)
+            0x02, 0xfe, 0x80, // int8 -128
+            0x03, 0xc0, 0x00, 0x80, // int16 -32768
+            0x04, 0xf0, 0xff, 0xff, 0x7f, // int24 8388607
+            0x05, 0xf0, 0x00, 0x00, 0x80, // int24 -8388608 (sign-extended)
+            0x05, 0xd0, 0x00, 0x00, 0x00, 0x80, // int32 -2147483648
+            0x06, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, // int64 max
+        ];
+        let blob = wrap(&entries, 37, 8);
+        let zl = Ziplist::parse(&blob).unwrap();
+        let ints: Vec<_> = zl.iter().map(|v| v.to_i64().unwrap()).collect();
+        assert_eq!(
+            ints,
+            [
+                0,
+                12,
+                -128,
+                -32768,
+                8388607,
+                -8388608,
+                i64::from(i32::MIN),
+                i64::MAX
+            ]
+        );
+        assert!(zl.iter().all(|v| matches!(v, PackedValue::Int(_))));
+    }
+
+    #[test]
+    fn string_lengths_are_big_endian() {
+        let mut entries = vec![0x00, 0x41, 0x2c]; // 14-bit length 300, big endian
+        entries.extend_from_slice(&[b'x'; 300]);
+        // prevlen 303 needs the 5-byte form.
+        entries.extend_from_slice(&[0xfe, 0x2f, 0x01, 0x00, 0x00]);
+        entries.extend_from_slice(&[0x80, 0x00, 0x00, 0x40, 0x00]); // 32-bit length 16384, BE
+        entries.extend_from_slice(&[b'y'; 16384]);
+        let blob = wrap(&entries, 10 + 303, 2);
+        let v = values(&blob);
+        assert_eq!(v, [vec![b'x'; 300], vec![b'y'; 16384]]);
+
+        // The builder produces exactly these bytes.
+        let mut b = ZiplistBuilder::new();
+        b.push(&[b'x'; 300]);
+        b.push(&[b'y'; 16384]);
+        assert_eq!(b.finish(), blob);
+    }
+
+    #[test]
+    fn builder_picks_redis_encodings() {
+        let mut b = ZiplistBuilder::new();
+        for v in [
+            "0",
+            "12",
+            "13",
+            "-1",
+            "127",
+            "128",
+            "-129",
+            "32768",
+            "8388608",
+            "2147483648",
+        ] {
+            b.push(v.as_bytes());
+        }
+        for v in ["007", "+1", "-0", " 1", "", "9223372036854775808"] {
+            b.push(v.as_bytes());
+        }
+        let blob = b.finish();
+        let zl = Ziplist::parse(&blob).unwrap();
+        let encs: Vec<u8> = {
+            let mut pos = HEADER;
+            let mut encs = Vec::new();
+            for _ in 0..zl.len() {
+                let e = Entry::decode(&blob, pos, blob.len() - 1).unwrap();
+                let plen = if blob[pos] == 0xfe { 5 } else { 1 };
+                encs.push(blob[pos + plen]);
+                pos += e.size;
+            }
+            encs
+        };
+        assert_eq!(
+            encs,
+            [0xf1, 0xfd, 0xfe, 0xfe, 0xfe, 0xc0, 0xc0, 0xf0, 0xd0, 0xe0, 3, 2, 2, 2, 0, 19]
+        );
+        let strings: Vec<_> = zl.iter().map(|v| v.to_bytes().into_owned()).collect();
+        assert_eq!(strings[10], b"007");
+        assert_eq!(strings[15], b"9223372036854775808");
+    }
+
+    #[test]
+    fn five_byte_prevlen_with_small_value() {
+        // "a" then "b" whose prevlen (3) is stored in the 5-byte form.
+        let entries = [0x00, 0x01, b'a', 0xfe, 0x03, 0x00, 0x00, 0x00, 0x01, b'b'];
+        let blob = wrap(&entries, 13, 2);
+        assert_eq!(values(&blob), [b"a", b"b"]);
+        // The same with a wrong small value in the 5-byte form.
+        let entries = [0x00, 0x01, b'a', 0xfe, 0x04, 0x00, 0x00, 0x00, 0x01, b'b'];
+        let e = err(&wrap(&entries, 13, 2));
+        assert_eq!(e.offset, 13);
+        assert_eq!(
+            e.kind,
+            ContainerErrorKind::PrevlenMismatch {
+                declared: 4,
+                actual: 3
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_count_is_counted() {
+        let entries = [0x00, 0xf2, 0x02, 0xf3, 0x02, 0xf4];
+        let blob = wrap(&entries, 14, UNKNOWN_LEN);
+        assert_eq!(Ziplist::parse(&blob).unwrap().len(), 3);
+        assert_eq!(values(&blob), [b"1", b"2", b"3"]);
+    }
+
+    #[test]
+    fn builder_saturates_count_and_parser_counts_past_it() {
+        let mut b = ZiplistBuilder::new();
+        for i in 0..70_000 {
+            b.push_int(i % 10);
+        }
+        let blob = b.finish();
+        assert_eq!(&blob[8..10], &[0xff, 0xff]);
+        let zl = Ziplist::parse(&blob).unwrap();
+        assert_eq!(zl.len(), 70_000);
+        assert_eq!(zl.iter().nth(69_999), Some(PackedValue::Int(9)));
+    }
+
+    #[test]
+    fn corrupt_headers() {
+        let good = wrap(&[0x00, 0x01, b'a'], 10, 1);
+        assert!(Ziplist::parse(&good).is_ok());
+
+        assert_eq!(
+            err(&good[..10]).kind,
+            ContainerErrorKind::BlobTooShort { len: 10 }
+        );
+        let mut b = good.clone();
+        b[0] += 1;
+        assert_eq!(
+            err(&b),
+            ContainerError::new(
+                ContainerErrorKind::TotalBytesMismatch {
+                    declared: 15,
+                    actual: 14
+                },
+                0
+            )
+        );
+        let mut b = good.clone();
+        *b.last_mut().unwrap() = 0xfe;
+        assert_eq!(
+            err(&b),
+            ContainerError::new(ContainerErrorKind::MissingTerminator, 13)
+        );
+        let mut b = good.clone();
+        b[4] = 0x0b; // tail points into the middle of the entry
+        assert_eq!(
+            err(&b),
+            ContainerError::new(ContainerErrorKind::TailMismatch { declared: 11 }, 4)
+        );
+        let mut b = good.clone();
+        b[4] = 0xff; // tail beyond the blob
+        assert_eq!(
+            err(&b).kind,
+            ContainerErrorKind::TailMismatch { declared: 255 }
+        );
+        let mut b = good.clone();
+        b[8] = 2;
+        assert_eq!(
+            err(&b),
+            ContainerError::new(
+                ContainerErrorKind::CountMismatch {
+                    declared: 2,
+                    actual: 1
+                },
+                8
+            )
+        );
+    }
+
+    #[test]
+    fn corrupt_entries() {
+        // String longer than the blob.
+        let e = err(&wrap(&[0x00, 0x05, b'a'], 10, 1));
+        assert_eq!(
+            e,
+            ContainerError::new(ContainerErrorKind::EntryOutOfBounds, 10)
+        );
+        // Entry that would swallow the end marker.
+        let e = err(&wrap(&[0x00, 0x02, b'a'], 10, 1));
+        assert_eq!(e.kind, ContainerErrorKind::EntryOutOfBounds);
+        // Truncated integers and headers.
+        for entries in [
+            &[0x00, 0xc0, 0x01][..],
+            &[0x00, 0xd0, 1, 2, 3],
+            &[0x00, 0xe0, 1, 2, 3, 4, 5, 6, 7],
+            &[0x00, 0xf0, 1, 2],
+            &[0x00, 0xfe],
+            &[0x00, 0x41],
+            &[0x00, 0x80, 0, 0, 0],
+            &[0xfe, 0, 0, 0],
+        ] {
+            let e = err(&wrap(entries, 10, 1));
+            assert_eq!(
+                e,
+                ContainerError::new(ContainerErrorKind::EntryOutOfBounds, 10)
+            );
+        }
+        // Invalid encodings.
+        for byte in [0xc1, 0xcf, 0xd1, 0xdf, 0xe1, 0xef, 0xff] {
+            let e = err(&wrap(&[0x00, byte, 0, 0, 0, 0, 0, 0, 0, 0], 10, 1));
+            assert_eq!(
+                e,
+                ContainerError::new(ContainerErrorKind::InvalidEncoding { byte }, 11)
+            );
+        }
+        // First entry with a non-zero prevlen.
+        let e = err(&wrap(&[0x01, 0x01, b'a'], 10, 1));
+        assert_eq!(
+            e.kind,
+            ContainerErrorKind::PrevlenMismatch {
+                declared: 1,
+                actual: 0
+            }
+        );
+        // An end marker before the real end.
+        let e = err(&wrap(&[0x00, 0x01, b'a', 0xff], 10, 1));
+        assert_eq!(
+            e,
+            ContainerError::new(ContainerErrorKind::TrailingBytes, 13)
+        );
+        // A 32-bit length near u32::MAX must not overflow anything.
+        let e = err(&wrap(&[0x00, 0xbf, 0xff, 0xff, 0xff, 0xff], 10, 1));
+        assert_eq!(e.kind, ContainerErrorKind::EntryOutOfBounds);
+    }
+
+    #[test]
+    fn empty_ziplist() {
+        let b = ZiplistBuilder::new();
+        assert!(b.is_empty());
+        let blob = b.finish();
+        assert_eq!(blob, [0x0b, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0, 0xff]);
+        assert_eq!(Ziplist::parse(&blob).unwrap().iter().count(), 0);
+    }
+
+    fn element() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string().into_bytes()),
+            (-300i64..300).prop_map(|v| v.to_string().into_bytes()),
+            proptest::collection::vec(any::<u8>(), 0..80),
+            (0usize..20_000).prop_map(|n| vec![b'z'; n]),
+            Just(b"007".to_vec()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn builder_roundtrip(elems in proptest::collection::vec(element(), 0..40)) {
+            let mut b = ZiplistBuilder::new();
+            for e in &elems {
+                b.push(e);
+            }
+            prop_assert_eq!(b.len(), elems.len());
+            let size = b.size();
+            let blob = b.finish();
+            prop_assert_eq!(blob.len(), size);
+            prop_assert_eq!(values(&blob), elems);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(mut blob in proptest::collection::vec(any::<u8>(), 0..200), fix in any::<bool>()) {
+            if fix && blob.len() >= 11 {
+                // Make the header and terminator right so the entry walk is exercised.
+                let n = blob.len() as u32;
+                blob[0..4].copy_from_slice(&n.to_le_bytes());
+                *blob.last_mut().unwrap() = END;
+            }
+            if let Ok(zl) = Ziplist::parse(&blob) {
+                prop_assert_eq!(zl.iter().count(), zl.len());
+            }
+        }
+
+        #[test]
+        fn mutations_never_panic(elems in proptest::collection::vec(element(), 1..10), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut b = ZiplistBuilder::new();
+            for e in &elems {
+                b.push(e);
+            }
+            let mut blob = b.finish();
+            let i = at.index(blob.len());
+            blob[i] = byte;
+            if let Ok(zl) = Ziplist::parse(&blob) {
+                prop_assert_eq!(zl.iter().count(), zl.len());
+            }
+        }
     }
 }

@@ -39,7 +39,7 @@ const BIGLEN: u8 = 0xfe;
 /// let err = Zipmap::parse(&[2, 1, b'k', 1, 0, b'v', 0xff]).unwrap_err();
 /// assert!(matches!(err.kind, ContainerErrorKind::CountMismatch { declared: 2, actual: 1 }));
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Zipmap<'a> {
     blob: &'a [u8],
     len: usize,
@@ -112,6 +112,15 @@ impl<'a> Zipmap<'a> {
     }
 }
 
+impl std::fmt::Debug for Zipmap<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zipmap")
+            .field("len", &self.len)
+            .field("bytes", &self.blob.len())
+            .finish()
+    }
+}
+
 impl<'a> IntoIterator for &Zipmap<'a> {
     type Item = (&'a [u8], &'a [u8]);
     type IntoIter = Iter<'a>;
@@ -122,7 +131,7 @@ impl<'a> IntoIterator for &Zipmap<'a> {
 }
 
 /// Iterator over the field/value pairs of a [`Zipmap`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Iter<'a> {
     blob: &'a [u8],
     pos: usize,
@@ -180,6 +189,15 @@ impl<'a> Iterator for Iter<'a> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("pos", &self.pos)
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
 /// Reads a zipmap length at `pos`: returns it and the offset after it.
 fn read_len(region: &[u8], pos: usize) -> Option<(usize, usize)> {
     let first = *region.get(pos)?;
@@ -188,5 +206,129 @@ fn read_len(region: &[u8], pos: usize) -> Option<(usize, usize)> {
     } else {
         let b: [u8; 4] = read_array(region, pos + 1)?;
         Some((u32::from_le_bytes(b) as usize, pos + 5))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Encodes a zipmap the way Redis 2.x did, with `free` padding bytes after each value.
+    fn encode(pairs: &[(Vec<u8>, Vec<u8>, u8)], zmlen: Option<u8>) -> Vec<u8> {
+        let len = |n: usize, out: &mut Vec<u8>| {
+            if n < 254 {
+                out.push(n as u8);
+            } else {
+                out.push(BIGLEN);
+                out.extend_from_slice(&(n as u32).to_le_bytes());
+            }
+        };
+        let mut out = vec![zmlen.unwrap_or(pairs.len().min(254) as u8)];
+        for (k, v, free) in pairs {
+            len(k.len(), &mut out);
+            out.extend_from_slice(k);
+            len(v.len(), &mut out);
+            out.push(*free);
+            out.extend_from_slice(v);
+            out.extend(std::iter::repeat(0xaa).take(usize::from(*free)));
+        }
+        out.push(END);
+        out
+    }
+
+    #[test]
+    fn big_lengths_and_padding() {
+        let pairs = vec![
+            (b"k".to_vec(), vec![b'v'; 300], 3),
+            (vec![b'k'; 254], b"".to_vec(), 0),
+            (b"".to_vec(), b"x".to_vec(), 255),
+        ];
+        let blob = encode(&pairs, None);
+        let zm = Zipmap::parse(&blob).unwrap();
+        assert_eq!(zm.len(), 3);
+        let got: Vec<_> = zm.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        let want: Vec<_> = pairs
+            .iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn counts() {
+        let pairs = vec![(b"a".to_vec(), b"1".to_vec(), 0); 3];
+        assert_eq!(Zipmap::parse(&encode(&pairs, Some(254))).unwrap().len(), 3);
+        let err = Zipmap::parse(&encode(&pairs, Some(255))).unwrap_err();
+        assert_eq!(
+            err,
+            ContainerError::new(
+                ContainerErrorKind::CountMismatch {
+                    declared: 255,
+                    actual: 3
+                },
+                0
+            )
+        );
+        assert_eq!(
+            Zipmap::parse(&[0, END]).unwrap_err(),
+            ContainerError::new(ContainerErrorKind::Empty, 0)
+        );
+    }
+
+    #[test]
+    fn corrupt_zipmaps() {
+        let err = |b: &[u8]| Zipmap::parse(b).unwrap_err();
+        assert_eq!(
+            err(&[END]),
+            ContainerError::new(ContainerErrorKind::BlobTooShort { len: 1 }, 0)
+        );
+        assert_eq!(
+            err(&[1, 1, b'a', 1, 0, b'b']),
+            ContainerError::new(ContainerErrorKind::MissingTerminator, 5)
+        );
+        // Key, value and padding running into the end marker.
+        for blob in [
+            &[1, 2, b'a', END][..],
+            &[1, 1, b'a', 2, 0, b'b', END],
+            &[1, 1, b'a', 1, 1, b'b', END],
+            &[1, 1, b'a', 1, END],
+            &[1, 0xfe, 1, 0, END],
+            &[1, 1, b'a', 0xfe, 0xff, 0xff, 0xff, 0xff, 0, END],
+        ] {
+            assert_eq!(
+                err(blob),
+                ContainerError::new(ContainerErrorKind::EntryOutOfBounds, 1),
+                "{blob:x?}"
+            );
+        }
+        assert_eq!(
+            err(&[1, 1, b'a', 1, 0, b'b', END, 0, END]),
+            ContainerError::new(ContainerErrorKind::TrailingBytes, 7)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip(pairs in proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..300), proptest::collection::vec(any::<u8>(), 0..300), any::<u8>()),
+            1..8,
+        )) {
+            let blob = encode(&pairs, None);
+            let zm = Zipmap::parse(&blob).unwrap();
+            let got: Vec<_> = zm.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            let want: Vec<_> = pairs.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(mut blob in proptest::collection::vec(any::<u8>(), 0..100), fix in any::<bool>()) {
+            if fix && !blob.is_empty() {
+                *blob.last_mut().unwrap() = END;
+            }
+            if let Ok(zm) = Zipmap::parse(&blob) {
+                prop_assert_eq!(zm.iter().count(), zm.len());
+            }
+        }
     }
 }

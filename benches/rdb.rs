@@ -1,0 +1,151 @@
+//! RDB parse throughput: respsync's push parser vs the `rdb` crate 0.4 on the same bytes.
+//!
+//! Input: a dump made by a real `redis-server` with `DEBUG POPULATE 3000000 key 100` plus
+//! collections of every type (small and large encodings), generated on first use and cached
+//! under `target/bench-data/`. Also measured: the CRC-64 alone over the same bytes.
+
+use std::io::Cursor;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use respsync::rdb::encoding::crc64::crc64;
+use respsync::rdb::{Parser, ParserConfig};
+
+const CHUNK: usize = 256 << 10;
+
+/// Collections of every type, built server-side by a Lua script.
+const COLLECTIONS_LUA: &str = r#"
+for i = 1, 2000 do
+  for j = 1, 50 do
+    redis.call('RPUSH', 'list:' .. i, 'element-' .. j)
+    redis.call('HSET', 'hash:' .. i, 'field-' .. j, 'value-' .. j)
+    redis.call('SADD', 'set:' .. i, 'member-' .. j)
+    redis.call('SADD', 'intset:' .. i, j * 3)
+    redis.call('ZADD', 'zset:' .. i, j / 7, 'member-' .. j)
+  end
+end
+for i = 1, 20 do
+  for j = 1, 5000 do
+    redis.call('RPUSH', 'biglist:' .. i, 'element-' .. j)
+    redis.call('HSET', 'bighash:' .. i, 'field-' .. j, 'value-' .. j)
+    redis.call('SADD', 'bigset:' .. i, 'member-' .. j)
+    redis.call('ZADD', 'bigzset:' .. i, j / 7, 'member-' .. j)
+  end
+end
+for i = 1, 200 do
+  for j = 1, 100 do
+    redis.call('XADD', 'stream:' .. i, '*', 'field', 'value-' .. j, 'n', j)
+  end
+end
+return 1
+"#;
+
+struct Server(Child, PathBuf);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli is required to generate the benchmark input");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn generate(dest: &Path) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("respsync-bench-rdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(&dir)
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "local",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is required to generate the benchmark input");
+    let _server = Server(child, dir.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cli(port, &["PING"]).trim() != "PONG" {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cli(port, &["DEBUG", "POPULATE", "3000000", "key", "100"]);
+    cli(port, &["EVAL", COLLECTIONS_LUA, "0"]);
+    cli(port, &["SAVE"]);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(dir.join("dump.rdb"), dest).unwrap();
+}
+
+/// The cached input file (generated on first use).
+pub fn input_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let path = target.join("bench-data/populate-3m-collections.rdb");
+    if !path.exists() {
+        generate(&path);
+    }
+    path
+}
+
+fn respsync_parse(data: &[u8]) -> u64 {
+    let mut parser = Parser::new(ParserConfig::default());
+    let mut events = 0u64;
+    for piece in data.chunks(CHUNK) {
+        parser.push(piece);
+        while let Some(_ev) = parser.poll_event().unwrap() {
+            events += 1;
+        }
+    }
+    parser.finish();
+    assert!(parser.poll_event().unwrap().is_none() && parser.is_done());
+    events
+}
+
+fn rdb_crate_parse(data: &[u8]) {
+    let reader = std::io::BufReader::new(Cursor::new(data));
+    rdb::parse(
+        reader,
+        rdb::formatter::Nil::new(None),
+        rdb::filter::Simple::new(),
+    )
+    .unwrap();
+}
+
+fn bench(c: &mut Criterion) {
+    let data = std::fs::read(input_path()).unwrap();
+    let mut g = c.benchmark_group("rdb_parse");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(15));
+    g.bench_function("respsync", |b| b.iter(|| respsync_parse(&data)));
+    g.bench_function("rdb_crate_0_4", |b| b.iter(|| rdb_crate_parse(&data)));
+    g.bench_function("crc64_only", |b| b.iter(|| crc64(0, &data)));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,52 @@
+//! Any bytes: the RDB parser returns events or a typed error, never panics, never loops, and
+//! gives the same result fed whole or in pieces. The CRC check is skipped (the fuzzer could
+//! never get past it) and limits are small so that no input can allocate much.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use respsync::rdb::{Collector, Parser, ParserConfig, RdbError, RdbEvent};
+
+fn run(data: &[u8], split: usize, config: &ParserConfig) -> (Vec<RdbEvent>, Option<RdbError>) {
+    let mut parser = Parser::new(config.clone());
+    let mut events = Vec::new();
+    let mut collector = Collector::new(1 << 20);
+    let mut pieces = data.chunks(split.max(1)).peekable();
+    loop {
+        match pieces.next() {
+            Some(p) => parser.push(p),
+            None => parser.finish(),
+        }
+        loop {
+            match parser.poll_event() {
+                Ok(Some(ev)) => {
+                    let _ = collector.handle_event(ev.clone());
+                    events.push(ev);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Sticky.
+                    assert_eq!(parser.poll_event(), Err(e.clone()));
+                    return (events, Some(e));
+                }
+            }
+        }
+        if parser.is_done() {
+            return (events, None);
+        }
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&split, data)) = input.split_first() else {
+        return;
+    };
+    let mut config = ParserConfig::default();
+    config
+        .danger_skip_checksum(true)
+        .max_string_len(1 << 20)
+        .max_blob_len(1 << 20)
+        .chunk_size(61);
+    let whole = run(data, usize::MAX, &config);
+    let pieces = run(data, usize::from(split % 17) + 1, &config);
+    assert_eq!(whole, pieces);
+});
