@@ -321,3 +321,64 @@ fn replicaof_no_one_and_back() {
     wait_in_sync(&master, &replica);
     assert_same_data(&master, &replica);
 }
+
+/// The field names of INFO replication, in order.
+fn info_fields(p: &Proc) -> Vec<String> {
+    let text = p.conn().bulk_text(&["INFO", "replication"]);
+    text.lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn info_replication_matches_a_real_replica() {
+    // Before any master answers: same fields, and Redis's placeholder offsets.
+    let dead = server_util::free_port().to_string();
+    let ours = Proc::example(&["--replicaof", "127.0.0.1", &dead]);
+    let theirs = Proc::redis(&["--replicaof", "127.0.0.1", &dead]);
+    assert_eq!(info_fields(&ours), info_fields(&theirs));
+    for k in [
+        "slave_repl_offset",
+        "slave_read_repl_offset",
+        "master_link_down_since_seconds",
+    ] {
+        assert_eq!(
+            ours.info("replication", k),
+            theirs.info("replication", k),
+            "{k}"
+        );
+    }
+    drop((ours, theirs));
+
+    // Connected to the same master: same fields, same offsets.
+    let master = Proc::redis(&[]);
+    let mut mc = master.conn();
+    mc.ok(&["SET", "a", "1"]);
+    let ours = replica_of(&master, &[]);
+    let port = master.port.to_string();
+    let theirs = Proc::redis(&["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &ours);
+    wait_in_sync(&master, &theirs);
+    assert_eq!(info_fields(&ours), info_fields(&theirs));
+    for k in [
+        "role",
+        "master_link_status",
+        "master_sync_in_progress",
+        "slave_repl_offset",
+        "slave_read_only",
+        "master_replid",
+    ] {
+        assert_eq!(
+            ours.info("replication", k),
+            theirs.info("replication", k),
+            "{k}"
+        );
+    }
+    let role = |p: &Proc| match p.conn().cmd(&["ROLE"]) {
+        Frame::Array(a) => a.len(),
+        f => panic!("ROLE: {f:?}"),
+    };
+    assert_eq!(role(&ours), role(&theirs));
+}

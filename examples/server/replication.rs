@@ -295,8 +295,10 @@ impl<'a> Link<'a> {
         }
         let (applied, read) = (self.sess.offset(), self.sess.read_offset());
         if let Some(u) = &mut srv.upstream {
-            u.applied_offset = applied.map_or(0, |o| o.value());
-            u.read_offset = read.map_or(0, |o| o.value());
+            if let (Some(applied), Some(read)) = (applied, read) {
+                u.applied_offset = applied.value();
+                u.read_offset = read.value();
+            }
         }
     }
 

@@ -81,8 +81,9 @@ impl Upstream {
             state: LinkState::Connect,
             last_io: None,
             down_since: None,
-            read_offset: 0,
-            applied_offset: 0,
+            // What Redis prints while it has no master and no cached master.
+            read_offset: 1,
+            applied_offset: 1,
             sync_total: -1,
             sync_read: 0,
             sock: None,
