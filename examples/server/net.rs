@@ -16,6 +16,9 @@ use crate::reply::Out;
 use crate::server::Client;
 use crate::Shared;
 
+/// Redis's default `maxclients`: connections beyond it are refused (each costs a thread here).
+const MAX_CLIENTS: usize = 10_000;
+
 /// Accepts connections forever, one thread each.
 pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     for conn in listener.incoming() {
@@ -26,6 +29,16 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
+        {
+            let mut srv = shared.lock();
+            if srv.clients.len() >= MAX_CLIENTS {
+                srv.stats.rejected_connections += 1;
+                drop(srv);
+                let mut sock = sock;
+                let _ = sock.write_all(b"-ERR max number of clients reached\r\n");
+                continue;
+            }
+        }
         let shared = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
             .name("client".into())

@@ -156,7 +156,7 @@ mod tests {
     fn doubles_like_percent_17g() {
         assert_eq!(fmt_double(1.1), "1.1000000000000001");
         assert_eq!(fmt_double(3.0), "3");
-        assert_eq!(fmt_double(2.1000000000000001), "2.1000000000000001");
+        assert_eq!(fmt_double(1.1 + 1.0), "2.1000000000000001");
         assert_eq!(fmt_double(-0.5), "-0.5");
         assert_eq!(fmt_double(1e20), "1e+20");
         assert_eq!(fmt_double(0.0001), "0.0001");
