@@ -382,3 +382,60 @@ fn info_replication_matches_a_real_replica() {
     };
     assert_eq!(role(&ours), role(&theirs));
 }
+
+#[test]
+fn link_cut_during_transfer_recovers() {
+    let master = Proc::redis(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut mc = master.conn();
+    populate(&mut mc);
+    mc.ok(&["DEBUG", "POPULATE", "20000"]);
+    // 100 µs per key: the snapshot takes about two seconds to stream.
+    mc.ok(&["CONFIG", "SET", "rdb-key-save-delay", "100"]);
+    let replica = replica_of(&master, &[]);
+    wait_for(20, "the transfer to start", || {
+        replica
+            .info("replication", "master_sync_in_progress")
+            .as_deref()
+            == Some("1")
+    });
+    assert_eq!(
+        replica.info("replication", "master_link_status").as_deref(),
+        Some("down")
+    );
+    assert_eq!(replica.conn().int(&["CLIENT", "KILL", "TYPE", "master"]), 1);
+    mc.ok(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    wait_in_sync(&master, &replica);
+    assert_same_data(&master, &replica);
+    assert!(
+        master.info_i64("stats", "sync_full") >= 2,
+        "the cut transfer was restarted"
+    );
+}
+
+#[test]
+fn expired_keys_follow_the_master() {
+    let master = Proc::redis(&[]);
+    let mut mc = master.conn();
+    let replica = replica_of(&master, &[]);
+    wait_in_sync(&master, &replica);
+    mc.ok(&["SET", "short", "v", "PX", "300"]);
+    mc.ok(&["SET", "long", "v", "EX", "1000"]);
+    wait_in_sync(&master, &replica);
+    let mut rc = replica.conn();
+    assert_eq!(rc.int(&["EXISTS", "short", "long"]), 2);
+    // Once expired, a replica reports the key missing even before the master's DEL arrives...
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(rc.int(&["EXISTS", "short"]), 0);
+    // ...and the DEL from the master's active expiry removes it for good.
+    wait_for(10, "the master to expire the key", || {
+        master.info_i64("stats", "expired_keys") == 1
+    });
+    wait_in_sync(&master, &replica);
+    assert_eq!(rc.int(&["DBSIZE"]), 1);
+    assert_same_data(&master, &replica);
+}
