@@ -423,19 +423,20 @@ fn expired_keys_follow_the_master() {
     let mut mc = master.conn();
     let replica = replica_of(&master, &[]);
     wait_in_sync(&master, &replica);
-    mc.ok(&["SET", "short", "v", "PX", "300"]);
+    mc.ok(&["SET", "short", "v", "PX", "1500"]);
     mc.ok(&["SET", "long", "v", "EX", "1000"]);
     wait_in_sync(&master, &replica);
     let mut rc = replica.conn();
     assert_eq!(rc.int(&["EXISTS", "short", "long"]), 2);
     // Once expired, a replica reports the key missing even before the master's DEL arrives...
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::thread::sleep(std::time::Duration::from_millis(1600));
     assert_eq!(rc.int(&["EXISTS", "short"]), 0);
     // ...and the DEL from the master's active expiry removes it for good.
     wait_for(10, "the master to expire the key", || {
         master.info_i64("stats", "expired_keys") == 1
     });
     wait_in_sync(&master, &replica);
-    assert_eq!(rc.int(&["DBSIZE"]), 1);
+    let keys = rc.cmd(&["KEYS", "*"]);
+    assert_eq!(rc.int(&["DBSIZE"]), 1, "{keys:?} {}", replica.log_text());
     assert_same_data(&master, &replica);
 }
