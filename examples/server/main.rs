@@ -8,7 +8,12 @@
 //! - `info`: INFO and ROLE;
 //! - `net`: client connections (a thread each, blocking sockets);
 //! - `replication`: the link to our master, driving the crate's sans-IO `ReplicaSession`;
+//! - `loader`: the master's snapshot, parsed by `rdb::Parser` on its own threads;
+//! - `reply`: RESP replies through the crate's encoders;
 //! - `persist`: SAVE/BGSAVE.
+//!
+//! Nothing here parses RESP or RDB by hand: requests, the replication stream and the snapshot all
+//! go through the crate.
 //!
 //! ```text
 //! cargo run --example server -- --port 6380 --replicaof 127.0.0.1 6379
