@@ -27,6 +27,8 @@
 //!
 //! ## Layers
 //!
+//! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link
+//!   primitives) and encoders, bounded by Redis's limits.
 //! - [`ids`]: replication ids and offsets, id shifts and the PSYNC acceptance rule.
 //! - [`backlog`]: the replication backlog, zero-copy `Bytes` chunks addressed by offset.
 //! - [`replica`]: `ReplicaSession`, the replica side of a link to a master.

@@ -1,0 +1,308 @@
+//! Options in redis-server's style: `--name value` flags at start-up, `CONFIG GET/SET` at run time.
+
+use std::fmt;
+
+/// The server's configuration. Defaults are Redis 7.0's.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub port: u16,
+    pub bind: String,
+    pub dir: String,
+    pub dbfilename: String,
+    pub databases: usize,
+    pub replicaof: Option<(String, u16)>,
+    pub masterauth: Option<String>,
+    pub masteruser: Option<String>,
+    pub requirepass: Option<String>,
+    pub repl_backlog_size: u64,
+    pub repl_diskless_sync: bool,
+    pub repl_timeout: u64,
+    pub min_replicas_to_write: u64,
+    pub min_replicas_max_lag: u64,
+    pub replica_read_only: bool,
+    pub replica_priority: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 6379,
+            bind: "127.0.0.1".into(),
+            dir: ".".into(),
+            dbfilename: "dump.rdb".into(),
+            databases: 16,
+            replicaof: None,
+            masterauth: None,
+            masteruser: None,
+            requirepass: None,
+            repl_backlog_size: 1024 * 1024,
+            repl_diskless_sync: true,
+            repl_timeout: 60,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+            replica_read_only: true,
+            replica_priority: 100,
+        }
+    }
+}
+
+/// Why an option could not be set; `Display` is the text Redis puts after the argument name.
+#[derive(Debug, PartialEq)]
+pub enum ConfigError {
+    Unknown,
+    NotInteger,
+    NotMemory,
+    NotBool,
+    OutOfRange,
+    Immutable,
+    Invalid(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConfigError::Unknown => "unknown option",
+            ConfigError::NotInteger => "argument couldn't be parsed into an integer",
+            ConfigError::NotMemory => "argument must be a memory value",
+            ConfigError::NotBool => "argument must be 'yes' or 'no'",
+            ConfigError::OutOfRange => "argument must be between the allowed bounds",
+            ConfigError::Immutable => "can't set immutable config",
+            ConfigError::Invalid(s) => s,
+        })
+    }
+}
+
+/// Option names CONFIG GET knows, in the order it lists them.
+pub const NAMES: &[&str] = &[
+    "port",
+    "bind",
+    "dir",
+    "dbfilename",
+    "databases",
+    "replicaof",
+    "masterauth",
+    "masteruser",
+    "requirepass",
+    "repl-backlog-size",
+    "repl-diskless-sync",
+    "repl-timeout",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "replica-read-only",
+    "replica-priority",
+];
+
+/// Aliases accepted for an option (the old "slave" names).
+fn canonical(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    match n.as_str() {
+        "slaveof" => "replicaof".into(),
+        "min-slaves-to-write" => "min-replicas-to-write".into(),
+        "min-slaves-max-lag" => "min-replicas-max-lag".into(),
+        "slave-read-only" => "replica-read-only".into(),
+        "slave-priority" => "replica-priority".into(),
+        _ => n,
+    }
+}
+
+/// Parses a memory amount as Redis does (`memtoull`): bytes, or a number with `k`/`kb`/`m`/`mb`
+/// /`g`/`gb` (the `b` forms are powers of 1024, the bare ones of 1000), case-insensitive.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let l = s.to_ascii_lowercase();
+    let (num, mul) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1_000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suf, mul)| l.strip_suffix(suf).map(|n| (n, *mul)))
+    .unwrap_or((l.as_str(), 1));
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+fn parse_bool(s: &str) -> Result<bool, ConfigError> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(ConfigError::NotBool),
+    }
+}
+
+fn parse_int<T: std::str::FromStr>(s: &str) -> Result<T, ConfigError> {
+    s.parse().map_err(|_| ConfigError::NotInteger)
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+impl Config {
+    /// Parses `argv[1..]`: `--name value [value...]` pairs as redis-server takes them.
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, String> {
+        let mut cfg = Config::default();
+        let mut it = args.into_iter().peekable();
+        while let Some(flag) = it.next() {
+            let Some(name) = flag.strip_prefix("--") else {
+                return Err(format!(
+                    "unexpected argument '{flag}' (options are --name value)"
+                ));
+            };
+            let mut values = Vec::new();
+            while let Some(v) = it.peek() {
+                if v.starts_with("--") {
+                    break;
+                }
+                values.extend(it.next());
+            }
+            cfg.set(name, &values, true)
+                .map_err(|e| format!("--{name}: {e}"))?;
+        }
+        Ok(cfg)
+    }
+
+    /// Sets one option from its value words. `startup` allows the options that cannot change at
+    /// run time (port, bind, databases).
+    pub fn set(&mut self, name: &str, values: &[String], startup: bool) -> Result<(), ConfigError> {
+        let name = canonical(name);
+        if name == "replicaof" {
+            match values {
+                [h, p] if h.eq_ignore_ascii_case("no") && p.eq_ignore_ascii_case("one") => {
+                    self.replicaof = None
+                }
+                [h, p] => self.replicaof = Some((h.clone(), parse_int(p)?)),
+                _ => return Err(ConfigError::Invalid("expected HOST PORT")),
+            }
+            return Ok(());
+        }
+        let [v] = values else {
+            return Err(ConfigError::Invalid("wrong number of arguments"));
+        };
+        match name.as_str() {
+            "port" | "bind" | "databases" if !startup => return Err(ConfigError::Immutable),
+            "port" => self.port = parse_int(v)?,
+            "bind" => self.bind = v.clone(),
+            "dir" => self.dir = v.clone(),
+            "dbfilename" => self.dbfilename = v.clone(),
+            "databases" => {
+                let n: usize = parse_int(v)?;
+                if !(1..=1024).contains(&n) {
+                    return Err(ConfigError::OutOfRange);
+                }
+                self.databases = n;
+            }
+            "masterauth" => self.masterauth = opt(v),
+            "masteruser" => self.masteruser = opt(v),
+            "requirepass" => self.requirepass = opt(v),
+            "repl-backlog-size" => {
+                let n = parse_memory(v).ok_or(ConfigError::NotMemory)?;
+                self.repl_backlog_size = n.max(16 * 1024);
+            }
+            "repl-diskless-sync" => self.repl_diskless_sync = parse_bool(v)?,
+            "repl-timeout" => {
+                let n: u64 = parse_int(v)?;
+                if n == 0 {
+                    return Err(ConfigError::OutOfRange);
+                }
+                self.repl_timeout = n;
+            }
+            "min-replicas-to-write" => self.min_replicas_to_write = parse_int(v)?,
+            "min-replicas-max-lag" => self.min_replicas_max_lag = parse_int(v)?,
+            "replica-read-only" => self.replica_read_only = parse_bool(v)?,
+            "replica-priority" => self.replica_priority = parse_int(v)?,
+            _ => return Err(ConfigError::Unknown),
+        }
+        Ok(())
+    }
+
+    /// The value CONFIG GET reports for a canonical option name.
+    pub fn value(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "port" => self.port.to_string(),
+            "bind" => self.bind.clone(),
+            "dir" => self.dir.clone(),
+            "dbfilename" => self.dbfilename.clone(),
+            "databases" => self.databases.to_string(),
+            "replicaof" => match &self.replicaof {
+                Some((h, p)) => format!("{h} {p}"),
+                None => String::new(),
+            },
+            "masterauth" => self.masterauth.clone().unwrap_or_default(),
+            "masteruser" => self.masteruser.clone().unwrap_or_default(),
+            "requirepass" => self.requirepass.clone().unwrap_or_default(),
+            "repl-backlog-size" => self.repl_backlog_size.to_string(),
+            "repl-diskless-sync" => yes_no(self.repl_diskless_sync),
+            "repl-timeout" => self.repl_timeout.to_string(),
+            "min-replicas-to-write" => self.min_replicas_to_write.to_string(),
+            "min-replicas-max-lag" => self.min_replicas_max_lag.to_string(),
+            "replica-read-only" => yes_no(self.replica_read_only),
+            "replica-priority" => self.replica_priority.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// Whether `name` is a known option (after alias resolution).
+    pub fn knows(name: &str) -> bool {
+        NAMES.contains(&canonical(name).as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_values() {
+        assert_eq!(parse_memory("1mb"), Some(1 << 20));
+        assert_eq!(parse_memory("1MB"), Some(1 << 20));
+        assert_eq!(parse_memory("10kb"), Some(10 << 10));
+        assert_eq!(parse_memory("2gb"), Some(2 << 30));
+        assert_eq!(parse_memory("5k"), Some(5000));
+        assert_eq!(parse_memory("12345"), Some(12345));
+        assert_eq!(parse_memory("2x"), None);
+        assert_eq!(parse_memory("mb"), None);
+        assert_eq!(parse_memory("-1"), None);
+    }
+
+    #[test]
+    fn flags() {
+        let args = "--port 7000 --replicaof 10.0.0.1 6380 --repl-backlog-size 64mb \
+                    --replica-read-only no --repl-diskless-sync no --masterauth pw";
+        let c = Config::from_args(args.split(' ').map(String::from)).unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.replicaof, Some(("10.0.0.1".into(), 6380)));
+        assert_eq!(c.repl_backlog_size, 64 << 20);
+        assert!(!c.replica_read_only);
+        assert!(!c.repl_diskless_sync);
+        assert_eq!(c.masterauth.as_deref(), Some("pw"));
+        assert!(Config::from_args(["--port".into(), "x".into()]).is_err());
+        assert!(Config::from_args(["--nope".into(), "1".into()]).is_err());
+        assert!(Config::from_args(["port".into()]).is_err());
+    }
+
+    #[test]
+    fn runtime_set_and_get() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.set("port", &["1".into()], false),
+            Err(ConfigError::Immutable)
+        );
+        c.set("slave-read-only", &["no".into()], false).unwrap();
+        assert_eq!(c.value("replica-read-only").as_deref(), Some("no"));
+        assert_eq!(
+            c.set("repl-backlog-size", &["2x".into()], false),
+            Err(ConfigError::NotMemory)
+        );
+        assert_eq!(c.value("repl-backlog-size").as_deref(), Some("1048576"));
+    }
+}

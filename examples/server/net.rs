@@ -1,0 +1,114 @@
+//! Client connections: one thread per connection, blocking sockets, one lock per batch.
+//!
+//! A thread reads what the socket has, decodes every complete request with the crate's
+//! [`Decoder`], runs the whole batch under one lock (so a pipeline of 64 SETs costs one lock),
+//! and writes all the replies with one `write_all`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use respsync::resp::Decoder;
+
+use crate::commands;
+use crate::reply::Out;
+use crate::server::Client;
+use crate::Shared;
+
+/// Redis's default `maxclients`: connections beyond it are refused (each costs a thread here).
+const MAX_CLIENTS: usize = 10_000;
+
+/// Accepts connections forever, one thread each.
+pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    for conn in listener.incoming() {
+        let sock = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("accept: {e}");
+                continue;
+            }
+        };
+        {
+            let mut srv = shared.lock();
+            if srv.clients.len() >= MAX_CLIENTS {
+                srv.stats.rejected_connections += 1;
+                drop(srv);
+                let mut sock = sock;
+                let _ = sock.write_all(b"-ERR max number of clients reached\r\n");
+                continue;
+            }
+        }
+        let shared = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("client".into())
+            .spawn(move || {
+                if let Ok(addr) = sock.peer_addr() {
+                    serve(&shared, sock, addr);
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("cannot start a client thread: {e}");
+        }
+    }
+}
+
+fn serve(shared: &Shared, mut sock: TcpStream, addr: SocketAddr) {
+    let _ = sock.set_nodelay(true);
+    let Ok(handle) = sock.try_clone() else { return };
+    let (id, authed) = {
+        let mut srv = shared.lock();
+        (srv.add_client(addr, handle), srv.cfg.requirepass.is_none())
+    };
+    let mut cl = Client::new(id, authed);
+    let mut dec = Decoder::default();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut out = Out::new();
+    let mut batch = Vec::new();
+    let mut unaccounted_out = 0u64;
+    'conn: loop {
+        let n = match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut failed = None;
+        loop {
+            match dec.decode_request(&mut buf) {
+                Ok(Some(cmd)) if cmd.argv.is_empty() => {}
+                Ok(Some(cmd)) => batch.push(cmd.argv),
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let mut srv = shared.lock();
+            srv.stats.total_net_input_bytes += n as u64;
+            srv.stats.total_net_output_bytes += std::mem::take(&mut unaccounted_out);
+            for argv in batch.drain(..) {
+                commands::execute(&mut srv, &mut cl, &argv, &mut out);
+                if cl.close {
+                    break;
+                }
+            }
+        }
+        if let Some(e) = &failed {
+            out.error(&format!("ERR Protocol error: {e}"));
+        }
+        if !out.is_empty() {
+            let bytes = out.take();
+            if sock.write_all(&bytes).is_err() {
+                break 'conn;
+            }
+            unaccounted_out += bytes.len() as u64;
+        }
+        if cl.close || failed.is_some() {
+            break;
+        }
+    }
+    shared.lock().remove_client(id);
+}

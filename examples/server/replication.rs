@@ -1,0 +1,437 @@
+//! The replica role: one thread that keeps a link to our master and drives the crate's sans-IO
+//! [`ReplicaSession`] over a blocking `TcpStream`.
+//!
+//! The loop is the crate's drive rule made concrete: write what `poll_transmit` gives, act on
+//! every `poll_event`, sleep in `read` no longer than `poll_timeout` allows, then feed what was
+//! read to `handle_input` (or call `handle_timeout`). The snapshot is parsed into a fresh store
+//! outside the server lock and swapped in when complete; stream commands go through the same
+//! [`commands::execute`] as client commands, with a muted reply sink and the master's flags.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use respsync::ids::ReplId;
+use respsync::replica::{
+    CachedMaster, CommandKind, MasterAuth, ReplicaConfig, ReplicaEvent, ReplicaSession,
+};
+
+use crate::commands;
+use crate::loader::Background;
+use crate::reply::Out;
+use crate::server::{Client, LinkState, Server};
+use crate::Shared;
+
+/// Longest wait between reconnection attempts (Redis retries from its 1 s cron).
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest sleep in `read`, so that a REPLICAOF change is noticed promptly.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// What the replication thread needs to know about the current master.
+struct Target {
+    generation: u64,
+    host: String,
+    port: u16,
+    config: ReplicaConfig,
+    databases: usize,
+    resume: Option<CachedMaster>,
+}
+
+fn target(srv: &Server) -> Option<Target> {
+    let u = srv.upstream.as_ref()?;
+    let cfg = &srv.cfg;
+    let auth = cfg.masterauth.as_ref().map(|p| MasterAuth {
+        user: cfg.masteruser.clone(),
+        password: p.clone(),
+    });
+    let seed = u64::from_str_radix(&srv.run_id[..16], 16).unwrap_or(0);
+    let config = ReplicaConfig {
+        listening_port: cfg.port,
+        auth,
+        repl_timeout: Duration::from_secs(cfg.repl_timeout),
+        handshake_timeout: Duration::from_secs(cfg.repl_timeout),
+        backlog_size: cfg.repl_backlog_size,
+        databases: u32::try_from(cfg.databases).unwrap_or(16),
+        id_seed: seed,
+        ..ReplicaConfig::default()
+    };
+    // After REPLICAOF, try to continue our own history with the new master (PSYNC2).
+    let resume = (srv.history.offset > 0)
+        .then(|| ReplId::parse(srv.history.replid.as_bytes()).ok())
+        .flatten()
+        .map(|replid| CachedMaster {
+            replid,
+            offset: respsync::ids::ReplOffset::new(srv.history.offset),
+            db: 0,
+        });
+    Some(Target {
+        generation: srv.repl_generation,
+        host: u.host.clone(),
+        port: u.port,
+        config,
+        databases: cfg.databases,
+        resume,
+    })
+}
+
+/// Starts the replication thread. It idles while the server is a master.
+pub fn spawn(shared: Arc<Shared>) {
+    std::thread::Builder::new()
+        .name("replication".into())
+        .spawn(move || run(&shared))
+        .map(drop)
+        .unwrap_or_else(|e| eprintln!("cannot start the replication thread: {e}"));
+}
+
+fn run(shared: &Shared) {
+    let mut session: Option<(u64, ReplicaSession)> = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(t) = target(&shared.lock()) else {
+            session = None;
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let stale = match &session {
+            Some((g, s)) => *g != t.generation || s.state() == respsync::replica::LinkState::Failed,
+            None => true,
+        };
+        if stale {
+            // A failed session (refused AUTH) is retried with a fresh one, keeping the cached
+            // master, as Redis keeps retrying every second.
+            let keep = session
+                .as_ref()
+                .filter(|(g, _)| *g == t.generation)
+                .and_then(|(_, s)| s.cached_master().copied());
+            let mut s = match ReplicaSession::new(t.config.clone(), Instant::now()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("replication: bad configuration: {e}");
+                    std::thread::sleep(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            if let Some(c) = keep.or(t.resume) {
+                s.set_cached_master(c);
+            }
+            session = Some((t.generation, s));
+        }
+        let Some((_, sess)) = session.as_mut() else {
+            continue;
+        };
+        set_state(shared, t.generation, LinkState::Connecting);
+        eprintln!("Connecting to MASTER {}:{}", t.host, t.port);
+        let addr = (t.host.as_str(), t.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next());
+        let sock = addr.and_then(|a| {
+            TcpStream::connect_timeout(
+                &a,
+                Duration::from_secs(t.config.repl_timeout.as_secs().max(1)),
+            )
+            .ok()
+        });
+        let Some(sock) = sock else {
+            eprintln!("Error condition on socket for SYNC: connection refused");
+            set_state(shared, t.generation, LinkState::Connect);
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            continue;
+        };
+        let reached = Link::new(shared, &t, sess).run(sock);
+        if reached {
+            backoff = Duration::from_millis(50);
+        } else {
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// Sets the link state if the master did not change meanwhile.
+fn set_state(shared: &Shared, generation: u64, state: LinkState) {
+    let mut srv = shared.lock();
+    if srv.repl_generation != generation {
+        return;
+    }
+    if let Some(u) = &mut srv.upstream {
+        if state != LinkState::Connected && u.state == LinkState::Connected {
+            u.down_since = Some(Instant::now());
+        }
+        u.state = state;
+    }
+}
+
+/// One TCP connection to the master.
+struct Link<'a> {
+    shared: &'a Shared,
+    generation: u64,
+    databases: usize,
+    sess: &'a mut ReplicaSession,
+    loader: Option<Background>,
+    master: Client,
+    out: Out,
+    argv: Vec<Bytes>,
+    reached_connected: bool,
+    sync_started: Option<Instant>,
+}
+
+impl<'a> Link<'a> {
+    fn new(shared: &'a Shared, t: &Target, sess: &'a mut ReplicaSession) -> Link<'a> {
+        Link {
+            shared,
+            generation: t.generation,
+            databases: t.databases,
+            sess,
+            loader: None,
+            master: Client::master(),
+            out: Out::muted(),
+            argv: Vec::new(),
+            reached_connected: false,
+            sync_started: None,
+        }
+    }
+
+    /// Runs the link until it drops; returns whether it reached the streaming state.
+    fn run(mut self, mut sock: TcpStream) -> bool {
+        let _ = sock.set_nodelay(true);
+        {
+            let mut srv = self.shared.lock();
+            if srv.repl_generation != self.generation {
+                return false;
+            }
+            if let Some(u) = &mut srv.upstream {
+                u.sock = sock.try_clone().ok();
+                u.state = LinkState::Handshake;
+            }
+        }
+        eprintln!("MASTER <-> REPLICA sync started");
+        let mut buf = vec![0u8; 256 * 1024];
+        if self.sess.connected(Instant::now()).is_ok() {
+            loop {
+                if !self.flush(&mut sock) || !self.events() {
+                    break;
+                }
+                let now = Instant::now();
+                let wait = self
+                    .sess
+                    .poll_timeout()
+                    .map_or(MAX_WAIT, |t| t.saturating_duration_since(now))
+                    .clamp(Duration::from_millis(1), MAX_WAIT);
+                let _ = sock.set_read_timeout(Some(wait));
+                match sock.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        // Errors come back as LinkLost/Failed events, handled in `events`.
+                        let _ = self.sess.handle_input(Instant::now(), &buf[..n]);
+                        self.note_input(n);
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                        ) => {}
+                    Err(_) => break,
+                }
+                let now = Instant::now();
+                if self.sess.poll_timeout().is_some_and(|t| t <= now) {
+                    self.sess.handle_timeout(now);
+                }
+            }
+        }
+        let _ = sock.shutdown(std::net::Shutdown::Both);
+        self.sess.disconnected(Instant::now());
+        // Drain what `disconnected` reported (a MULTI cut short).
+        self.events();
+        self.master.multi = None;
+        eprintln!("Connection with master lost.");
+        let mut srv = self.shared.lock();
+        if srv.repl_generation == self.generation {
+            self.publish(&mut srv);
+            if let Some(u) = &mut srv.upstream {
+                u.sock = None;
+                if u.state == LinkState::Connected
+                    || u.down_since.is_none() && self.reached_connected
+                {
+                    u.down_since = Some(Instant::now());
+                }
+                u.state = LinkState::Connect;
+            }
+        }
+        self.reached_connected
+    }
+
+    fn flush(&mut self, sock: &mut TcpStream) -> bool {
+        while let Some(bytes) = self.sess.poll_transmit() {
+            if sock.write_all(&bytes).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn note_input(&mut self, n: usize) {
+        let mut srv = self.shared.lock();
+        srv.stats.total_net_repl_input_bytes += n as u64;
+        if let Some(u) = &mut srv.upstream {
+            u.last_io = Some(Instant::now());
+        }
+    }
+
+    /// Copies the session's offsets and ids into what INFO shows.
+    fn publish(&self, srv: &mut Server) {
+        let ids = self.sess.ids();
+        srv.history.replid = ids.id.to_string();
+        srv.history.replid2 = ids.id2.to_string();
+        srv.history.second_offset = ids.second_offset.value();
+        if let Some(off) = self.sess.offset() {
+            srv.history.offset = off.value();
+        }
+        if let Some(b) = self.sess.backlog() {
+            srv.history.backlog_first = b.first().value();
+        }
+        let (applied, read) = (self.sess.offset(), self.sess.read_offset());
+        if let Some(u) = &mut srv.upstream {
+            if let (Some(applied), Some(read)) = (applied, read) {
+                u.applied_offset = applied.value();
+                u.read_offset = read.value();
+            }
+        }
+    }
+
+    /// Acts on every pending event; returns false when the link must be closed.
+    fn events(&mut self) -> bool {
+        let shared = self.shared;
+        let mut guard: Option<MutexGuard<'_, Server>> = None;
+        let mut touched = false;
+        let mut keep = true;
+        while let Some(ev) = self.sess.poll_event() {
+            touched = true;
+            match ev {
+                ReplicaEvent::Command(cmd) => {
+                    if !matches!(
+                        cmd.kind(),
+                        CommandKind::Other | CommandKind::Multi | CommandKind::Exec
+                    ) {
+                        continue;
+                    }
+                    let srv = guard.get_or_insert_with(|| shared.lock());
+                    self.master.db = cmd.db() as usize;
+                    self.argv.clear();
+                    self.argv.extend(cmd.args_bytes());
+                    commands::execute(srv, &mut self.master, &self.argv, &mut self.out);
+                }
+                ReplicaEvent::FullResync { replid, offset } => {
+                    eprintln!("Full resync from master: {replid}:{offset}");
+                    let srv = guard.get_or_insert_with(|| shared.lock());
+                    if let Some(u) = &mut srv.upstream {
+                        u.state = LinkState::Transfer;
+                        u.sync_total = -1;
+                        u.sync_read = 0;
+                    }
+                }
+                ReplicaEvent::LegacySync => eprintln!("Master does not support PSYNC: using SYNC"),
+                ReplicaEvent::RdbBegin { len } => {
+                    eprintln!(
+                        "MASTER <-> REPLICA sync: receiving {}",
+                        len.map_or("streamed RDB".into(), |l| format!("{l} bytes"))
+                    );
+                    self.loader = Some(Background::start(self.databases));
+                    self.sync_started = Some(Instant::now());
+                    let srv = guard.get_or_insert_with(|| shared.lock());
+                    if let Some(u) = &mut srv.upstream {
+                        u.state = LinkState::Transfer;
+                        u.sync_total = len.map_or(0, |l| l as i64);
+                    }
+                }
+                ReplicaEvent::RdbChunk { data, done, .. } => {
+                    guard = None;
+                    if let Some(l) = &self.loader {
+                        if !l.push(data) {
+                            let e = self.loader.take().map(|l| l.finish().err());
+                            if let Some(Some(e)) = e {
+                                eprintln!(
+                                    "MASTER <-> REPLICA sync: failed to parse the snapshot: {e}"
+                                );
+                            }
+                            self.sess.forget_master();
+                            keep = false;
+                            break;
+                        }
+                    }
+                    let mut srv = shared.lock();
+                    if let Some(u) = &mut srv.upstream {
+                        u.sync_read = done as i64;
+                    }
+                }
+                ReplicaEvent::RdbEnd { len, .. } => {
+                    guard = None;
+                    let Some(loader) = self.loader.take() else {
+                        continue;
+                    };
+                    match loader.finish() {
+                        Ok((store, keys)) => {
+                            eprintln!(
+                                "MASTER <-> REPLICA sync: loaded {keys} keys from {len} bytes"
+                            );
+                            let srv = guard.get_or_insert_with(|| shared.lock());
+                            // The old dataset is dropped on another thread: freeing millions
+                            // of keys would otherwise stall every client.
+                            let old = std::mem::replace(&mut srv.store, store);
+                            std::thread::spawn(move || drop(old));
+                            srv.last_load_keys = keys;
+                            srv.dirty = 0;
+                            self.master.multi = None;
+                        }
+                        Err(e) => {
+                            eprintln!("MASTER <-> REPLICA sync: failed to load the snapshot: {e}");
+                            self.sess.forget_master();
+                            keep = false;
+                            break;
+                        }
+                    }
+                }
+                ReplicaEvent::Continue {
+                    replid,
+                    offset,
+                    replid_changed,
+                } => {
+                    eprintln!(
+                        "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization ({replid}:{offset}{})",
+                        if replid_changed { ", new replication id" } else { "" }
+                    );
+                }
+                ReplicaEvent::TransactionDiscarded => self.master.multi = None,
+                ReplicaEvent::LinkLost(e) => {
+                    eprintln!("replication link lost: {e}");
+                    keep = false;
+                }
+                ReplicaEvent::Failed(e) => {
+                    eprintln!("replication failed: {e}");
+                    keep = false;
+                }
+                _ => {}
+            }
+        }
+        if touched {
+            let mut srv = guard.unwrap_or_else(|| shared.lock());
+            if srv.repl_generation != self.generation {
+                return false;
+            }
+            self.publish(&mut srv);
+            let connected = self.sess.state() == respsync::replica::LinkState::Connected;
+            if let Some(u) = &mut srv.upstream {
+                if connected && u.state != LinkState::Connected {
+                    eprintln!("MASTER <-> REPLICA sync: Finished with success");
+                    u.state = LinkState::Connected;
+                    u.down_since = None;
+                    self.reached_connected = true;
+                }
+            }
+        }
+        keep
+    }
+}

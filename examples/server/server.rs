@@ -1,0 +1,267 @@
+//! Server state shared by every connection, and the per-connection client state.
+
+use std::collections::BTreeMap;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// Counters reported by INFO stats.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub total_connections_received: u64,
+    pub total_commands_processed: u64,
+    pub total_net_input_bytes: u64,
+    pub total_net_output_bytes: u64,
+    pub total_net_repl_input_bytes: u64,
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
+    pub rejected_connections: u64,
+}
+
+/// The state of the link to our master, as INFO replication and ROLE show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Waiting to (re)connect.
+    Connect,
+    /// TCP connect in progress.
+    Connecting,
+    /// PING/AUTH/REPLCONF/PSYNC exchange.
+    Handshake,
+    /// Receiving the snapshot.
+    Transfer,
+    /// Streaming commands.
+    Connected,
+}
+
+impl LinkState {
+    /// The state name ROLE reports.
+    pub fn role_name(self) -> &'static str {
+        match self {
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Handshake => "handshake",
+            LinkState::Transfer => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// What this server knows about its master while it is a replica.
+#[derive(Debug)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub state: LinkState,
+    /// Last time bytes arrived from the master.
+    pub last_io: Option<Instant>,
+    /// When the link went down (None while up, or if it never came up).
+    pub down_since: Option<Instant>,
+    /// Offset of the bytes read from the master's stream.
+    pub read_offset: i64,
+    /// Offset of the commands applied.
+    pub applied_offset: i64,
+    /// Snapshot transfer progress: total bytes (-1 unknown, 0 for EOF-marked) and bytes read.
+    pub sync_total: i64,
+    pub sync_read: i64,
+    /// The live link, so that `CLIENT KILL TYPE master` and REPLICAOF can cut it.
+    pub sock: Option<TcpStream>,
+}
+
+impl Upstream {
+    pub fn new(host: String, port: u16) -> Upstream {
+        Upstream {
+            host,
+            port,
+            state: LinkState::Connect,
+            last_io: None,
+            down_since: None,
+            // What Redis prints while it has no master and no cached master.
+            read_offset: 1,
+            applied_offset: 1,
+            sync_total: -1,
+            sync_read: 0,
+            sock: None,
+        }
+    }
+
+    /// Cuts the live link, if any; the replication thread notices and reconnects.
+    pub fn kill_link(&mut self) -> bool {
+        match self.sock.take() {
+            Some(s) => {
+                let _ = s.shutdown(Shutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Replication ids and offset of this node's own history (what INFO prints as master_*).
+#[derive(Debug)]
+pub struct History {
+    pub replid: String,
+    pub replid2: String,
+    pub offset: i64,
+    pub second_offset: i64,
+    /// First offset still held in the backlog (the repl thread keeps it from the session).
+    pub backlog_first: i64,
+}
+
+/// A connected client as the registry sees it (for CLIENT KILL and INFO clients).
+pub struct ClientEntry {
+    pub addr: SocketAddr,
+    pub sock: TcpStream,
+}
+
+/// Everything shared, behind one mutex: like Redis, commands run one at a time.
+pub struct Server {
+    pub cfg: Config,
+    pub store: Store,
+    pub stats: Stats,
+    pub started: Instant,
+    pub run_id: String,
+    pub history: History,
+    /// `Some` while this server is a replica.
+    pub upstream: Option<Upstream>,
+    /// Bumped whenever the master changes, so the replication thread restarts.
+    pub repl_generation: u64,
+    pub clients: BTreeMap<u64, ClientEntry>,
+    pub next_client_id: u64,
+    /// Changes since the last save.
+    pub dirty: u64,
+    pub loading: bool,
+    pub last_load_keys: u64,
+    pub last_save: i64,
+}
+
+/// 40 hex characters from the process's random state (for run ids and replication ids).
+pub fn random_hex40() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut s = String::with_capacity(40);
+    let mut i = 0u64;
+    while s.len() < 40 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(Instant::now().elapsed().as_nanos());
+        s.push_str(&format!("{:016x}", h.finish()));
+        i += 1;
+    }
+    s.truncate(40);
+    s
+}
+
+impl Server {
+    pub fn new(cfg: Config) -> Server {
+        let upstream = cfg
+            .replicaof
+            .as_ref()
+            .map(|(h, p)| Upstream::new(h.clone(), *p));
+        Server {
+            store: Store::new(cfg.databases),
+            cfg,
+            stats: Stats::default(),
+            started: Instant::now(),
+            run_id: random_hex40(),
+            history: History {
+                replid: random_hex40(),
+                replid2: "0".repeat(40),
+                offset: 0,
+                second_offset: -1,
+                backlog_first: 0,
+            },
+            upstream,
+            repl_generation: 0,
+            clients: BTreeMap::new(),
+            next_client_id: 1,
+            dirty: 0,
+            loading: false,
+            last_load_keys: 0,
+            last_save: crate::store::now_ms() / 1000,
+        }
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.upstream.is_some()
+    }
+
+    /// Becomes a replica of `host:port` (or changes master).
+    pub fn replicate(&mut self, host: String, port: u16) {
+        if let Some(u) = &mut self.upstream {
+            u.kill_link();
+        }
+        self.cfg.replicaof = Some((host.clone(), port));
+        self.upstream = Some(Upstream::new(host, port));
+        self.repl_generation += 1;
+    }
+
+    /// Stops replicating (REPLICAOF NO ONE): keeps the data, shifts the replication ids as
+    /// Redis does so that former siblings could continue from us later.
+    pub fn stop_replicating(&mut self) {
+        if let Some(mut u) = self.upstream.take() {
+            u.kill_link();
+            self.history.replid2 = std::mem::replace(&mut self.history.replid, random_hex40());
+            self.history.second_offset = self.history.offset + 1;
+        }
+        self.cfg.replicaof = None;
+        self.repl_generation += 1;
+    }
+
+    /// Registers a connection; returns its id.
+    pub fn add_client(&mut self, addr: SocketAddr, sock: TcpStream) -> u64 {
+        let id = self.next_client_id;
+        self.next_client_id += 1;
+        self.stats.total_connections_received += 1;
+        self.clients.insert(id, ClientEntry { addr, sock });
+        id
+    }
+
+    pub fn remove_client(&mut self, id: u64) {
+        self.clients.remove(&id);
+    }
+}
+
+/// Per-connection state.
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    pub authed: bool,
+    /// Commands queued by MULTI (None outside a transaction).
+    pub multi: Option<Vec<Vec<bytes::Bytes>>>,
+    /// A command was refused while queuing: EXEC must abort.
+    pub multi_failed: bool,
+    /// This is the link from our master: never refused, never replied to, never expires keys.
+    pub is_master: bool,
+    pub name: Vec<u8>,
+    /// Set by QUIT: close after the reply.
+    pub close: bool,
+}
+
+impl Client {
+    pub fn new(id: u64, authed: bool) -> Client {
+        Client {
+            id,
+            db: 0,
+            authed,
+            multi: None,
+            multi_failed: false,
+            is_master: false,
+            name: Vec::new(),
+            close: false,
+        }
+    }
+
+    /// The pseudo-client that applies the master's stream.
+    #[allow(dead_code)] // used by the replication driver
+    pub fn master() -> Client {
+        Client {
+            is_master: true,
+            ..Client::new(0, true)
+        }
+    }
+}
