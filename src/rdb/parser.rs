@@ -56,15 +56,17 @@ const QUICKLIST_NODE_PACKED: u64 = 2;
 const STREAM_ITEM_FLAG_DELETED: i64 = 1;
 const STREAM_ITEM_FLAG_SAMEFIELDS: i64 = 2;
 
-/// Why a step stopped: more input is needed, or the input is bad.
+/// Why a step stopped: more input is needed, or the input is bad. The error is boxed so that
+/// every `R<T>` of the hot path stays small enough to be returned in registers.
 enum Stop {
     Need,
-    Err(RdbError),
+    Err(Box<RdbError>),
 }
 
 impl From<RdbError> for Stop {
+    #[cold]
     fn from(e: RdbError) -> Self {
-        Stop::Err(e)
+        Stop::Err(Box::new(e))
     }
 }
 
@@ -155,7 +157,20 @@ impl<'a> Cur<'a> {
     }
 
     /// A plain `len`.
+    #[inline]
     fn len(&mut self) -> R<u64> {
+        // The 6-bit form (most lengths) inline; the others out of line.
+        if let Some(&b0) = self.b.get(self.p) {
+            if b0 < 0x40 {
+                self.p += 1;
+                return Ok(u64::from(b0));
+            }
+        }
+        self.len_slow()
+    }
+
+    #[inline(never)]
+    fn len_slow(&mut self) -> R<u64> {
         let at = self.off();
         let b0 = self.u8()?;
         match b0 >> 6 {
@@ -214,10 +229,25 @@ impl<'a> Cur<'a> {
     }
 
     /// A whole `string`, at most `max` bytes long (decompressed).
+    #[inline]
     fn string(&mut self, max: u64, limit: Limit) -> R<Str<'a>> {
+        // Fast path: a short raw string (6-bit length) that is all there.
+        if let Some(&b0) = self.b.get(self.p) {
+            let len = usize::from(b0);
+            if b0 < 0x40 && len as u64 <= max {
+                if let Some(s) = self.b.get(self.p + 1..self.p + 1 + len) {
+                    self.p += 1 + len;
+                    return Ok(Str::Slice(s));
+                }
+            }
+        }
+        self.string_slow(max, limit)
+    }
+
+    fn string_slow(&mut self, max: u64, limit: Limit) -> R<Str<'a>> {
         let at = self.off();
         let too_long = |len: u64| {
-            Stop::Err(RdbError::LimitExceeded {
+            Stop::from(RdbError::LimitExceeded {
                 limit,
                 len,
                 max,
@@ -449,6 +479,8 @@ struct Machine {
     crc: Crc64,
     /// Reused output of LZF string values (shrunk after a big one).
     scratch: Vec<u8>,
+    /// `cfg.nonstandard_opcodes` as a lookup table (checked for every record).
+    nonstandard: [bool; 256],
 }
 
 /// Events produced and not yet returned by [`Parser::poll_event`].
@@ -540,6 +572,10 @@ const SHRINK_ABOVE: usize = 4 << 20;
 impl Parser {
     /// A parser with the given limits.
     pub fn new(config: ParserConfig) -> Self {
+        let mut nonstandard = [false; 256];
+        for &op in &config.nonstandard_opcodes {
+            nonstandard[usize::from(op)] = true;
+        }
         Parser {
             buf: Vec::new(),
             pos: 0,
@@ -557,6 +593,7 @@ impl Parser {
                 prefix: Prefix::default(),
                 crc: Crc64::new(),
                 scratch: Vec::new(),
+                nonstandard,
             },
         }
     }
@@ -621,7 +658,7 @@ impl Parser {
                     return Ok(None);
                 }
                 Err(Stop::Err(e)) => {
-                    self.failed = Some(e);
+                    self.failed = Some(*e);
                 }
             }
         }
@@ -701,7 +738,7 @@ impl Parser {
                     }
                     return Ok(());
                 }
-                Some(Stop::Err(e)) => self.failed = Some(e),
+                Some(Stop::Err(e)) => self.failed = Some(*e),
             }
         }
     }
@@ -1074,7 +1111,7 @@ impl Machine {
                 }
                 .into());
             }
-            _ if self.cfg.nonstandard_opcodes.contains(&op) => {
+            _ if self.nonstandard[usize::from(op)] => {
                 let value = c.len()?;
                 sink.event(RdbEvent::NonStandardOpcode { opcode: op, value });
             }
@@ -1102,6 +1139,15 @@ impl Machine {
                     })
                 });
                 self.state = State::ValueHead(kind);
+                if kind == ObjectKind::String {
+                    // Fast path: the value in the same step, when its head is all there
+                    // (otherwise the key alone is this step, as for other kinds).
+                    let key_end = c.p;
+                    match self.value_head(sink, c, kind) {
+                        Err(Stop::Need) => c.p = key_end,
+                        r => return r,
+                    }
+                }
             }
         }
         Ok(())
@@ -1125,7 +1171,13 @@ impl Machine {
                             }
                             .into());
                         }
+                        let avail = (c.b.len() - c.p) as u64;
                         if len == 0 {
+                            self.key_end(sink);
+                        } else if len <= self.cfg.chunk_size as u64 && len <= avail {
+                            // All there and one chunk long: deliver it in this step.
+                            let data = c.take(len)?;
+                            sink.string_chunk(data);
                             self.key_end(sink);
                         } else {
                             self.state = State::StrRaw { left: len };
@@ -1831,9 +1883,10 @@ mod tests {
         // 0x82..0xBF and the special forms are not lengths.
         for b in [0x82u8, 0xBF, 0xC0] {
             match cur(&[b, 0, 0, 0, 0, 0, 0, 0, 0]).len() {
-                Err(Stop::Err(RdbError::InvalidLength { byte, offset: 100 })) => {
-                    assert_eq!(byte, b)
-                }
+                Err(Stop::Err(e)) => match *e {
+                    RdbError::InvalidLength { byte, offset: 100 } => assert_eq!(byte, b),
+                    e => panic!("{e:?}"),
+                },
                 _ => panic!("{b:#x} accepted"),
             }
         }
@@ -1860,19 +1913,32 @@ mod tests {
         assert!(matches!(cur(&[0x03]).str_head(), Ok(StrHead::Raw(3))));
         assert!(matches!(
             cur(&[0xC4]).str_head(),
-            Err(Stop::Err(RdbError::InvalidStringEncoding {
+            Err(Stop::Err(e)) if matches!(*e, RdbError::InvalidStringEncoding {
                 byte: 0xC4,
                 ..
-            }))
+            })
         ));
         // A declared length over the limit fails before the bytes arrive.
         assert!(matches!(
             cur(&[0x80, 0, 1, 0, 0]).string(1000, Limit::StringLen),
-            Err(Stop::Err(RdbError::LimitExceeded {
+            Err(Stop::Err(e)) if matches!(*e, RdbError::LimitExceeded {
                 len: 65536,
                 offset: 100,
                 ..
-            }))
+            })
+        ));
+        // The short-string fast path applies the limit too.
+        assert!(matches!(
+            cur(&[0x05, b'a', b'b', b'c', b'd', b'e']).string(4, Limit::StringLen),
+            Err(Stop::Err(e)) if matches!(*e, RdbError::LimitExceeded {
+                len: 5,
+                offset: 100,
+                ..
+            })
+        ));
+        assert!(matches!(
+            cur(&[0x05, b'a', b'b', b'c', b'd', b'e']).string(5, Limit::StringLen),
+            Ok(Str::Slice(b"abcde"))
         ));
         assert!(matches!(
             cur(&[0x05, b'a']).string(1000, Limit::StringLen),
