@@ -108,6 +108,38 @@ fn visit_chunked<V: Collect>(data: &[u8], sizes: &[usize]) -> (Vec<RdbEvent>, Op
     }
 }
 
+/// Feeds `data` in pieces of the given sizes (cycled) through `feed_with` (no copy when
+/// nothing is buffered).
+fn feed_chunked<V: Collect>(data: &[u8], sizes: &[usize]) -> (Vec<RdbEvent>, Option<RdbError>) {
+    let mut parser = Parser::new(ParserConfig::default());
+    let mut v = V::default();
+    let (mut pos, mut i) = (0, 0);
+    while pos < data.len() {
+        let n = sizes[i % sizes.len()].max(1).min(data.len() - pos);
+        i += 1;
+        let r = parser.feed_with(&data[pos..pos + n], &mut v);
+        pos += n;
+        if let Err(e) = r {
+            assert_eq!(parser.parse_with(&mut v).unwrap_err(), e);
+            return (v.into_events(), Some(e));
+        }
+        // Unparsed input is kept, as with `push`.
+        assert_eq!(parser.offset() as usize + parser.buffered(), pos);
+    }
+    parser.finish();
+    match parser.parse_with(&mut v) {
+        Err(e) => (v.into_events(), Some(e)),
+        Ok(()) => {
+            assert!(parser.is_done());
+            assert_eq!(
+                parser.offset() as usize + parser.remaining().len(),
+                data.len()
+            );
+            (v.into_events(), None)
+        }
+    }
+}
+
 fn load() -> &'static [(String, Vec<u8>)] {
     static FILES: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
     FILES.get_or_init(|| {
@@ -144,6 +176,21 @@ fn visitor_sees_the_event_stream_for_every_corpus_file() {
             want,
             "{name}: mixed pieces"
         );
+        assert_eq!(
+            feed_chunked::<Borrowed>(data, &[usize::MAX]),
+            want,
+            "{name}: fed whole"
+        );
+        assert_eq!(
+            feed_chunked::<Borrowed>(data, &[1]),
+            want,
+            "{name}: fed 1 byte at a time"
+        );
+        assert_eq!(
+            feed_chunked::<Events>(data, &[3, 1, 4096, 7, 100]),
+            want,
+            "{name}: fed mixed pieces"
+        );
     }
 }
 
@@ -158,6 +205,12 @@ fn truncated_files_give_the_same_error() {
                 want,
                 "{name}"
             );
+            assert_eq!(
+                feed_chunked::<Borrowed>(part, &[usize::MAX]),
+                want,
+                "{name}"
+            );
+            assert_eq!(feed_chunked::<Borrowed>(part, &[777]), want, "{name}");
         }
     }
 }
@@ -265,22 +318,29 @@ fn big_values_stream_through_a_visitor_in_bounded_memory() {
         put_str(&mut rec, format!("element-{i}").as_bytes());
     }
     let file = file_v9(&rec);
-    let mut p = Parser::new(ParserConfig::default());
-    let mut t = Totals::default();
-    let mut max_buffered = 0;
-    for piece in file.chunks(64 << 10) {
-        p.push(piece);
-        max_buffered = max_buffered.max(p.buffered());
+    for feed in [false, true] {
+        let mut p = Parser::new(ParserConfig::default());
+        let mut t = Totals::default();
+        let mut max_buffered = 0;
+        for piece in file.chunks(64 << 10) {
+            if feed {
+                p.feed_with(piece, &mut t).unwrap();
+            } else {
+                p.push(piece);
+                max_buffered = max_buffered.max(p.buffered());
+                p.parse_with(&mut t).unwrap();
+            }
+            max_buffered = max_buffered.max(p.buffered());
+        }
+        p.finish();
         p.parse_with(&mut t).unwrap();
+        assert!(p.is_done() && t.end);
+        assert_eq!(t.keys, 3);
+        assert_eq!(t.string_bytes, big + (1 << 20));
+        assert_eq!(t.max_chunk, 64 << 10);
+        assert_eq!(t.elements, 100_000);
+        assert!(max_buffered <= 2 * (64 << 10), "buffered {max_buffered}");
     }
-    p.finish();
-    p.parse_with(&mut t).unwrap();
-    assert!(p.is_done() && t.end);
-    assert_eq!(t.keys, 3);
-    assert_eq!(t.string_bytes, big + (1 << 20));
-    assert_eq!(t.max_chunk, 64 << 10);
-    assert_eq!(t.elements, 100_000);
-    assert!(max_buffered <= 2 * (64 << 10), "buffered {max_buffered}");
 }
 
 proptest! {
@@ -295,6 +355,8 @@ proptest! {
         let mut last = 0;
         for c in cuts { sizes.push((c - last).max(1)); last = c; }
         sizes.push(usize::MAX);
-        prop_assert_eq!(visit_chunked::<Borrowed>(data, &sizes), parse_whole(data), "{}", name);
+        let want = parse_whole(data);
+        prop_assert_eq!(&visit_chunked::<Borrowed>(data, &sizes), &want, "{}", name);
+        prop_assert_eq!(&feed_chunked::<Borrowed>(data, &sizes), &want, "{}", name);
     }
 }

@@ -159,11 +159,17 @@ impl<'a> Cur<'a> {
     /// A plain `len`.
     #[inline]
     fn len(&mut self) -> R<u64> {
-        // The 6-bit form (most lengths) inline; the others out of line.
+        // The 6- and 14-bit forms (most lengths) inline; the others out of line.
         if let Some(&b0) = self.b.get(self.p) {
             if b0 < 0x40 {
                 self.p += 1;
                 return Ok(u64::from(b0));
+            }
+            if b0 < 0x80 {
+                if let Some(&b1) = self.b.get(self.p + 1) {
+                    self.p += 2;
+                    return Ok((u64::from(b0 & 0x3F) << 8) | u64::from(b1));
+                }
             }
         }
         self.len_slow()
@@ -204,12 +210,13 @@ impl<'a> Cur<'a> {
         Ok(n)
     }
 
+    #[inline]
     fn str_head(&mut self) -> R<StrHead> {
-        let at = self.off();
         let b0 = *self.b.get(self.p).ok_or(Stop::Need)?;
         if b0 >> 6 != 3 {
             return Ok(StrHead::Raw(self.len()?));
         }
+        let at = self.off();
         self.p += 1;
         match b0 & 0x3F {
             0 => Ok(StrHead::Int(i64::from(self.u8()? as i8))),
@@ -741,6 +748,114 @@ impl Parser {
                 Some(Stop::Err(e)) => self.failed = Some(*e),
             }
         }
+    }
+
+    /// [`Parser::push`] then [`Parser::parse_with`] in one call, without copying: when
+    /// nothing is buffered, `data` is parsed where it lies and only an incomplete item at its
+    /// end is kept for the next call. The fastest way to parse a file already in memory or
+    /// read in large pieces.
+    ///
+    /// ```
+    /// use respsync::rdb::{Parser, ParserConfig, RdbEvent, Visitor};
+    ///
+    /// #[derive(Default)]
+    /// struct Keys(Vec<Vec<u8>>);
+    /// impl Visitor for Keys {
+    ///     fn event(&mut self, _event: RdbEvent) {}
+    ///     fn key_start(&mut self, key: respsync::rdb::KeyRef<'_>) {
+    ///         self.0.push(key.key.to_vec());
+    ///     }
+    /// }
+    ///
+    /// let file = b"REDIS0003\xfe\x00\x00\x01a\x01v\x00\x01b\x01w\xff";
+    /// let mut parser = Parser::new(ParserConfig::default());
+    /// let mut keys = Keys::default();
+    /// for piece in file.chunks(5) {
+    ///     parser.feed_with(piece, &mut keys).unwrap();
+    /// }
+    /// parser.finish();
+    /// parser.parse_with(&mut keys).unwrap();
+    /// assert!(parser.is_done());
+    /// assert_eq!(keys.0, [b"a".to_vec(), b"b".to_vec()]);
+    /// ```
+    pub fn feed_with<V: Visitor>(
+        &mut self,
+        mut data: &[u8],
+        visitor: &mut V,
+    ) -> Result<(), RdbError> {
+        if self.failed.is_some() || self.m.state == State::Done {
+            self.push(data);
+            return self.parse_with(visitor);
+        }
+        if self.pos < self.buf.len() {
+            // An item is incomplete: append `data` in growing pieces until it is done, then
+            // continue from `data` itself rather than copying all of it.
+            let mut used = 0;
+            loop {
+                let take = (data.len() - used).min((self.buf.len() - self.pos).max(4096));
+                self.push(&data[used..used + take]);
+                used += take;
+                self.parse_with(visitor)?;
+                let rem = self.buf.len() - self.pos;
+                if self.m.state == State::Done || (used == data.len() && rem > 0) {
+                    self.push(&data[used..]);
+                    return Ok(());
+                }
+                if rem <= used {
+                    // What is left unparsed is the end of `data[..used]`: un-push it.
+                    self.buf.truncate(self.pos);
+                    data = &data[used - rem..];
+                    break;
+                }
+            }
+        }
+        while let Some(ev) = self.out.pop() {
+            visitor.event(ev);
+        }
+        // Nothing buffered: `data` is the input, starting at `self.offset()`.
+        self.update_crc();
+        let start = self.base + self.pos as u64;
+        let (mut done, mut crc_done) = (0usize, 0usize);
+        while self.m.state != State::Done {
+            if self.m.state == State::Trailer {
+                self.m.crc.update(&data[crc_done..done]);
+                crc_done = done;
+            }
+            let mut c = Cur {
+                b: &data[done..],
+                p: 0,
+                base: start + done as u64,
+            };
+            let mut stepped = 0;
+            let stop = loop {
+                match self.m.step(visitor, &mut c) {
+                    Ok(()) => {
+                        stepped = c.p;
+                        if matches!(self.m.state, State::Trailer | State::Done) {
+                            break None;
+                        }
+                    }
+                    Err(stop) => break Some(stop),
+                }
+            };
+            done += stepped;
+            match stop {
+                None => {}
+                Some(Stop::Need) => break,
+                Some(Stop::Err(e)) => {
+                    self.failed = Some(*e);
+                    break;
+                }
+            }
+        }
+        self.m.crc.update(&data[crc_done..done]);
+        // Keep the rest (an incomplete item, or what follows the file) as if pushed.
+        self.base = start + done as u64;
+        self.buf.clear();
+        self.pos = 0;
+        self.crc_pos = 0;
+        self.push(&data[done..]);
+        self.parse_with(visitor)
     }
 
     /// Adds the consumed bytes not yet in the CRC.
