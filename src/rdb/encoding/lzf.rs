@@ -602,19 +602,21 @@ mod tests {
             }
         }
 
-        /// Chunked copying of overlapping references gives exactly what the byte-at-a-time
-        /// definition gives: a literal of 1..8 bytes, then references of any distance within
-        /// it and any length.
+        /// Chunked copying of references gives exactly what the byte-at-a-time
+        /// definition gives: a literal of 1..32 bytes, then references of any distance
+        /// within the output so far (short periods, block-sized and longer) and any length.
         #[test]
-        fn overlapping_references_match_bytewise_copy(
-            lit in proptest::collection::vec(any::<u8>(), 1..9),
-            refs in proptest::collection::vec((0usize..8, 0usize..256), 1..6),
+        fn references_match_bytewise_copy(
+            lit in proptest::collection::vec(any::<u8>(), 1..33),
+            refs in proptest::collection::vec((0usize..8192, 0usize..256), 1..12),
+            short in any::<bool>(),
         ) {
             let mut input = vec![(lit.len() - 1) as u8];
             input.extend_from_slice(&lit);
             let mut want = lit.clone();
             for &(d, extra) in &refs {
-                let distance = d % want.len() + 1;
+                // Half the cases favour periods below the block size.
+                let distance = if short { d % want.len().min(20) + 1 } else { d % want.len() + 1 };
                 // The long form: 7 in the control byte plus an extra length byte.
                 let len = extra + 9;
                 input.push((7 << 5) | ((distance - 1) >> 8) as u8);
