@@ -400,7 +400,7 @@ impl Writer {
     ) -> Result<(), WriteError> {
         self.ready()?;
         if !self.allow_lossy {
-            if let Some(what) = self.lost_by_version(value) {
+            if let Some(what) = self.would_lose(value) {
                 return Err(WriteError::Lossy {
                     key: printable(key),
                     version: self.version,
@@ -424,8 +424,9 @@ impl Writer {
         Ok(())
     }
 
-    /// What of `value` the target version cannot store, if anything.
-    fn lost_by_version(&self, value: &Value) -> Option<&'static str> {
+    /// What of `value` the target version cannot store exactly (see [`Writer::key`]), if
+    /// anything: lets a caller that set [`WriterConfig::allow_lossy`] report each loss.
+    pub fn would_lose(&self, value: &Value) -> Option<&'static str> {
         let Value::Stream(s) = value else {
             return None;
         };
