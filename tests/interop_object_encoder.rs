@@ -5,12 +5,8 @@
 //! byte-identical to the server's own `DUMP`. The servers must be installed: these tests fail
 //! (never skip) when one is missing.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use bytes::Bytes;
 mod common;
@@ -352,7 +348,7 @@ fn lzf_strings_are_byte_identical_to_redis_7_0() {
                     let n = (1 + next() as usize % 300).min(s.len() - from);
                     s.extend_from_within(from..from + n);
                 }
-                1 => s.extend(std::iter::repeat(b'a' + (next() % 26) as u8).take(run)),
+                1 => s.extend(std::iter::repeat_n(b'a' + (next() % 26) as u8, run)),
                 _ => s.push(b'0' + (next() % u64::from(alphabet)) as u8),
             }
         }

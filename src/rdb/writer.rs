@@ -264,7 +264,7 @@ impl Writer {
     pub fn new(config: WriterConfig) -> Result<Self, WriteError> {
         let mut enc =
             ObjectEncoder::new(config.version).map_err(|_| WriteError::Version(config.version))?;
-        enc.set_thresholds(config.thresholds.clone())
+        enc.set_thresholds(config.thresholds)
             .set_compression(config.compression);
         let mut w = Writer {
             enc,

@@ -180,14 +180,25 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let mut server = Server { child, dir, port };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // Redis listens before it has loaded the RDB file (answering -LOADING meanwhile) and
+        // exits if the file is refused: wait for a PONG or for the exit.
+        loop {
             if let Ok(Some(_)) = server.child.try_wait() {
                 return Err(std::fs::read_to_string(&log).unwrap_or_default());
             }
             assert!(Instant::now() < deadline, "server did not start");
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut line = String::new();
+                if s.write_all(b"PING\r\n").is_ok()
+                    && BufReader::new(&s).read_line(&mut line).is_ok()
+                    && line.starts_with("+PONG")
+                {
+                    return Ok(server);
+                }
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(server)
     }
 
     /// The server's log so far.
@@ -242,8 +253,9 @@ pub fn score_of(s: &[u8]) -> f64 {
 }
 
 /// Reads `key` back from the server and checks it equals `value`.
-pub fn check_key(c: &mut Client, key: &str, value: &Value) {
-    let k = key.as_bytes();
+pub fn check_key(c: &mut Client, key: impl AsRef<[u8]>, value: &Value) {
+    let k = key.as_ref();
+    let key = String::from_utf8_lossy(k);
     match value {
         Value::String(s) => assert_eq!(c.cmd(&[b"GET", k]).bytes(), s.to_vec(), "{key}"),
         Value::List(items) => {
@@ -290,15 +302,15 @@ pub fn check_key(c: &mut Client, key: &str, value: &Value) {
                 .collect();
             assert_eq!(got, want, "{key}");
         }
-        Value::Stream(stream) => check_stream(c, key, stream),
+        Value::Stream(stream) => check_stream(c, k, stream),
         other => panic!("no check for {other:?}"),
     }
 }
 
 /// Compares a stream's entries (`XRANGE`), length and last id (`XINFO STREAM`), and its
 /// groups with their pending counts and consumers (`XINFO GROUPS`/`CONSUMERS`).
-pub fn check_stream(c: &mut Client, key: &str, stream: &respsync::rdb::Stream) {
-    let k = key.as_bytes();
+pub fn check_stream(c: &mut Client, k: &[u8], stream: &respsync::rdb::Stream) {
+    let key = String::from_utf8_lossy(k);
     let reply = c.cmd(&[b"XRANGE", k, b"-", b"+"]);
     let got: Vec<(String, Vec<Vec<u8>>)> = reply
         .array()
