@@ -3,7 +3,7 @@
 //! The writer produces the header, the AUX fields, functions, module AUX records, databases
 //! (`SELECTDB` + `RESIZEDB`), keys with their expiry and LRU/LFU data, and the `EOF` opcode
 //! with the CRC-64 trailer. Values are encoded by
-//! [`ObjectEncoder`](super::encoding::object::ObjectEncoder), so every type gets the compact
+//! [`ObjectEncoder`], so every type gets the compact
 //! encoding Redis itself would choose at the target version (9–12, default 10).
 //!
 //! It does no I/O: each call appends to an internal buffer that the caller drains with
