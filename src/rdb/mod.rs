@@ -26,12 +26,12 @@
 pub mod encoding;
 
 mod config;
-mod dump;
+pub mod dump;
 mod error;
 mod event;
 mod parser;
 mod value;
-mod writer;
+pub mod writer;
 
 pub use config::ParserConfig;
 pub use dump::{parse_dump_payload, DumpError, DumpPayload};

@@ -3,7 +3,7 @@
 //! The writer produces the header, the AUX fields, functions, module AUX records, databases
 //! (`SELECTDB` + `RESIZEDB`), keys with their expiry and LRU/LFU data, and the `EOF` opcode
 //! with the CRC-64 trailer. Values are encoded by
-//! [`ObjectEncoder`](super::encoding::object::ObjectEncoder), so every type gets the compact
+//! [`ObjectEncoder`], so every type gets the compact
 //! encoding Redis itself would choose at the target version (9–12, default 10).
 //!
 //! It does no I/O: each call appends to an internal buffer that the caller drains with
@@ -264,7 +264,7 @@ impl Writer {
     pub fn new(config: WriterConfig) -> Result<Self, WriteError> {
         let mut enc =
             ObjectEncoder::new(config.version).map_err(|_| WriteError::Version(config.version))?;
-        enc.set_thresholds(config.thresholds.clone())
+        enc.set_thresholds(config.thresholds)
             .set_compression(config.compression);
         let mut w = Writer {
             enc,
@@ -400,7 +400,7 @@ impl Writer {
     ) -> Result<(), WriteError> {
         self.ready()?;
         if !self.allow_lossy {
-            if let Some(what) = self.lost_by_version(value) {
+            if let Some(what) = self.would_lose(value) {
                 return Err(WriteError::Lossy {
                     key: printable(key),
                     version: self.version,
@@ -424,8 +424,9 @@ impl Writer {
         Ok(())
     }
 
-    /// What of `value` the target version cannot store, if anything.
-    fn lost_by_version(&self, value: &Value) -> Option<&'static str> {
+    /// What of `value` the target version cannot store exactly (see [`Writer::key`]), if
+    /// anything: lets a caller that set [`WriterConfig::allow_lossy`] report each loss.
+    pub fn would_lose(&self, value: &Value) -> Option<&'static str> {
         let Value::Stream(s) = value else {
             return None;
         };
