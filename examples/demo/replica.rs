@@ -272,12 +272,10 @@ impl Replica {
                         rdb_done = Some((len, crc_ok));
                     }
                     ReplicaEvent::Continue { .. } => self.lock().info.partial_syncs += 1,
-                    ReplicaEvent::Command(c) => {
-                        if c.kind() == CommandKind::Other && c.db() == 0 {
-                            let argv: Vec<Bytes> = c.args_bytes().collect();
-                            // Errors applying a master command are ignored, as Redis does.
-                            let _ = store::apply(&mut self.lock().data, &argv);
-                        }
+                    ReplicaEvent::Command(c) if c.kind() == CommandKind::Other && c.db() == 0 => {
+                        let argv: Vec<Bytes> = c.args_bytes().collect();
+                        // Errors applying a master command are ignored, as Redis does.
+                        let _ = store::apply(&mut self.lock().data, &argv);
                     }
                     ReplicaEvent::LinkLost(_) => return None,
                     ReplicaEvent::Failed(e) => return Some(e.to_string()),
