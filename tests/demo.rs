@@ -46,9 +46,11 @@ impl Drop for Kill {
     }
 }
 
-#[test]
-fn demo_runs_every_step_and_exits_zero() {
+/// Runs the demo with `args`; returns its exit status and stdout. Fails the test if it takes
+/// longer than 30 s.
+fn run_demo(args: &[&str]) -> (std::process::ExitStatus, String) {
     let child = Command::new(demo_binary())
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -81,7 +83,14 @@ fn demo_runs_every_step_and_exits_zero() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert!(status.success(), "demo failed ({status}):\n{out}\n{err}");
+    assert!(err.is_empty() || !status.success(), "stderr: {err}");
+    (status, out)
+}
+
+#[test]
+fn demo_runs_every_step_and_exits_zero() {
+    let (status, out) = run_demo(&[]);
+    assert!(status.success(), "demo failed ({status}):\n{out}");
 
     let lines: Vec<&str> = out.lines().collect();
     let find = |prefix: &str| {
@@ -208,4 +217,19 @@ fn compare_ignores_set_order_and_finds_differences() {
     run(&mut a, &["SET", "extra", "1"]);
     run(&mut a, &["SET", "more", "1"]);
     assert!(store::compare(&a, &b2).unwrap_err().contains("missing"));
+}
+
+#[test]
+fn demo_fails_when_the_backlog_cannot_serve_the_resync() {
+    // 64 bytes cannot hold the 182 bytes written while the link is down: the master answers
+    // FULLRESYNC, and the demo must say so and exit 1.
+    let (status, out) = run_demo(&["--repl-backlog-size", "64"]);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("step 3: "), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("FAILED: step 4: expected PSYNC ") && last.contains("+FULLRESYNC"),
+        "{out}"
+    );
+    assert!(!out.contains("done: every check held"), "{out}");
 }

@@ -27,6 +27,7 @@ mod store;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use respsync::backlog::DEFAULT_BACKLOG_SIZE;
 use respsync::resp::Frame;
 
 use master::Master;
@@ -39,7 +40,23 @@ const TOTAL_TIMEOUT: Duration = Duration::from_secs(20);
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    match run() {
+    let backlog_size = match parse_args() {
+        Some(size) => size,
+        None => {
+            eprintln!("usage: demo [--repl-backlog-size BYTES]");
+            return ExitCode::from(2);
+        }
+    };
+    // Never hang: whatever is stuck, the process ends after TOTAL_TIMEOUT.
+    std::thread::spawn(|| {
+        std::thread::sleep(TOTAL_TIMEOUT);
+        println!(
+            "FAILED: the demo did not finish within {} s",
+            TOTAL_TIMEOUT.as_secs()
+        );
+        std::process::exit(1);
+    });
+    match run(backlog_size) {
         Ok(()) => {
             println!(
                 "done: every check held. Next in the story, once respsync has its master side: \
@@ -52,6 +69,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `[--repl-backlog-size BYTES]`: the master's backlog size, default Redis's 1 MiB. Unlike
+/// Redis (16 KiB minimum) any size is taken, so that a backlog too small for step 4 can be tried:
+/// the link then heals with a full resync, and the demo says which check failed.
+fn parse_args() -> Option<u64> {
+    let mut size = DEFAULT_BACKLOG_SIZE;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--repl-backlog-size" => size = it.next()?.parse().ok().filter(|&n| n > 0)?,
+            _ => return None,
+        }
+    }
+    Some(size)
 }
 
 /// Waits until `cond` holds, polling every few milliseconds; an error names what did not
@@ -121,14 +153,14 @@ fn offsets_equal(master: &Master, replica: &Replica) -> bool {
     replica.info().offset == Some(master.info().offset)
 }
 
-fn run() -> Result<(), String> {
+fn run(backlog_size: u64) -> Result<(), String> {
     let deadline = Instant::now() + TOTAL_TIMEOUT;
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
 
-    let master = Master::start(seed).map_err(|e| format!("master: {e}"))?;
+    let master = Master::start(seed, backlog_size).map_err(|e| format!("master: {e}"))?;
     let mut mc = Client::connect(master.addr(), STEP_TIMEOUT)
         .map_err(|e| format!("connect to master: {e}"))?;
     // A small dataset of several types, written before any replica exists.
@@ -280,10 +312,11 @@ fn run() -> Result<(), String> {
         "step 4: replica offset moved while cut".into()
     })?;
     replica.reconnect();
-    wait_for(deadline, "the partial resync", || {
-        replica.info().partial_syncs == 1
+    wait_for(deadline, "the resync", || {
+        let i = replica.info();
+        i.partial_syncs == 1 || i.full_syncs > 1
     })?;
-    wait_for(deadline, "equal offsets after the partial resync", || {
+    wait_for(deadline, "equal offsets after the resync", || {
         offsets_equal(&master, &replica)
     })?;
     let target = behind.value();
@@ -296,10 +329,17 @@ fn run() -> Result<(), String> {
     })?;
     let (ri, mi) = (replica.info(), master.info());
     let psync = mi.last_psync.clone().unwrap_or_default();
-    println!(
-        "    healed : {psync}, {} bytes replayed from the backlog",
-        behind.value() - cut_at.value()
-    );
+    if psync.contains("+CONTINUE") {
+        println!(
+            "    healed : {psync}, {} bytes replayed from the backlog",
+            behind.value() - cut_at.value()
+        );
+    } else {
+        println!(
+            "    healed : {psync} (the backlog no longer held offset {})",
+            cut_at.next()
+        );
+    }
     let expected = format!(
         "PSYNC {} {} -> +CONTINUE {}",
         mi.replid,

@@ -16,7 +16,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use respsync::backlog::{Backlog, DEFAULT_BACKLOG_SIZE};
+use respsync::backlog::Backlog;
 use respsync::ids::{IdGenerator, PsyncCheck, ReplId, ReplOffset, ReplicationIds};
 use respsync::rdb::{self, AuxFields, KeyOptions, ReplInfo, WriterConfig};
 use respsync::resp;
@@ -49,6 +49,8 @@ struct State {
     ids: ReplicationIds,
     /// Created when the first replica arrives (Redis 7.0: no backlog, no offset movement).
     backlog: Option<Backlog>,
+    /// `repl-backlog-size`.
+    backlog_size: u64,
     /// Database last selected in the stream; `None` forces a SELECT before the next write.
     stream_db: Option<u32>,
     data: Db,
@@ -100,6 +102,7 @@ pub struct MasterInfo {
     pub offset: ReplOffset,
     pub second_offset: ReplOffset,
     pub backlog: Option<(ReplOffset, u64)>,
+    pub backlog_size: u64,
     /// `(port, ack offset)` per attached replica.
     pub replicas: Vec<(u16, i64)>,
     pub stats: SyncStats,
@@ -109,8 +112,9 @@ pub struct MasterInfo {
 }
 
 impl Master {
-    /// Listens on 127.0.0.1 (a free port) and serves clients and replicas.
-    pub fn start(seed: u64) -> std::io::Result<Master> {
+    /// Listens on 127.0.0.1 (a free port) and serves clients and replicas. `backlog_size` is
+    /// `repl-backlog-size` (`DEFAULT_BACKLOG_SIZE` in Redis).
+    pub fn start(seed: u64, backlog_size: u64) -> std::io::Result<Master> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let mut gen = IdGenerator::new(seed);
         let ids = ReplicationIds::new(gen.next_id());
@@ -119,6 +123,7 @@ impl Master {
                 gen,
                 ids,
                 backlog: None,
+                backlog_size,
                 stream_db: None,
                 data: Db::new(),
                 replicas: Vec::new(),
@@ -157,6 +162,7 @@ impl Master {
             offset: s.offset(),
             second_offset: s.ids.second_offset,
             backlog: s.backlog.as_ref().map(Backlog::window),
+            backlog_size: s.backlog_size,
             replicas: s.replicas.iter().map(|r| (r.port, r.ack)).collect(),
             stats: s.stats,
             last_psync: s.last_psync.clone(),
@@ -241,7 +247,7 @@ impl Master {
                             "repl_backlog_active",
                             u8::from(i.backlog.is_some()).to_string(),
                         ),
-                        ("repl_backlog_size", DEFAULT_BACKLOG_SIZE.to_string()),
+                        ("repl_backlog_size", i.backlog_size.to_string()),
                         ("repl_backlog_first_byte_offset", first.to_string()),
                         ("repl_backlog_histlen", histlen.to_string()),
                         ("sync_full", i.stats.sync_full.to_string()),
@@ -303,7 +309,7 @@ impl Master {
                 // First replica ever: new replid, no replid2, a backlog (§2.3).
                 let fresh = s.gen.next_id();
                 s.ids = ReplicationIds::new(fresh);
-                s.backlog = Some(Backlog::new(DEFAULT_BACKLOG_SIZE, ReplOffset::new(0)));
+                s.backlog = Some(Backlog::new(s.backlog_size, ReplOffset::new(0)));
             }
             let offset = s.offset();
             // Force a SELECT before the next write, so the new replica's stream names its db.
@@ -340,6 +346,14 @@ impl Master {
         let Ok(stream) = sock.try_clone() else {
             return false;
         };
+        // A replica that stops reading must not block the master (and its lock) forever: its
+        // writes fail after this and it is dropped (Redis: client-output-buffer-limit).
+        if stream
+            .set_write_timeout(Some(std::time::Duration::from_secs(2)))
+            .is_err()
+        {
+            return false;
+        }
         if sock.write_all(&out).is_err() {
             return false;
         }
