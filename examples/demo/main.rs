@@ -160,6 +160,10 @@ fn run(backlog_size: u64) -> Result<(), String> {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
 
+    println!(
+        "respsync demo: a master and a replica in this process, over loopback TCP \
+         (the master is the demo's stand-in until respsync has its master side)"
+    );
     let master = Master::start(seed, backlog_size).map_err(|e| format!("master: {e}"))?;
     let mut mc = Client::connect(master.addr(), STEP_TIMEOUT)
         .map_err(|e| format!("connect to master: {e}"))?;
