@@ -2,6 +2,8 @@
 //! corpus' `.expected.json` conventions, canonical JSON and SHA-256 of it.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
