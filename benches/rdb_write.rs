@@ -32,7 +32,8 @@ fn write_populate(n: usize) -> u64 {
         value.extend_from_slice(format!("value:{i}").as_bytes());
         value.resize(100, 0);
         let v = Value::String(Bytes::copy_from_slice(&value));
-        w.key(&key, &v, KeyOptions::default()).expect("strings encode");
+        w.key(&key, &v, KeyOptions::default())
+            .expect("strings encode");
         if w.buffered() >= 256 << 10 {
             while let Some(chunk) = w.poll_chunk() {
                 sink += chunk.len() as u64;
@@ -54,7 +55,9 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(20))
         .throughput(Throughput::Bytes(size));
-    g.bench_function(format!("populate_{n}_x100"), |b| b.iter(|| write_populate(n)));
+    g.bench_function(format!("populate_{n}_x100"), |b| {
+        b.iter(|| write_populate(n))
+    });
     g.finish();
 }
 
