@@ -534,8 +534,8 @@ impl Writer {
         if self.out.is_empty() {
             return None;
         }
-        let cap = self.out.capacity().max(64 << 10);
-        let chunk = std::mem::replace(&mut self.out, Vec::with_capacity(cap));
+        // A fresh moderate buffer: one huge value must not make every later buffer huge.
+        let chunk = std::mem::replace(&mut self.out, Vec::with_capacity(64 << 10));
         self.crc.update(&chunk);
         self.written += chunk.len() as u64;
         Some(Bytes::from(chunk))
