@@ -32,7 +32,8 @@
 //! - [`ids`]: replication ids and offsets, id shifts and the PSYNC acceptance rule.
 //! - [`backlog`]: the replication backlog, zero-copy `Bytes` chunks addressed by offset.
 //! - [`replica`]: `ReplicaSession`, the replica side of a link to a master.
-//! - [`rdb`]: RDB snapshots — streaming push parser ([`rdb::Parser`] → [`rdb::RdbEvent`]) and a
+//! - [`rdb`]: RDB snapshots — streaming push parser ([`rdb::Parser`] → [`rdb::RdbEvent`], or
+//!   zero-allocation through a [`rdb::Visitor`] given borrowed slices) and a
 //!   [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
 //! - [`rdb::encoding`]: the containers embedded in RDB values (ziplist, listpack, intset, zipmap),
 //!   LZF and the CRC-64, with validating decoders and byte-exact builders; and

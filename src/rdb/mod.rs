@@ -3,6 +3,8 @@
 //! [`Parser`] takes the file in chunks of any size and produces [`RdbEvent`]s; it never needs
 //! the whole file or a whole value in memory (see the format notes in the project docs).
 //! [`Collector`] turns a key's events into a [`Value`] for callers that want whole values.
+//! [`Parser::parse_with`] is the zero-allocation alternative to events: a [`Visitor`] gets
+//! keys, string pieces and elements as borrowed slices.
 //!
 //! ## Memory
 //!
@@ -28,6 +30,7 @@ mod error;
 mod event;
 mod parser;
 mod value;
+mod visitor;
 
 pub use config::ParserConfig;
 pub use error::{ContainerKind, Limit, RdbError};
@@ -39,3 +42,4 @@ pub use parser::Parser;
 pub use value::{
     Collector, HashEntry, ModuleValue, Stream, StreamConsumer, StreamEntry, StreamGroup, Value,
 };
+pub use visitor::{KeyRef, Visitor};
