@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use bytes::Bytes;
-use respsync::rdb::{self, Collector, Parser, ParserConfig, RdbError, RdbEvent};
+use respsync::rdb::{self, Collector, KeyRef, Parser, ParserConfig, RdbError, RdbEvent, Visitor};
 
 use crate::store::{self, Blob, Opaque, Store, Value};
 
@@ -38,51 +38,134 @@ impl From<RdbError> for LoadError {
     }
 }
 
-/// A snapshot being loaded.
+/// A snapshot being loaded: the parser and the [`Sink`] its borrowed callbacks fill.
 pub struct Loader {
     parser: Parser,
+    sink: Sink,
+}
+
+/// Receives the parse through the crate's borrowing [`Visitor`]: string keys (the bulk of a
+/// typical dataset) are copied once, straight from the parser's buffer into the stored boxes;
+/// other kinds go through the collect layer as owned events.
+struct Sink {
     collector: Collector,
     /// Finished keys go to the inserter thread in batches.
     tx: SyncSender<Msg>,
     batch: Vec<Item>,
     done: bool,
     current_db: usize,
-    /// A string key being received: strings skip the collect layer (one chunk is the common
-    /// case, and its bytes become the stored value without a copy).
-    string: Option<(rdb::KeyInfo, Vec<Bytes>)>,
-    /// `repl-id` / `repl-offset` aux fields, for a later restart from a saved file.
-    pub aux: Vec<(Bytes, Bytes)>,
+    /// A string key being received: database, key, expiry and the value so far.
+    string: Option<(u64, Blob, Option<i64>, Vec<u8>)>,
+    /// The first error the collect layer reported.
+    failed: Option<RdbError>,
 }
 
 impl Loader {
     fn new(tx: SyncSender<Msg>) -> Loader {
         Loader {
             parser: Parser::new(ParserConfig::default()),
-            collector: Collector::new(MAX_VALUE_BYTES),
-            tx,
-            batch: Vec::with_capacity(BATCH),
-            done: false,
-            current_db: 0,
-            string: None,
-            aux: Vec::new(),
+            sink: Sink {
+                collector: Collector::new(MAX_VALUE_BYTES),
+                tx,
+                batch: Vec::with_capacity(BATCH),
+                done: false,
+                current_db: 0,
+                string: None,
+                failed: None,
+            },
         }
     }
 
-    /// Feeds the next bytes of the file.
+    /// Feeds the next bytes of the file (parsed where they lie when nothing is buffered).
     pub fn push(&mut self, data: &[u8]) -> Result<(), LoadError> {
-        self.parser.push(data);
-        self.drain()
+        self.parser.feed_with(data, &mut self.sink)?;
+        self.check()
     }
 
     /// Ends the file: checks it was complete and hands the last keys to the inserter.
     pub fn finish(mut self) -> Result<(), LoadError> {
         self.parser.finish();
-        self.drain()?;
-        if !self.done {
+        self.parser.parse_with(&mut self.sink)?;
+        self.check()?;
+        if !self.sink.done {
             return Err(LoadError::Truncated);
         }
-        self.flush();
+        self.sink.flush();
         Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), LoadError> {
+        match self.sink.failed.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Visitor for Sink {
+    fn event(&mut self, ev: RdbEvent) {
+        match ev {
+            RdbEvent::ResizeDb { keys, .. } => {
+                // Pre-size the current database from the count the file announces (capped).
+                self.flush();
+                let _ = self.tx.send(Msg::Reserve(self.current_db, keys));
+            }
+            RdbEvent::SelectDb { db } => {
+                self.current_db = usize::try_from(db).unwrap_or(usize::MAX);
+            }
+            // AUX fields (replication id and offset included) are not needed here: the
+            // session already knows them from the FULLRESYNC reply.
+            RdbEvent::Aux { .. } => {}
+            RdbEvent::End { .. } => self.done = true,
+            ev => match self.collector.handle_event(ev) {
+                Ok(Some((info, value))) => {
+                    let expire = info.expire.map(|e| e.as_millis());
+                    self.insert(info.db, to_blob(info.key), convert(value), expire);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.failed.get_or_insert(e);
+                }
+            },
+        }
+    }
+
+    fn key_start(&mut self, key: KeyRef<'_>) {
+        if key.kind.value_type() == rdb::ValueType::String {
+            let expire = key.expire.map(|e| e.as_millis());
+            self.string = Some((key.db, Blob::from(key.key), expire, Vec::new()));
+        } else {
+            self.event(RdbEvent::KeyStart(key.to_key_info()));
+        }
+    }
+
+    fn string_chunk(&mut self, data: &[u8]) {
+        match &mut self.string {
+            // One chunk is the common case: the vector is allocated at its exact size.
+            Some((.., value)) => value.extend_from_slice(data),
+            None => self.event(RdbEvent::StringChunk(Bytes::copy_from_slice(data))),
+        }
+    }
+
+    fn key_end(&mut self) {
+        match self.string.take() {
+            Some((db, key, expire, value)) => {
+                self.insert(db, key, Value::Str(value.into_boxed_slice()), expire)
+            }
+            None => self.event(RdbEvent::KeyEnd),
+        }
+    }
+}
+
+impl Sink {
+    fn insert(&mut self, db: u64, key: Blob, value: Value, expire: Option<i64>) {
+        let Ok(db) = usize::try_from(db) else {
+            return;
+        };
+        self.batch.push((db, key, value, expire));
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
     }
 
     fn flush(&mut self) {
@@ -90,60 +173,6 @@ impl Loader {
             let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
             // The inserter only stops when this sender is dropped.
             let _ = self.tx.send(Msg::Keys(batch));
-        }
-    }
-
-    fn drain(&mut self) -> Result<(), LoadError> {
-        while let Some(ev) = self.parser.poll_event()? {
-            match ev {
-                RdbEvent::ResizeDb { keys, .. } => {
-                    // Pre-size the current database from the count the file announces (capped).
-                    self.flush();
-                    let _ = self.tx.send(Msg::Reserve(self.current_db, keys));
-                }
-                RdbEvent::SelectDb { db } => {
-                    self.current_db = usize::try_from(db).unwrap_or(usize::MAX);
-                }
-                RdbEvent::Aux { name, value } => self.aux.push((name, value)),
-                RdbEvent::End { .. } => self.done = true,
-                RdbEvent::KeyStart(info) if info.kind.value_type() == rdb::ValueType::String => {
-                    self.string = Some((info, Vec::new()));
-                }
-                RdbEvent::StringChunk(b) if self.string.is_some() => {
-                    if let Some((_, parts)) = &mut self.string {
-                        parts.push(b);
-                    }
-                }
-                RdbEvent::KeyEnd if self.string.is_some() => {
-                    if let Some((info, mut parts)) = self.string.take() {
-                        let value = if parts.len() == 1 {
-                            parts.pop().map(to_blob).unwrap_or_default()
-                        } else {
-                            parts.concat().into_boxed_slice()
-                        };
-                        self.insert(info, Value::Str(value));
-                    }
-                }
-                ev => {
-                    if let Some((info, value)) = self.collector.handle_event(ev)? {
-                        self.insert(info, convert(value));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Loader {
-    fn insert(&mut self, info: rdb::KeyInfo, value: Value) {
-        let Ok(db) = usize::try_from(info.db) else {
-            return;
-        };
-        let expire = info.expire.map(|e| e.as_millis());
-        self.batch.push((db, to_blob(info.key), value, expire));
-        if self.batch.len() >= BATCH {
-            self.flush();
         }
     }
 }
