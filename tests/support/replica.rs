@@ -1,5 +1,4 @@
 //! Helpers shared by the replica session tests: a scripted master and an applying app.
-#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -11,14 +10,11 @@ pub const ID_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const ID_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 pub const MARK: &[u8; 40] = b"0123456789abcdef0123456789abcdef01234567";
 
+/// One command in RESP, encoded by the crate.
 pub fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    let mut out = bytes::BytesMut::new();
+    respsync::resp::encode_command(args, &mut out);
+    out.to_vec()
 }
 
 /// A minimal RDB 10 with an optional `repl-stream-db` aux field and some filler aux data.

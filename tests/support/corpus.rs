@@ -1,6 +1,5 @@
 //! Shared helpers for the RDB tests: corpus location, event-to-JSON conversion in the
 //! corpus' `.expected.json` conventions, canonical JSON and SHA-256 of it.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
