@@ -18,6 +18,7 @@ use respsync::rdb::{Collector, HashEntry, Parser, ParserConfig, Value};
 use respsync::resp::Frame;
 
 mod support;
+use support::corpus::payload_file;
 use support::{redis_binary, valkey_binary, Conn, FrameExt, Proc};
 
 fn b(s: impl AsRef<[u8]>) -> Bytes {
@@ -433,14 +434,7 @@ fn lzf_strings_are_byte_identical_to_redis_7_0() {
 
 /// Parses a `DUMP` payload (wrapped into a one-key file) into its value.
 fn parse_payload(payload: &[u8]) -> Value {
-    let n = payload.len();
-    let version = u16::from_le_bytes([payload[n - 10], payload[n - 9]]);
-    let mut file = format!("REDIS{version:04}").into_bytes();
-    file.extend_from_slice(&[0xfe, 0x00, payload[0], 0x01, b'k']);
-    file.extend_from_slice(&payload[1..n - 10]);
-    file.push(0xff);
-    let crc = crc64(0, &file);
-    file.extend_from_slice(&crc.to_le_bytes());
+    let (_, file) = payload_file(payload);
     let mut parser = Parser::new(ParserConfig::default());
     let mut collector = Collector::new(u64::MAX);
     parser.push(&file);
