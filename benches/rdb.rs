@@ -3,6 +3,10 @@
 //! Input: a dump made by a real `redis-server` with `DEBUG POPULATE 3000000 key 100` plus
 //! collections of every type (small and large encodings), generated on first use and cached
 //! under `target/bench-data/`. Also measured: the CRC-64 alone over the same bytes.
+//!
+//! `respsync_visitor` is the zero-allocation API (`Parser::feed_with` with a visitor that
+//! borrows); `respsync` is the owned-event API (`push` + `poll_event`). Both decode every key
+//! and value and check the CRC, as the `rdb` crate does with its `Nil` formatter.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -10,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use respsync::rdb::encoding::crc64::crc64;
-use respsync::rdb::{Parser, ParserConfig};
+use respsync::rdb::{KeyRef, Parser, ParserConfig, RdbEvent, Visitor};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -81,6 +85,48 @@ fn respsync_parse(data: &[u8]) -> u64 {
     events
 }
 
+/// Counts what it is given and keeps nothing: the parser still decodes every key and value
+/// (LZF, containers, streams) and checks the CRC.
+#[derive(Default)]
+struct Nil(u64);
+
+impl Visitor for Nil {
+    fn event(&mut self, _event: RdbEvent) {
+        self.0 += 1;
+    }
+    fn key_start(&mut self, _key: KeyRef<'_>) {
+        self.0 += 1;
+    }
+    fn string_chunk(&mut self, _data: &[u8]) {
+        self.0 += 1;
+    }
+    fn element(&mut self, _element: &[u8]) {
+        self.0 += 1;
+    }
+    fn zset_member(&mut self, _member: &[u8], _score: f64) {
+        self.0 += 1;
+    }
+    fn hash_field(&mut self, _field: &[u8], _value: &[u8], _expire_ms: Option<i64>) {
+        self.0 += 1;
+    }
+    fn key_end(&mut self) {
+        self.0 += 1;
+    }
+}
+
+/// The zero-allocation API: `feed_with` and a visitor that borrows.
+fn respsync_visit(data: &[u8]) -> u64 {
+    let mut parser = Parser::new(ParserConfig::default());
+    let mut nil = Nil::default();
+    for piece in data.chunks(CHUNK) {
+        parser.feed_with(piece, &mut nil).unwrap();
+    }
+    parser.finish();
+    parser.parse_with(&mut nil).unwrap();
+    assert!(parser.is_done());
+    nil.0
+}
+
 fn rdb_crate_parse(data: &[u8]) {
     let reader = std::io::BufReader::new(Cursor::new(data));
     rdb::parse(
@@ -97,6 +143,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(15));
+    // Both APIs report the same number of events/callbacks.
+    assert_eq!(respsync_parse(&data), respsync_visit(&data));
+    g.bench_function("respsync_visitor", |b| b.iter(|| respsync_visit(&data)));
     g.bench_function("respsync", |b| b.iter(|| respsync_parse(&data)));
     g.bench_function("rdb_crate_0_4", |b| b.iter(|| rdb_crate_parse(&data)));
     g.bench_function("crc64_only", |b| b.iter(|| crc64(0, &data)));

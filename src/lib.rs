@@ -32,8 +32,11 @@
 //! - [`ids`]: replication ids and offsets, id shifts and the PSYNC acceptance rule.
 //! - [`backlog`]: the replication backlog, zero-copy `Bytes` chunks addressed by offset.
 //! - [`replica`]: `ReplicaSession`, the replica side of a link to a master.
-//! - [`rdb`]: RDB snapshots — streaming push parser ([`rdb::Parser`] → [`rdb::RdbEvent`]) and a
+//! - [`rdb`]: RDB snapshots — streaming push parser ([`rdb::Parser`] → [`rdb::RdbEvent`], or
+//!   zero-allocation through a [`rdb::Visitor`] given borrowed slices) and a
 //!   [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
+//! - [`rdb::Writer`]: streaming RDB writer (versions 9–12, header, AUX, functions, databases,
+//!   expiries, CRC-64) and [`rdb::parse_dump_payload`] for `DUMP`/`RESTORE` payloads.
 //! - [`rdb::encoding`]: the containers embedded in RDB values (ziplist, listpack, intset, zipmap),
 //!   LZF and the CRC-64, with validating decoders and byte-exact builders; and
 //!   [`rdb::encoding::object`], which encodes whole values as RDB objects the way Redis does.

@@ -5,8 +5,6 @@
 //! byte-identical to the server's own `DUMP`. The servers must be installed: these tests fail
 //! (never skip) when one is missing.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use std::path::Path;
 use std::process::Command;
 
@@ -19,7 +17,7 @@ use respsync::resp::Frame;
 
 mod support;
 use support::corpus::payload_file;
-use support::{redis_binary, valkey_binary, Conn, FrameExt, Proc};
+use support::{check_key, redis_binary, valkey_binary, Conn, FrameExt, Proc};
 
 fn b(s: impl AsRef<[u8]>) -> Bytes {
     Bytes::copy_from_slice(s.as_ref())
@@ -146,67 +144,6 @@ fn dataset() -> Vec<(String, Value)> {
     ];
     d.sort_by(|a, b| a.0.cmp(&b.0));
     d
-}
-
-fn score_of(s: &[u8]) -> f64 {
-    match s {
-        b"inf" | b"+inf" => f64::INFINITY,
-        b"-inf" => f64::NEG_INFINITY,
-        _ => std::str::from_utf8(s).unwrap().parse().unwrap(),
-    }
-}
-
-/// Reads `key` back from the server and checks it equals `value`.
-fn check_key(c: &mut Conn, key: &str, value: &Value) {
-    let k = key.as_bytes();
-    match value {
-        Value::String(s) => assert_eq!(c.must(&[b"GET", k]).bytes(), s.to_vec(), "{key}"),
-        Value::List(items) => {
-            let got: Vec<_> = c
-                .must(&[b"LRANGE", k, b"0", b"-1"])
-                .array()
-                .iter()
-                .map(Frame::bytes)
-                .collect();
-            let want: Vec<_> = items.iter().map(|i| i.to_vec()).collect();
-            assert_eq!(got, want, "{key}");
-        }
-        Value::Set(members) => {
-            let got: BTreeSet<_> = c
-                .must(&[b"SMEMBERS", k])
-                .array()
-                .iter()
-                .map(Frame::bytes)
-                .collect();
-            let want: BTreeSet<_> = members.iter().map(|m| m.to_vec()).collect();
-            assert_eq!(got, want, "{key}");
-        }
-        Value::Zset(pairs) => {
-            let reply = c.must(&[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]);
-            let got: BTreeMap<Vec<u8>, f64> = reply
-                .array()
-                .chunks(2)
-                .map(|p| (p[0].bytes(), score_of(&p[1].bytes())))
-                .collect();
-            let want: BTreeMap<Vec<u8>, f64> =
-                pairs.iter().map(|(m, s)| (m.to_vec(), *s)).collect();
-            assert_eq!(got, want, "{key}");
-        }
-        Value::Hash(entries) => {
-            let reply = c.must(&[b"HGETALL", k]);
-            let got: BTreeMap<Vec<u8>, Vec<u8>> = reply
-                .array()
-                .chunks(2)
-                .map(|p| (p[0].bytes(), p[1].bytes()))
-                .collect();
-            let want: BTreeMap<Vec<u8>, Vec<u8>> = entries
-                .iter()
-                .map(|e| (e.field.to_vec(), e.value.to_vec()))
-                .collect();
-            assert_eq!(got, want, "{key}");
-        }
-        other => panic!("no check for {other:?}"),
-    }
 }
 
 /// RESTOREs every value of the dataset as a payload of `version` and reads it back.
@@ -414,7 +351,7 @@ fn lzf_strings_are_byte_identical_to_redis_7_0() {
                     let n = (1 + next() as usize % 300).min(s.len() - from);
                     s.extend_from_within(from..from + n);
                 }
-                1 => s.extend(std::iter::repeat(b'a' + (next() % 26) as u8).take(run)),
+                1 => s.extend(std::iter::repeat_n(b'a' + (next() % 26) as u8, run)),
                 _ => s.push(b'0' + (next() % u64::from(alphabet)) as u8),
             }
         }

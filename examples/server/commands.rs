@@ -657,8 +657,8 @@ fn scan(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         .into_iter()
         .filter(|(_, k, e)| {
             !store::is_expired(e, now)
-                && pattern.as_ref().map_or(true, |p| glob(p, k))
-                && kind.as_deref().map_or(true, |t| e.value.type_name() == t)
+                && pattern.as_ref().is_none_or(|p| glob(p, k))
+                && kind.as_deref().is_none_or(|t| e.value.type_name() == t)
         })
         .map(|t| t.1)
         .collect();
@@ -985,7 +985,7 @@ fn incr(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 }
 
 fn mset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return Err("ERR wrong number of arguments for 'mset' command".into());
     }
     for kv in a[1..].chunks_exact(2) {
@@ -1179,7 +1179,7 @@ fn sismember(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 // Hashes
 
 fn hset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return Err(format!(
             "ERR wrong number of arguments for '{}' command",
             lossy(&a[0].to_ascii_lowercase())
@@ -1283,7 +1283,7 @@ fn zadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         i += 1;
     }
     let rest = &a[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(SYNTAX.into());
     }
     if nx && xx {
@@ -1513,7 +1513,7 @@ fn xadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     }
     let id_arg = &a[i];
     let fields = &a[i + 1..];
-    if fields.is_empty() || fields.len() % 2 != 0 {
+    if fields.is_empty() || !fields.len().is_multiple_of(2) {
         return Err("ERR wrong number of arguments for 'xadd' command".into());
     }
     let explicit = if &id_arg[..] == b"*" {
@@ -2235,7 +2235,7 @@ fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
                 ctx.out.bulk(v.as_bytes());
             }
         }
-        b"set" if a.len() >= 4 && a.len() % 2 == 0 => {
+        b"set" if a.len() >= 4 && a.len().is_multiple_of(2) => {
             let mut cfg = ctx.srv.cfg.clone();
             for kv in a[2..].chunks_exact(2) {
                 let name = String::from_utf8_lossy(&kv[0]).into_owned();

@@ -1,10 +1,35 @@
 //! Any bytes: the RDB parser returns events or a typed error, never panics, never loops, and
-//! gives the same result fed whole or in pieces. The CRC check is skipped (the fuzzer could
+//! gives the same result fed whole or in pieces, and through `feed_with` and a visitor. The CRC check is skipped (the fuzzer could
 //! never get past it) and limits are small so that no input can allocate much.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use respsync::rdb::{Collector, Parser, ParserConfig, RdbError, RdbEvent};
+use respsync::rdb::{Collector, Parser, ParserConfig, RdbError, RdbEvent, Visitor};
+
+/// Takes the default (owned) form of every callback.
+#[derive(Default)]
+struct Events(Vec<RdbEvent>);
+
+impl Visitor for Events {
+    fn event(&mut self, event: RdbEvent) {
+        self.0.push(event);
+    }
+}
+
+fn visit(data: &[u8], split: usize, config: &ParserConfig) -> (Vec<RdbEvent>, Option<RdbError>) {
+    let mut parser = Parser::new(config.clone());
+    let mut v = Events::default();
+    for piece in data.chunks(split.max(1)) {
+        if let Err(e) = parser.feed_with(piece, &mut v) {
+            return (v.0, Some(e));
+        }
+    }
+    parser.finish();
+    match parser.parse_with(&mut v) {
+        Ok(()) => (v.0, None),
+        Err(e) => (v.0, Some(e)),
+    }
+}
 
 fn run(data: &[u8], split: usize, config: &ParserConfig) -> (Vec<RdbEvent>, Option<RdbError>) {
     let mut parser = Parser::new(config.clone());
@@ -49,4 +74,5 @@ fuzz_target!(|input: &[u8]| {
     let whole = run(data, usize::MAX, &config);
     let pieces = run(data, usize::from(split % 17) + 1, &config);
     assert_eq!(whole, pieces);
+    assert_eq!(whole, visit(data, usize::from(split % 17) + 1, &config));
 });

@@ -408,6 +408,28 @@ pub struct StreamMeta {
     pub groups: u64,
 }
 
+impl StreamMeta {
+    /// Metadata of a stream of `length` live entries whose last generated id is `last_id`,
+    /// without the RDB 10+ fields (writers fill them in from the entries).
+    ///
+    /// ```
+    /// use respsync::rdb::{StreamId, StreamMeta};
+    ///
+    /// let meta = StreamMeta::new(2, StreamId { ms: 5, seq: 1 });
+    /// assert_eq!((meta.length, meta.groups, meta.first_id), (2, 0, None));
+    /// ```
+    pub fn new(length: u64, last_id: StreamId) -> Self {
+        StreamMeta {
+            length,
+            last_id,
+            first_id: None,
+            max_deleted_id: None,
+            entries_added: None,
+            groups: 0,
+        }
+    }
+}
+
 /// A consumer group header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

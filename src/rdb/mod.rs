@@ -3,6 +3,10 @@
 //! [`Parser`] takes the file in chunks of any size and produces [`RdbEvent`]s; it never needs
 //! the whole file or a whole value in memory (see the format notes in the project docs).
 //! [`Collector`] turns a key's events into a [`Value`] for callers that want whole values.
+//! [`Parser::parse_with`] is the zero-allocation alternative to events: a [`Visitor`] gets
+//! keys, string pieces and elements as borrowed slices.
+//! [`Writer`] writes files (versions 9–12) as a stream of chunks, and [`parse_dump_payload`]
+//! decodes `DUMP` payloads.
 //!
 //! ## Memory
 //!
@@ -24,12 +28,16 @@
 pub mod encoding;
 
 mod config;
+pub mod dump;
 mod error;
 mod event;
 mod parser;
 mod value;
+mod visitor;
+pub mod writer;
 
 pub use config::ParserConfig;
+pub use dump::{parse_dump_payload, DumpError, DumpPayload};
 pub use error::{ContainerKind, Limit, RdbError};
 pub use event::{
     Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
@@ -39,3 +47,5 @@ pub use parser::Parser;
 pub use value::{
     Collector, HashEntry, ModuleValue, Stream, StreamConsumer, StreamEntry, StreamGroup, Value,
 };
+pub use visitor::{KeyRef, Visitor};
+pub use writer::{AuxFields, KeyOptions, ReplInfo, WriteError, Writer, WriterConfig};

@@ -20,9 +20,10 @@ use super::encoding::zipmap::Zipmap;
 use super::encoding::{lzf, PackedValue};
 use super::error::{ContainerKind, Limit, RdbError};
 use super::event::{
-    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
+    Checksum, Expiry, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
     StreamConsumerInfo, StreamGroupInfo, StreamId, StreamMeta,
 };
+use super::visitor::{KeyRef, Visitor};
 
 // Opcodes (Redis src/rdb.h).
 const OP_SLOT_IMPORT_OR_KEY_META: u8 = 0xF3;
@@ -55,15 +56,17 @@ const QUICKLIST_NODE_PACKED: u64 = 2;
 const STREAM_ITEM_FLAG_DELETED: i64 = 1;
 const STREAM_ITEM_FLAG_SAMEFIELDS: i64 = 2;
 
-/// Why a step stopped: more input is needed, or the input is bad.
+/// Why a step stopped: more input is needed, or the input is bad. The error is boxed so that
+/// every `R<T>` of the hot path stays small enough to be returned in registers.
 enum Stop {
     Need,
-    Err(RdbError),
+    Err(Box<RdbError>),
 }
 
 impl From<RdbError> for Stop {
+    #[cold]
     fn from(e: RdbError) -> Self {
-        Stop::Err(e)
+        Stop::Err(Box::new(e))
     }
 }
 
@@ -103,7 +106,7 @@ impl Str<'_> {
         match self {
             Str::Slice(s) => f(s),
             Str::Owned(v) => f(v),
-            Str::Int(i) => f(i.to_string().as_bytes()),
+            Str::Int(i) => f(int_text(*i, &mut [0u8; 20])),
         }
     }
 }
@@ -154,7 +157,26 @@ impl<'a> Cur<'a> {
     }
 
     /// A plain `len`.
+    #[inline]
     fn len(&mut self) -> R<u64> {
+        // The 6- and 14-bit forms (most lengths) inline; the others out of line.
+        if let Some(&b0) = self.b.get(self.p) {
+            if b0 < 0x40 {
+                self.p += 1;
+                return Ok(u64::from(b0));
+            }
+            if b0 < 0x80 {
+                if let Some(&b1) = self.b.get(self.p + 1) {
+                    self.p += 2;
+                    return Ok((u64::from(b0 & 0x3F) << 8) | u64::from(b1));
+                }
+            }
+        }
+        self.len_slow()
+    }
+
+    #[inline(never)]
+    fn len_slow(&mut self) -> R<u64> {
         let at = self.off();
         let b0 = self.u8()?;
         match b0 >> 6 {
@@ -188,12 +210,13 @@ impl<'a> Cur<'a> {
         Ok(n)
     }
 
+    #[inline]
     fn str_head(&mut self) -> R<StrHead> {
-        let at = self.off();
         let b0 = *self.b.get(self.p).ok_or(Stop::Need)?;
         if b0 >> 6 != 3 {
             return Ok(StrHead::Raw(self.len()?));
         }
+        let at = self.off();
         self.p += 1;
         match b0 & 0x3F {
             0 => Ok(StrHead::Int(i64::from(self.u8()? as i8))),
@@ -213,10 +236,25 @@ impl<'a> Cur<'a> {
     }
 
     /// A whole `string`, at most `max` bytes long (decompressed).
+    #[inline]
     fn string(&mut self, max: u64, limit: Limit) -> R<Str<'a>> {
+        // Fast path: a short raw string (6-bit length) that is all there.
+        if let Some(&b0) = self.b.get(self.p) {
+            let len = usize::from(b0);
+            if b0 < 0x40 && len as u64 <= max {
+                if let Some(s) = self.b.get(self.p + 1..self.p + 1 + len) {
+                    self.p += 1 + len;
+                    return Ok(Str::Slice(s));
+                }
+            }
+        }
+        self.string_slow(max, limit)
+    }
+
+    fn string_slow(&mut self, max: u64, limit: Limit) -> R<Str<'a>> {
         let at = self.off();
         let too_long = |len: u64| {
-            Stop::Err(RdbError::LimitExceeded {
+            Stop::from(RdbError::LimitExceeded {
                 limit,
                 len,
                 max,
@@ -268,17 +306,39 @@ impl<'a> Cur<'a> {
 }
 
 fn decompress(input: &[u8], ulen: u64, at: u64) -> Result<Vec<u8>, RdbError> {
-    // The caller bounded ulen by a configured limit.
+    let mut out = Vec::new();
+    decompress_into(input, ulen, at, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the decompressed string to `out`. `lzf::decompress` refuses, before reserving, a
+/// declared length the input could not produce; the caller bounded `ulen` by its limit.
+fn decompress_into(input: &[u8], ulen: u64, at: u64, out: &mut Vec<u8>) -> Result<(), RdbError> {
     let ulen = usize::try_from(ulen).map_err(|_| RdbError::Corrupt {
         what: "lzf length",
         offset: at,
     })?;
-    // Compressed data can expand at most ~ 264x per byte pair; cap the reservation by that so
-    // a tiny input cannot make us reserve the whole declared length up front.
-    let mut out = Vec::with_capacity(ulen.min(input.len().saturating_mul(264)));
-    lzf::decompress(input, ulen, &mut out)
-        .map_err(|e| container_err(ContainerKind::Lzf, at, &e))?;
-    Ok(out)
+    lzf::decompress(input, ulen, out).map_err(|e| container_err(ContainerKind::Lzf, at, &e))
+}
+
+/// The decimal text of `i`, written into `buf`.
+fn int_text(i: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut pos = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        // n % 10 < 10, so the cast is exact.
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    &buf[pos..]
 }
 
 fn container_err(
@@ -423,10 +483,39 @@ struct Machine {
     version: u32,
     db: u64,
     prefix: Prefix,
+    crc: Crc64,
+    /// Reused output of LZF string values (shrunk after a big one).
+    scratch: Vec<u8>,
+    /// `cfg.nonstandard_opcodes` as a lookup table (checked for every record).
+    nonstandard: [bool; 256],
+}
+
+/// Events produced and not yet returned by [`Parser::poll_event`].
+#[derive(Default)]
+struct Queue {
     /// The first event of a step (most steps emit one), then the rest in order.
     ready: Option<RdbEvent>,
     queue: VecDeque<RdbEvent>,
-    crc: Crc64,
+}
+
+impl Queue {
+    fn pop(&mut self) -> Option<RdbEvent> {
+        self.ready.take().or_else(|| self.queue.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ready.is_none() && self.queue.is_empty()
+    }
+}
+
+impl Visitor for Queue {
+    fn event(&mut self, ev: RdbEvent) {
+        if self.is_empty() {
+            self.ready = Some(ev);
+        } else {
+            self.queue.push_back(ev);
+        }
+    }
 }
 
 /// A resumable, bounded-memory RDB push parser.
@@ -468,6 +557,7 @@ pub struct Parser {
     base: u64,
     eof: bool,
     failed: Option<RdbError>,
+    out: Queue,
     m: Machine,
 }
 
@@ -489,6 +579,10 @@ const SHRINK_ABOVE: usize = 4 << 20;
 impl Parser {
     /// A parser with the given limits.
     pub fn new(config: ParserConfig) -> Self {
+        let mut nonstandard = [false; 256];
+        for &op in &config.nonstandard_opcodes {
+            nonstandard[usize::from(op)] = true;
+        }
         Parser {
             buf: Vec::new(),
             pos: 0,
@@ -496,6 +590,7 @@ impl Parser {
             base: 0,
             eof: false,
             failed: None,
+            out: Queue::default(),
             m: Machine {
                 cfg: config,
                 state: State::Header,
@@ -503,9 +598,9 @@ impl Parser {
                 version: 0,
                 db: 0,
                 prefix: Prefix::default(),
-                ready: None,
-                queue: VecDeque::new(),
                 crc: Crc64::new(),
+                scratch: Vec::new(),
+                nonstandard,
             },
         }
     }
@@ -541,10 +636,7 @@ impl Parser {
     /// that stopped the parse. Errors are sticky.
     pub fn poll_event(&mut self) -> Result<Option<RdbEvent>, RdbError> {
         loop {
-            if let Some(ev) = self.m.ready.take() {
-                return Ok(Some(ev));
-            }
-            if let Some(ev) = self.m.queue.pop_front() {
+            if let Some(ev) = self.out.pop() {
                 return Ok(Some(ev));
             }
             if let Some(e) = &self.failed {
@@ -561,7 +653,7 @@ impl Parser {
                 p: 0,
                 base: self.base + self.pos as u64,
             };
-            match self.m.step(&mut c) {
+            match self.m.step(&mut self.out, &mut c) {
                 Ok(()) => self.pos += c.p,
                 Err(Stop::Need) => {
                     if self.eof {
@@ -573,10 +665,197 @@ impl Parser {
                     return Ok(None);
                 }
                 Err(Stop::Err(e)) => {
-                    self.failed = Some(e);
+                    self.failed = Some(*e);
                 }
             }
         }
+    }
+
+    /// Parses everything buffered, handing what it finds to `visitor` (see [`Visitor`]):
+    /// keys, string pieces and elements as borrowed slices, with no allocation per key or
+    /// element; everything else as [`RdbEvent`]s. Returns when more input is needed or the
+    /// file is done ([`Parser::is_done`]); errors are sticky, as with [`Parser::poll_event`].
+    ///
+    /// The visitor sees the same sequence [`Parser::poll_event`] would return, and the two
+    /// can be mixed: events already produced for `poll_event` are delivered first.
+    ///
+    /// ```
+    /// use respsync::rdb::{Parser, ParserConfig, RdbEvent, Visitor};
+    ///
+    /// struct Count(usize);
+    /// impl Visitor for Count {
+    ///     fn event(&mut self, _event: RdbEvent) {
+    ///         self.0 += 1;
+    ///     }
+    /// }
+    ///
+    /// let file = b"REDIS0003\xfe\x00\x00\x01k\x01v\xff";
+    /// let mut parser = Parser::new(ParserConfig::default());
+    /// let mut count = Count(0);
+    /// for piece in file.chunks(4) {
+    ///     parser.push(piece);
+    ///     parser.parse_with(&mut count).unwrap();
+    /// }
+    /// parser.finish();
+    /// parser.parse_with(&mut count).unwrap();
+    /// assert!(parser.is_done());
+    /// assert_eq!(count.0, 6); // Header, SelectDb, KeyStart, StringChunk, KeyEnd, End
+    /// ```
+    pub fn parse_with<V: Visitor>(&mut self, visitor: &mut V) -> Result<(), RdbError> {
+        while let Some(ev) = self.out.pop() {
+            visitor.event(ev);
+        }
+        loop {
+            if let Some(e) = &self.failed {
+                return Err(e.clone());
+            }
+            match self.m.state {
+                State::Done => return Ok(()),
+                State::Trailer => self.update_crc(),
+                _ => {}
+            }
+            let mut c = Cur {
+                b: &self.buf[self.pos..],
+                p: 0,
+                base: self.base + self.pos as u64,
+            };
+            // Run steps back to back over the same view of the input; a step that stops for
+            // more input leaves the cursor where the last complete step ended.
+            let mut done = 0;
+            let stop = loop {
+                match self.m.step(visitor, &mut c) {
+                    Ok(()) => {
+                        done = c.p;
+                        if matches!(self.m.state, State::Trailer | State::Done) {
+                            break None;
+                        }
+                    }
+                    Err(stop) => break Some(stop),
+                }
+            };
+            self.pos += done;
+            match stop {
+                None => {}
+                Some(Stop::Need) => {
+                    if self.eof {
+                        self.failed = Some(RdbError::UnexpectedEof {
+                            offset: self.base + self.buf.len() as u64,
+                        });
+                        continue;
+                    }
+                    return Ok(());
+                }
+                Some(Stop::Err(e)) => self.failed = Some(*e),
+            }
+        }
+    }
+
+    /// [`Parser::push`] then [`Parser::parse_with`] in one call, without copying: when
+    /// nothing is buffered, `data` is parsed where it lies and only an incomplete item at its
+    /// end is kept for the next call. The fastest way to parse a file already in memory or
+    /// read in large pieces.
+    ///
+    /// ```
+    /// use respsync::rdb::{Parser, ParserConfig, RdbEvent, Visitor};
+    ///
+    /// #[derive(Default)]
+    /// struct Keys(Vec<Vec<u8>>);
+    /// impl Visitor for Keys {
+    ///     fn event(&mut self, _event: RdbEvent) {}
+    ///     fn key_start(&mut self, key: respsync::rdb::KeyRef<'_>) {
+    ///         self.0.push(key.key.to_vec());
+    ///     }
+    /// }
+    ///
+    /// let file = b"REDIS0003\xfe\x00\x00\x01a\x01v\x00\x01b\x01w\xff";
+    /// let mut parser = Parser::new(ParserConfig::default());
+    /// let mut keys = Keys::default();
+    /// for piece in file.chunks(5) {
+    ///     parser.feed_with(piece, &mut keys).unwrap();
+    /// }
+    /// parser.finish();
+    /// parser.parse_with(&mut keys).unwrap();
+    /// assert!(parser.is_done());
+    /// assert_eq!(keys.0, [b"a".to_vec(), b"b".to_vec()]);
+    /// ```
+    pub fn feed_with<V: Visitor>(
+        &mut self,
+        mut data: &[u8],
+        visitor: &mut V,
+    ) -> Result<(), RdbError> {
+        if self.failed.is_some() || self.m.state == State::Done {
+            self.push(data);
+            return self.parse_with(visitor);
+        }
+        if self.pos < self.buf.len() {
+            // An item is incomplete: append `data` in growing pieces until it is done, then
+            // continue from `data` itself rather than copying all of it.
+            let mut used = 0;
+            loop {
+                let take = (data.len() - used).min((self.buf.len() - self.pos).max(4096));
+                self.push(&data[used..used + take]);
+                used += take;
+                self.parse_with(visitor)?;
+                let rem = self.buf.len() - self.pos;
+                if self.m.state == State::Done || (used == data.len() && rem > 0) {
+                    self.push(&data[used..]);
+                    return Ok(());
+                }
+                if rem <= used {
+                    // What is left unparsed is the end of `data[..used]`: un-push it.
+                    self.buf.truncate(self.pos);
+                    data = &data[used - rem..];
+                    break;
+                }
+            }
+        }
+        while let Some(ev) = self.out.pop() {
+            visitor.event(ev);
+        }
+        // Nothing buffered: `data` is the input, starting at `self.offset()`.
+        self.update_crc();
+        let start = self.base + self.pos as u64;
+        let (mut done, mut crc_done) = (0usize, 0usize);
+        while self.m.state != State::Done {
+            if self.m.state == State::Trailer {
+                self.m.crc.update(&data[crc_done..done]);
+                crc_done = done;
+            }
+            let mut c = Cur {
+                b: &data[done..],
+                p: 0,
+                base: start + done as u64,
+            };
+            let mut stepped = 0;
+            let stop = loop {
+                match self.m.step(visitor, &mut c) {
+                    Ok(()) => {
+                        stepped = c.p;
+                        if matches!(self.m.state, State::Trailer | State::Done) {
+                            break None;
+                        }
+                    }
+                    Err(stop) => break Some(stop),
+                }
+            };
+            done += stepped;
+            match stop {
+                None => {}
+                Some(Stop::Need) => break,
+                Some(Stop::Err(e)) => {
+                    self.failed = Some(*e);
+                    break;
+                }
+            }
+        }
+        self.m.crc.update(&data[crc_done..done]);
+        // Keep the rest (an incomplete item, or what follows the file) as if pushed.
+        self.base = start + done as u64;
+        self.buf.clear();
+        self.pos = 0;
+        self.crc_pos = 0;
+        self.push(&data[done..]);
+        self.parse_with(visitor)
     }
 
     /// Adds the consumed bytes not yet in the CRC.
@@ -589,7 +868,7 @@ impl Parser {
 
     /// Whether the whole file, checksum included, has been parsed.
     pub fn is_done(&self) -> bool {
-        self.m.state == State::Done && self.m.ready.is_none() && self.m.queue.is_empty()
+        self.m.state == State::Done && self.out.is_empty()
     }
 
     /// Absolute offset of the first byte not yet parsed.
@@ -615,27 +894,15 @@ impl Parser {
 }
 
 impl Machine {
-    fn emit(&mut self, ev: RdbEvent) {
-        if self.ready.is_none() && self.queue.is_empty() {
-            self.ready = Some(ev);
-        } else {
-            self.queue.push_back(ev);
+    /// Delivers a whole string value as chunks of the configured size.
+    fn emit_chunks<S: Visitor>(&self, sink: &mut S, data: &[u8]) {
+        for piece in data.chunks(self.cfg.chunk_size) {
+            sink.string_chunk(piece);
         }
     }
 
-    /// Emits a whole string value as chunks of the configured size.
-    fn emit_chunks(&mut self, data: Bytes) {
-        let chunk = self.cfg.chunk_size;
-        let mut start = 0;
-        while start < data.len() {
-            let end = (start + chunk).min(data.len());
-            self.emit(RdbEvent::StringChunk(data.slice(start..end)));
-            start = end;
-        }
-    }
-
-    fn key_end(&mut self) {
-        self.emit(RdbEvent::KeyEnd);
+    fn key_end<S: Visitor>(&mut self, sink: &mut S) {
+        sink.key_end();
         self.state = State::Record;
     }
 
@@ -647,27 +914,27 @@ impl Machine {
         Ok(self.string(c)?.into_bytes())
     }
 
-    fn step(&mut self, c: &mut Cur<'_>) -> R<()> {
+    fn step<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
         match self.state {
-            State::Header => self.header(c),
-            State::Record => self.record(c),
-            State::ValueHead(kind) => self.value_head(c, kind),
+            State::Header => self.header(sink, c),
+            State::Record => self.record(sink, c),
+            State::ValueHead(kind) => self.value_head(sink, c, kind),
             State::StrRaw { left } => {
                 let n = left.min(self.cfg.chunk_size as u64);
                 let data = c.take(n)?;
-                self.emit(RdbEvent::StringChunk(Bytes::copy_from_slice(data)));
+                sink.string_chunk(data);
                 if left == n {
-                    self.key_end();
+                    self.key_end(sink);
                 } else {
                     self.state = State::StrRaw { left: left - n };
                 }
                 Ok(())
             }
-            State::Items { kind, left } => self.item(c, kind, left),
-            State::Quicklist { v2, left } => self.quicklist_node(c, v2, left),
-            State::StreamNodes { v, left } => self.stream_node(c, v, left),
-            State::StreamMeta { v } => self.stream_meta(c, v),
-            State::StreamGroup { v, groups_left } => self.stream_group(c, v, groups_left),
+            State::Items { kind, left } => self.item(sink, c, kind, left),
+            State::Quicklist { v2, left } => self.quicklist_node(sink, c, v2, left),
+            State::StreamNodes { v, left } => self.stream_node(sink, c, v, left),
+            State::StreamMeta { v } => self.stream_meta(sink, c, v),
+            State::StreamGroup { v, groups_left } => self.stream_group(sink, c, v, groups_left),
             State::StreamPel {
                 v,
                 groups_left,
@@ -676,7 +943,7 @@ impl Machine {
                 let id = StreamId::from_be_bytes(c.arr()?);
                 let delivery_time_ms = c.i64le()?;
                 let delivery_count = c.len()?;
-                self.emit(RdbEvent::StreamPending(PendingEntry {
+                sink.event(RdbEvent::StreamPending(PendingEntry {
                     id,
                     delivery_time_ms,
                     delivery_count,
@@ -695,7 +962,7 @@ impl Machine {
             State::StreamConsumerCount { v, groups_left } => {
                 let n = c.count(&self.cfg)?;
                 if n == 0 {
-                    self.group_done(v, groups_left);
+                    self.group_done(sink, v, groups_left);
                 } else {
                     self.state = State::StreamConsumer {
                         v,
@@ -709,7 +976,7 @@ impl Machine {
                 v,
                 groups_left,
                 left,
-            } => self.stream_consumer(c, v, groups_left, left),
+            } => self.stream_consumer(sink, c, v, groups_left, left),
             State::StreamConsumerPel {
                 v,
                 groups_left,
@@ -717,7 +984,7 @@ impl Machine {
                 left,
             } => {
                 let id = StreamId::from_be_bytes(c.arr()?);
-                self.emit(RdbEvent::StreamConsumerPending(id));
+                sink.event(RdbEvent::StreamConsumerPending(id));
                 if left > 1 {
                     self.state = State::StreamConsumerPel {
                         v,
@@ -726,14 +993,14 @@ impl Machine {
                         left: left - 1,
                     };
                 } else {
-                    self.consumer_done(v, groups_left, consumers_left);
+                    self.consumer_done(sink, v, groups_left, consumers_left);
                 }
                 Ok(())
             }
-            State::ModuleOps { owner } => self.module_op(c, owner),
+            State::ModuleOps { owner } => self.module_op(sink, c, owner),
             State::KeyMetaClass { left } => {
                 let class_spec: [u8; 4] = c.arr()?;
-                self.emit(RdbEvent::KeyMeta { class_spec });
+                sink.event(RdbEvent::KeyMeta { class_spec });
                 self.state = State::ModuleOps {
                     owner: ModuleOwner::KeyMeta {
                         classes_left: left - 1,
@@ -745,7 +1012,7 @@ impl Machine {
                 let duration = c.len()?;
                 let max_entries = c.len()?;
                 let producers = c.count(&self.cfg)?;
-                self.emit(RdbEvent::StreamIdmp {
+                sink.event(RdbEvent::StreamIdmp {
                     duration,
                     max_entries,
                     producers,
@@ -760,7 +1027,7 @@ impl Machine {
             State::StreamIdmpProducer { left } => {
                 let pid = self.bytes(c)?;
                 let entries = c.count(&self.cfg)?;
-                self.emit(RdbEvent::StreamIdmpProducer { pid, entries });
+                sink.event(RdbEvent::StreamIdmpProducer { pid, entries });
                 self.state = if entries > 0 {
                     State::StreamIdmpEntry {
                         producers_left: left,
@@ -782,7 +1049,7 @@ impl Machine {
                     ms: c.len()?,
                     seq: c.len()?,
                 };
-                self.emit(RdbEvent::StreamIdmpEntry { iid, id });
+                sink.event(RdbEvent::StreamIdmpEntry { iid, id });
                 self.state = if left > 1 {
                     State::StreamIdmpEntry {
                         producers_left,
@@ -800,8 +1067,8 @@ impl Machine {
             State::StreamIdmpStats => {
                 let added = c.len()?;
                 let duplicates = c.len()?;
-                self.emit(RdbEvent::StreamIdmpStats { added, duplicates });
-                self.key_end();
+                sink.event(RdbEvent::StreamIdmpStats { added, duplicates });
+                self.key_end(sink);
                 Ok(())
             }
             State::Trailer => {
@@ -822,7 +1089,7 @@ impl Machine {
                     }
                     .into());
                 };
-                self.emit(RdbEvent::End { checksum });
+                sink.event(RdbEvent::End { checksum });
                 self.state = State::Done;
                 Ok(())
             }
@@ -830,7 +1097,7 @@ impl Machine {
         }
     }
 
-    fn header(&mut self, c: &mut Cur<'_>) -> R<()> {
+    fn header<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
         let h: [u8; 9] = c.arr()?;
         let (magic, digits) = if &h[..5] == b"REDIS" {
             (Magic::Redis, &h[5..])
@@ -851,12 +1118,12 @@ impl Machine {
         }
         self.magic = magic;
         self.version = version;
-        self.emit(RdbEvent::Header { magic, version });
+        sink.event(RdbEvent::Header { magic, version });
         self.state = State::Record;
         Ok(())
     }
 
-    fn record(&mut self, c: &mut Cur<'_>) -> R<()> {
+    fn record<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
         let at = c.off();
         let op = c.u8()?;
         match op {
@@ -864,7 +1131,7 @@ impl Machine {
                 if self.magic == Magic::Valkey || self.version >= 5 {
                     self.state = State::Trailer;
                 } else {
-                    self.emit(RdbEvent::End {
+                    sink.event(RdbEvent::End {
                         checksum: Checksum::Absent,
                     });
                     self.state = State::Done;
@@ -873,7 +1140,7 @@ impl Machine {
             OP_SELECTDB => {
                 let db = c.len()?;
                 self.db = db;
-                self.emit(RdbEvent::SelectDb { db });
+                sink.event(RdbEvent::SelectDb { db });
             }
             OP_EXPIRETIME => {
                 let s = i32::from_le_bytes(c.arr()?);
@@ -886,12 +1153,12 @@ impl Machine {
             OP_RESIZEDB => {
                 let keys = c.len()?;
                 let expires = c.len()?;
-                self.emit(RdbEvent::ResizeDb { keys, expires });
+                sink.event(RdbEvent::ResizeDb { keys, expires });
             }
             OP_AUX => {
                 let name = self.bytes(c)?;
                 let value = self.bytes(c)?;
-                self.emit(RdbEvent::Aux { name, value });
+                sink.event(RdbEvent::Aux { name, value });
             }
             OP_FREQ => {
                 let f = c.u8()?;
@@ -909,7 +1176,7 @@ impl Machine {
                     return Err(corrupt("module aux header", when_at).into());
                 }
                 let when = c.len()?;
-                self.emit(RdbEvent::ModuleAux { module, when });
+                sink.event(RdbEvent::ModuleAux { module, when });
                 self.state = State::ModuleOps {
                     owner: ModuleOwner::Aux,
                 };
@@ -924,7 +1191,7 @@ impl Machine {
                     _ => return Err(corrupt("function description flag", has_at).into()),
                 };
                 let code = self.bytes(c)?;
-                self.emit(RdbEvent::FunctionPreGa(Box::new(PreGaFunction {
+                sink.event(RdbEvent::FunctionPreGa(Box::new(PreGaFunction {
                     name,
                     engine,
                     description,
@@ -933,13 +1200,13 @@ impl Machine {
             }
             OP_FUNCTION2 => {
                 let code = self.bytes(c)?;
-                self.emit(RdbEvent::Function { code });
+                sink.event(RdbEvent::Function { code });
             }
             OP_SLOT_INFO => {
                 let slot = c.len()?;
                 let keys = c.len()?;
                 let expires = c.len()?;
-                self.emit(RdbEvent::SlotInfo {
+                sink.event(RdbEvent::SlotInfo {
                     slot,
                     keys,
                     expires,
@@ -959,9 +1226,9 @@ impl Machine {
                 }
                 .into());
             }
-            _ if self.cfg.nonstandard_opcodes.contains(&op) => {
+            _ if self.nonstandard[usize::from(op)] => {
                 let value = c.len()?;
-                self.emit(RdbEvent::NonStandardOpcode { opcode: op, value });
+                sink.event(RdbEvent::NonStandardOpcode { opcode: op, value });
             }
             _ => {
                 let kind =
@@ -972,31 +1239,42 @@ impl Machine {
                 if kind == ObjectKind::ModulePreGa {
                     return Err(RdbError::ModulePreGa { offset: at }.into());
                 }
-                let key = self.bytes(c)?;
+                let key = self.string(c)?;
                 let prefix = std::mem::take(&mut self.prefix);
-                self.emit(RdbEvent::KeyStart(KeyInfo {
-                    db: self.db,
-                    key,
-                    kind,
-                    expire: prefix.expire,
-                    idle_s: prefix.idle_s,
-                    freq: prefix.freq,
-                    offset: at,
-                }));
+                let db = self.db;
+                key.with_slice(|key| {
+                    sink.key_start(KeyRef {
+                        db,
+                        key,
+                        kind,
+                        expire: prefix.expire,
+                        idle_s: prefix.idle_s,
+                        freq: prefix.freq,
+                        offset: at,
+                    })
+                });
                 self.state = State::ValueHead(kind);
+                if kind == ObjectKind::String {
+                    // Fast path: the value in the same step, when its head is all there
+                    // (otherwise the key alone is this step, as for other kinds).
+                    let key_end = c.p;
+                    match self.value_head(sink, c, kind) {
+                        Err(Stop::Need) => c.p = key_end,
+                        r => return r,
+                    }
+                }
             }
         }
         Ok(())
     }
 
     /// Starts a value: reads what precedes its elements.
-    fn value_head(&mut self, c: &mut Cur<'_>, kind: ObjectKind) -> R<()> {
+    fn value_head<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: ObjectKind) -> R<()> {
         use ObjectKind as K;
         let items = |kind: Items| -> Option<Items> { Some(kind) };
         let collection = match kind {
             K::String => {
                 let at = c.off();
-                let start = c.p;
                 match c.str_head()? {
                     StrHead::Raw(len) => {
                         if len > self.cfg.max_string_len {
@@ -1008,22 +1286,48 @@ impl Machine {
                             }
                             .into());
                         }
+                        let avail = (c.b.len() - c.p) as u64;
                         if len == 0 {
-                            self.key_end();
+                            self.key_end(sink);
+                        } else if len <= self.cfg.chunk_size as u64 && len <= avail {
+                            // All there and one chunk long: deliver it in this step.
+                            let data = c.take(len)?;
+                            sink.string_chunk(data);
+                            self.key_end(sink);
                         } else {
                             self.state = State::StrRaw { left: len };
                         }
                     }
                     StrHead::Int(i) => {
-                        self.emit_chunks(int_bytes(i));
-                        self.key_end();
+                        let mut buf = [0u8; 20];
+                        self.emit_chunks(sink, int_text(i, &mut buf));
+                        self.key_end(sink);
                     }
-                    StrHead::Lzf { .. } => {
-                        // Re-read the whole string from its start: the clen bytes are needed.
-                        c.p = start;
-                        let data = self.string(c)?.into_bytes();
-                        self.emit_chunks(data);
-                        self.key_end();
+                    StrHead::Lzf { clen, ulen } => {
+                        let max = self.cfg.max_string_len;
+                        if ulen > max || clen > max {
+                            return Err(RdbError::LimitExceeded {
+                                limit: Limit::StringLen,
+                                len: if ulen > max { ulen } else { clen },
+                                max,
+                                offset: at,
+                            }
+                            .into());
+                        }
+                        let data_at = c.off();
+                        let input = c.take(clen)?;
+                        let mut out = std::mem::take(&mut self.scratch);
+                        out.clear();
+                        let res = decompress_into(input, ulen, data_at, &mut out);
+                        if res.is_ok() {
+                            self.emit_chunks(sink, &out);
+                        }
+                        if out.capacity() > SHRINK_ABOVE {
+                            out = Vec::new();
+                        }
+                        self.scratch = out;
+                        res?;
+                        self.key_end(sink);
                     }
                 }
                 return Ok(());
@@ -1038,16 +1342,17 @@ impl Machine {
                 let min_expire = c.i64le()?;
                 items(Items::HashMeta { min_expire })
             }
-            K::ListZiplist => return self.blob(c, Blob::ListZiplist),
-            K::SetIntset => return self.blob(c, Blob::SetIntset),
-            K::ZsetZiplist => return self.blob(c, Blob::ZsetZiplist),
-            K::HashZiplist => return self.blob(c, Blob::HashZiplist),
-            K::HashZipmap => return self.blob(c, Blob::HashZipmap),
-            K::HashListpack => return self.blob(c, Blob::HashListpack),
-            K::ZsetListpack => return self.blob(c, Blob::ZsetListpack),
-            K::SetListpack => return self.blob(c, Blob::SetListpack),
+            K::ListZiplist => return self.blob(sink, c, Blob::ListZiplist),
+            K::SetIntset => return self.blob(sink, c, Blob::SetIntset),
+            K::ZsetZiplist => return self.blob(sink, c, Blob::ZsetZiplist),
+            K::HashZiplist => return self.blob(sink, c, Blob::HashZiplist),
+            K::HashZipmap => return self.blob(sink, c, Blob::HashZipmap),
+            K::HashListpack => return self.blob(sink, c, Blob::HashListpack),
+            K::ZsetListpack => return self.blob(sink, c, Blob::ZsetListpack),
+            K::SetListpack => return self.blob(sink, c, Blob::SetListpack),
             K::HashListpackEx => {
                 return self.blob(
+                    sink,
                     c,
                     Blob::HashListpackEx {
                         min_expire_prefix: true,
@@ -1056,6 +1361,7 @@ impl Machine {
             }
             K::HashListpackExPreGa => {
                 return self.blob(
+                    sink,
                     c,
                     Blob::HashListpackEx {
                         min_expire_prefix: false,
@@ -1066,7 +1372,7 @@ impl Machine {
                 let n = c.count(&self.cfg)?;
                 let v2 = kind == K::ListQuicklist2;
                 if n == 0 {
-                    self.key_end();
+                    self.key_end(sink);
                 } else {
                     self.state = State::Quicklist { v2, left: n };
                 }
@@ -1092,7 +1398,7 @@ impl Machine {
             }
             K::Module2 => {
                 let id = ModuleId(c.len()?);
-                self.emit(RdbEvent::Module { id });
+                sink.event(RdbEvent::Module { id });
                 self.state = State::ModuleOps {
                     owner: ModuleOwner::Key,
                 };
@@ -1108,21 +1414,21 @@ impl Machine {
         };
         let n = c.count(&self.cfg)?;
         if n == 0 {
-            self.key_end();
+            self.key_end(sink);
         } else {
             self.state = State::Items { kind, left: n };
         }
         Ok(())
     }
 
-    fn item(&mut self, c: &mut Cur<'_>, kind: Items, left: u64) -> R<()> {
+    fn item<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: Items, left: u64) -> R<()> {
         match kind {
             Items::ListOrSet => {
-                let e = self.bytes(c)?;
-                self.emit(RdbEvent::Element(e));
+                let e = self.string(c)?;
+                e.with_slice(|e| sink.element(e));
             }
             Items::Zset => {
-                let member = self.bytes(c)?;
+                let member = self.string(c)?;
                 let at = c.off();
                 let score = match c.u8()? {
                     253 => return Err(corrupt("zset score (nan)", at).into()),
@@ -1133,31 +1439,27 @@ impl Machine {
                         parse_score(text).ok_or(corrupt("zset score", at))?
                     }
                 };
-                self.emit(RdbEvent::ZsetMember { member, score });
+                member.with_slice(|m| sink.zset_member(m, score));
             }
             Items::Zset2 => {
-                let member = self.bytes(c)?;
+                let member = self.string(c)?;
                 let at = c.off();
                 let score = f64::from_le_bytes(c.arr()?);
                 if score.is_nan() {
                     return Err(corrupt("zset score (nan)", at).into());
                 }
-                self.emit(RdbEvent::ZsetMember { member, score });
+                member.with_slice(|m| sink.zset_member(m, score));
             }
             Items::Hash => {
-                let field = self.bytes(c)?;
-                let value = self.bytes(c)?;
-                self.emit(RdbEvent::HashField {
-                    field,
-                    value,
-                    expire_ms: None,
-                });
+                let field = self.string(c)?;
+                let value = self.string(c)?;
+                hash_field(sink, &field, &value, None);
             }
             Items::HashMeta { min_expire } => {
                 let at = c.off();
                 let ttl = c.len()?;
-                let field = self.bytes(c)?;
-                let value = self.bytes(c)?;
+                let field = self.string(c)?;
+                let value = self.string(c)?;
                 let expire_ms = if ttl == 0 {
                     None
                 } else {
@@ -1168,37 +1470,25 @@ impl Machine {
                         .ok_or(corrupt("hash field ttl", at))?;
                     Some(t)
                 };
-                self.emit(RdbEvent::HashField {
-                    field,
-                    value,
-                    expire_ms,
-                });
+                hash_field(sink, &field, &value, expire_ms);
             }
             Items::HashMetaPreGa => {
                 let at = c.off();
                 let t = c.len()?;
-                let field = self.bytes(c)?;
-                let value = self.bytes(c)?;
+                let field = self.string(c)?;
+                let value = self.string(c)?;
                 let expire_ms = if t == 0 {
                     None
                 } else {
                     Some(i64::try_from(t).map_err(|_| corrupt("hash field ttl", at))?)
                 };
-                self.emit(RdbEvent::HashField {
-                    field,
-                    value,
-                    expire_ms,
-                });
+                hash_field(sink, &field, &value, expire_ms);
             }
             Items::HashValkey2 => {
-                let field = self.bytes(c)?;
-                let value = self.bytes(c)?;
+                let field = self.string(c)?;
+                let value = self.string(c)?;
                 let t = c.i64le()?;
-                self.emit(RdbEvent::HashField {
-                    field,
-                    value,
-                    expire_ms: (t != -1).then_some(t),
-                });
+                hash_field(sink, &field, &value, (t != -1).then_some(t));
             }
         }
         if left > 1 {
@@ -1207,7 +1497,7 @@ impl Machine {
                 left: left - 1,
             };
         } else {
-            self.key_end();
+            self.key_end(sink);
         }
         Ok(())
     }
@@ -1224,7 +1514,7 @@ impl Machine {
         Ok((s, at))
     }
 
-    fn blob(&mut self, c: &mut Cur<'_>, kind: Blob) -> R<()> {
+    fn blob<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: Blob) -> R<()> {
         if let Blob::HashListpackEx {
             min_expire_prefix: true,
         } = kind
@@ -1233,45 +1523,57 @@ impl Machine {
             c.i64le()?;
         }
         let (s, at) = self.blob_string(c)?;
-        s.with_slice(|data| decode_blob(kind, data, at, &mut self.queue))?;
-        self.key_end();
+        s.with_slice(|data| decode_blob(kind, data, at, sink))?;
+        self.key_end(sink);
         Ok(())
     }
 
-    fn quicklist_node(&mut self, c: &mut Cur<'_>, v2: bool, left: u64) -> R<()> {
+    fn quicklist_node<S: Visitor>(
+        &mut self,
+        sink: &mut S,
+        c: &mut Cur<'_>,
+        v2: bool,
+        left: u64,
+    ) -> R<()> {
         if v2 {
             let at = c.off();
             match c.len()? {
                 QUICKLIST_NODE_PLAIN => {
-                    let e = self.bytes(c)?;
-                    self.emit(RdbEvent::Element(e));
+                    let e = self.string(c)?;
+                    e.with_slice(|e| sink.element(e));
                 }
                 QUICKLIST_NODE_PACKED => {
                     let (s, at) = self.blob_string(c)?;
-                    s.with_slice(|data| decode_blob(Blob::SetListpack, data, at, &mut self.queue))?;
+                    s.with_slice(|data| decode_blob(Blob::SetListpack, data, at, sink))?;
                 }
                 _ => return Err(corrupt("quicklist node container", at).into()),
             }
         } else {
             let (s, at) = self.blob_string(c)?;
-            s.with_slice(|data| decode_blob(Blob::ListZiplist, data, at, &mut self.queue))?;
+            s.with_slice(|data| decode_blob(Blob::ListZiplist, data, at, sink))?;
         }
         if left > 1 {
             self.state = State::Quicklist { v2, left: left - 1 };
         } else {
-            self.key_end();
+            self.key_end(sink);
         }
         Ok(())
     }
 
-    fn stream_node(&mut self, c: &mut Cur<'_>, v: StreamVer, left: u64) -> R<()> {
+    fn stream_node<S: Visitor>(
+        &mut self,
+        sink: &mut S,
+        c: &mut Cur<'_>,
+        v: StreamVer,
+        left: u64,
+    ) -> R<()> {
         let key_at = c.off();
         let key = self.string(c)?;
         let master = key.with_slice(|k| <[u8; 16]>::try_from(k).ok());
         let master = master.ok_or(corrupt("stream node key", key_at))?;
         let master = StreamId::from_be_bytes(master);
         let (s, at) = self.blob_string(c)?;
-        s.with_slice(|data| decode_stream_node(master, data, at, &mut self.queue))?;
+        s.with_slice(|data| decode_stream_node(master, data, at, sink))?;
         self.state = if left > 1 {
             State::StreamNodes { v, left: left - 1 }
         } else {
@@ -1280,7 +1582,7 @@ impl Machine {
         Ok(())
     }
 
-    fn stream_meta(&mut self, c: &mut Cur<'_>, v: StreamVer) -> R<()> {
+    fn stream_meta<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>, v: StreamVer) -> R<()> {
         let length = c.len()?;
         let last_id = StreamId {
             ms: c.len()?,
@@ -1300,7 +1602,7 @@ impl Machine {
             (None, None, None)
         };
         let groups = c.count(&self.cfg)?;
-        self.emit(RdbEvent::StreamMeta(StreamMeta {
+        sink.event(RdbEvent::StreamMeta(StreamMeta {
             length,
             last_id,
             first_id,
@@ -1309,7 +1611,7 @@ impl Machine {
             groups,
         }));
         if groups == 0 {
-            self.stream_done(v);
+            self.stream_done(sink, v);
         } else {
             self.state = State::StreamGroup {
                 v,
@@ -1319,7 +1621,13 @@ impl Machine {
         Ok(())
     }
 
-    fn stream_group(&mut self, c: &mut Cur<'_>, v: StreamVer, groups_left: u64) -> R<()> {
+    fn stream_group<S: Visitor>(
+        &mut self,
+        sink: &mut S,
+        c: &mut Cur<'_>,
+        v: StreamVer,
+        groups_left: u64,
+    ) -> R<()> {
         let name = self.bytes(c)?;
         let last_id = StreamId {
             ms: c.len()?,
@@ -1331,7 +1639,7 @@ impl Machine {
             None
         };
         let pending = c.count(&self.cfg)?;
-        self.emit(RdbEvent::StreamGroup(StreamGroupInfo {
+        sink.event(RdbEvent::StreamGroup(StreamGroupInfo {
             name,
             last_id,
             entries_read,
@@ -1349,8 +1657,9 @@ impl Machine {
         Ok(())
     }
 
-    fn stream_consumer(
+    fn stream_consumer<S: Visitor>(
         &mut self,
+        sink: &mut S,
         c: &mut Cur<'_>,
         v: StreamVer,
         groups_left: u64,
@@ -1364,14 +1673,14 @@ impl Machine {
             None
         };
         let pending = c.count(&self.cfg)?;
-        self.emit(RdbEvent::StreamConsumer(StreamConsumerInfo {
+        sink.event(RdbEvent::StreamConsumer(StreamConsumerInfo {
             name,
             seen_time_ms,
             active_time_ms,
             pending,
         }));
         if pending == 0 {
-            self.consumer_done(v, groups_left, left);
+            self.consumer_done(sink, v, groups_left, left);
         } else {
             self.state = State::StreamConsumerPel {
                 v,
@@ -1383,7 +1692,13 @@ impl Machine {
         Ok(())
     }
 
-    fn consumer_done(&mut self, v: StreamVer, groups_left: u64, consumers_left: u64) {
+    fn consumer_done<S: Visitor>(
+        &mut self,
+        sink: &mut S,
+        v: StreamVer,
+        groups_left: u64,
+        consumers_left: u64,
+    ) {
         if consumers_left > 1 {
             self.state = State::StreamConsumer {
                 v,
@@ -1391,31 +1706,36 @@ impl Machine {
                 left: consumers_left - 1,
             };
         } else {
-            self.group_done(v, groups_left);
+            self.group_done(sink, v, groups_left);
         }
     }
 
-    fn group_done(&mut self, v: StreamVer, groups_left: u64) {
+    fn group_done<S: Visitor>(&mut self, sink: &mut S, v: StreamVer, groups_left: u64) {
         if groups_left > 1 {
             self.state = State::StreamGroup {
                 v,
                 groups_left: groups_left - 1,
             };
         } else {
-            self.stream_done(v);
+            self.stream_done(sink, v);
         }
     }
 
     /// After the groups: version 4 streams have the IDMP trailer.
-    fn stream_done(&mut self, v: StreamVer) {
+    fn stream_done<S: Visitor>(&mut self, sink: &mut S, v: StreamVer) {
         if v == StreamVer::V4 {
             self.state = State::StreamIdmpHead;
         } else {
-            self.key_end();
+            self.key_end(sink);
         }
     }
 
-    fn module_op(&mut self, c: &mut Cur<'_>, owner: ModuleOwner) -> R<()> {
+    fn module_op<S: Visitor>(
+        &mut self,
+        sink: &mut S,
+        c: &mut Cur<'_>,
+        owner: ModuleOwner,
+    ) -> R<()> {
         let start = c.p;
         let at = c.off();
         let op = c.len()?;
@@ -1434,12 +1754,12 @@ impl Machine {
             _ => return Err(corrupt("module opcode", at).into()),
         }
         let raw = Bytes::copy_from_slice(&c.b[start..c.p]);
-        self.emit(RdbEvent::ModuleChunk(raw));
+        sink.event(RdbEvent::ModuleChunk(raw));
         if op == MODULE_OP_EOF {
             match owner {
-                ModuleOwner::Key => self.key_end(),
+                ModuleOwner::Key => self.key_end(sink),
                 ModuleOwner::Aux => {
-                    self.emit(RdbEvent::ModuleAuxEnd);
+                    sink.event(RdbEvent::ModuleAuxEnd);
                     self.state = State::Record;
                 }
                 ModuleOwner::KeyMeta { classes_left } => {
@@ -1452,6 +1772,19 @@ impl Machine {
             }
         }
         Ok(())
+    }
+}
+
+/// Delivers one hash field from two decoded strings.
+fn hash_field<S: Visitor>(sink: &mut S, field: &Str<'_>, value: &Str<'_>, expire_ms: Option<i64>) {
+    field.with_slice(|f| value.with_slice(|v| sink.hash_field(f, v, expire_ms)));
+}
+
+/// Passes a packed value's text (integers as decimal) to `f`.
+fn with_packed<T>(v: PackedValue<'_>, f: impl FnOnce(&[u8]) -> T) -> T {
+    match v {
+        PackedValue::Bytes(b) => f(b),
+        PackedValue::Int(i) => f(int_text(i, &mut [0u8; 20])),
     }
 }
 
@@ -1476,80 +1809,51 @@ fn packed_int(v: PackedValue<'_>) -> Option<i64> {
     }
 }
 
-/// Decodes one container blob into events.
-fn decode_blob(
-    kind: Blob,
-    data: &[u8],
-    at: u64,
-    out: &mut VecDeque<RdbEvent>,
-) -> Result<(), RdbError> {
+/// Decodes one container blob into the visitor.
+fn decode_blob<S: Visitor>(kind: Blob, data: &[u8], at: u64, sink: &mut S) -> Result<(), RdbError> {
+    let lp_err =
+        |e: super::encoding::ContainerError| container_err(ContainerKind::Listpack, at, &e);
+    let zl_err = |e: super::encoding::ContainerError| container_err(ContainerKind::Ziplist, at, &e);
     match kind {
         Blob::ListZiplist => {
-            let zl =
-                Ziplist::parse(data).map_err(|e| container_err(ContainerKind::Ziplist, at, &e))?;
-            out.extend(zl.iter().map(|v| RdbEvent::Element(packed_bytes(v))));
+            for v in Ziplist::parse(data).map_err(zl_err)?.iter() {
+                with_packed(v, |e| sink.element(e));
+            }
         }
         Blob::SetListpack => {
-            let lp = Listpack::parse(data)
-                .map_err(|e| container_err(ContainerKind::Listpack, at, &e))?;
-            out.extend(lp.iter().map(|v| RdbEvent::Element(packed_bytes(v))));
+            for v in Listpack::parse(data).map_err(lp_err)?.iter() {
+                with_packed(v, |e| sink.element(e));
+            }
         }
         Blob::SetIntset => {
             let is =
                 Intset::parse(data).map_err(|e| container_err(ContainerKind::Intset, at, &e))?;
-            out.extend(is.iter().map(|i| RdbEvent::Element(int_bytes(i))));
+            for i in is.iter() {
+                sink.element(int_text(i, &mut [0u8; 20]));
+            }
         }
-        Blob::ZsetZiplist => {
-            let zl =
-                Ziplist::parse(data).map_err(|e| container_err(ContainerKind::Ziplist, at, &e))?;
-            zset_pairs(zl.iter(), at, out)?;
-        }
-        Blob::ZsetListpack => {
-            let lp = Listpack::parse(data)
-                .map_err(|e| container_err(ContainerKind::Listpack, at, &e))?;
-            zset_pairs(lp.iter(), at, out)?;
-        }
-        Blob::HashZiplist => {
-            let zl =
-                Ziplist::parse(data).map_err(|e| container_err(ContainerKind::Ziplist, at, &e))?;
-            hash_pairs(zl.iter(), at, out)?;
-        }
-        Blob::HashListpack => {
-            let lp = Listpack::parse(data)
-                .map_err(|e| container_err(ContainerKind::Listpack, at, &e))?;
-            hash_pairs(lp.iter(), at, out)?;
-        }
+        Blob::ZsetZiplist => zset_pairs(Ziplist::parse(data).map_err(zl_err)?.iter(), at, sink)?,
+        Blob::ZsetListpack => zset_pairs(Listpack::parse(data).map_err(lp_err)?.iter(), at, sink)?,
+        Blob::HashZiplist => hash_pairs(Ziplist::parse(data).map_err(zl_err)?.iter(), at, sink)?,
+        Blob::HashListpack => hash_pairs(Listpack::parse(data).map_err(lp_err)?.iter(), at, sink)?,
         Blob::HashZipmap => {
-            // A header count of 255 is read as "unknown" like 254, as lenient parsers do
-            // (Redis 7 refuses it; HDT3213/rdb's zipmap_big_len.rdb has one).
-            let patched;
-            let data = if data.first() == Some(&255) {
-                patched = [&[254u8][..], &data[1..]].concat();
-                &patched[..]
-            } else {
-                data
-            };
             let zm =
                 Zipmap::parse(data).map_err(|e| container_err(ContainerKind::Zipmap, at, &e))?;
-            out.extend(zm.iter().map(|(f, v)| RdbEvent::HashField {
-                field: Bytes::copy_from_slice(f),
-                value: Bytes::copy_from_slice(v),
-                expire_ms: None,
-            }));
+            for (f, v) in zm.iter() {
+                sink.hash_field(f, v, None);
+            }
         }
         Blob::HashListpackEx { .. } => {
-            let lp = Listpack::parse(data)
-                .map_err(|e| container_err(ContainerKind::Listpack, at, &e))?;
+            let lp = Listpack::parse(data).map_err(lp_err)?;
             let mut it = lp.iter();
             while let Some(field) = it.next() {
                 let (Some(value), Some(ttl)) = (it.next(), it.next()) else {
                     return Err(corrupt("hash listpack-ex triple", at));
                 };
                 let ttl = packed_int(ttl).ok_or(corrupt("hash field ttl", at))?;
-                out.push_back(RdbEvent::HashField {
-                    field: packed_bytes(field),
-                    value: packed_bytes(value),
-                    expire_ms: (ttl != 0).then_some(ttl),
+                let expire_ms = (ttl != 0).then_some(ttl);
+                with_packed(field, |f| {
+                    with_packed(value, |v| sink.hash_field(f, v, expire_ms))
                 });
             }
         }
@@ -1557,43 +1861,39 @@ fn decode_blob(
     Ok(())
 }
 
-fn zset_pairs<'a>(
+fn zset_pairs<'a, S: Visitor>(
     mut it: impl Iterator<Item = PackedValue<'a>>,
     at: u64,
-    out: &mut VecDeque<RdbEvent>,
+    sink: &mut S,
 ) -> Result<(), RdbError> {
     while let Some(member) = it.next() {
         let score = it.next().ok_or(corrupt("zset pair", at))?;
-        out.push_back(RdbEvent::ZsetMember {
-            member: packed_bytes(member),
-            score: packed_score(score, at)?,
-        });
+        let score = packed_score(score, at)?;
+        with_packed(member, |m| sink.zset_member(m, score));
     }
     Ok(())
 }
 
-fn hash_pairs<'a>(
+fn hash_pairs<'a, S: Visitor>(
     mut it: impl Iterator<Item = PackedValue<'a>>,
     at: u64,
-    out: &mut VecDeque<RdbEvent>,
+    sink: &mut S,
 ) -> Result<(), RdbError> {
     while let Some(field) = it.next() {
         let value = it.next().ok_or(corrupt("hash pair", at))?;
-        out.push_back(RdbEvent::HashField {
-            field: packed_bytes(field),
-            value: packed_bytes(value),
-            expire_ms: None,
+        with_packed(field, |f| {
+            with_packed(value, |v| sink.hash_field(f, v, None))
         });
     }
     Ok(())
 }
 
 /// Decodes one stream listpack node (Redis src/t_stream.c layout) into events.
-fn decode_stream_node(
+fn decode_stream_node<S: Visitor>(
     master: StreamId,
     data: &[u8],
     at: u64,
-    out: &mut VecDeque<RdbEvent>,
+    sink: &mut S,
 ) -> Result<(), RdbError> {
     let lp = Listpack::parse(data).map_err(|e| container_err(ContainerKind::Listpack, at, &e))?;
     let mut it = lp.iter();
@@ -1617,7 +1917,7 @@ fn decode_stream_node(
     if int(&mut it)? != 0 {
         return Err(bad("stream master entry terminator"));
     }
-    out.push_back(RdbEvent::StreamNode {
+    sink.event(RdbEvent::StreamNode {
         master_id: master,
         live: live as u64,
         deleted: deleted as u64,
@@ -1658,7 +1958,7 @@ fn decode_stream_node(
             seen_deleted += 1;
         } else {
             seen_live += 1;
-            out.push_back(RdbEvent::StreamEntry { id, fields });
+            sink.event(RdbEvent::StreamEntry { id, fields });
         }
     }
     if seen_live != live || seen_deleted != deleted {
@@ -1698,9 +1998,10 @@ mod tests {
         // 0x82..0xBF and the special forms are not lengths.
         for b in [0x82u8, 0xBF, 0xC0] {
             match cur(&[b, 0, 0, 0, 0, 0, 0, 0, 0]).len() {
-                Err(Stop::Err(RdbError::InvalidLength { byte, offset: 100 })) => {
-                    assert_eq!(byte, b)
-                }
+                Err(Stop::Err(e)) => match *e {
+                    RdbError::InvalidLength { byte, offset: 100 } => assert_eq!(byte, b),
+                    e => panic!("{e:?}"),
+                },
                 _ => panic!("{b:#x} accepted"),
             }
         }
@@ -1727,19 +2028,32 @@ mod tests {
         assert!(matches!(cur(&[0x03]).str_head(), Ok(StrHead::Raw(3))));
         assert!(matches!(
             cur(&[0xC4]).str_head(),
-            Err(Stop::Err(RdbError::InvalidStringEncoding {
+            Err(Stop::Err(e)) if matches!(*e, RdbError::InvalidStringEncoding {
                 byte: 0xC4,
                 ..
-            }))
+            })
         ));
         // A declared length over the limit fails before the bytes arrive.
         assert!(matches!(
             cur(&[0x80, 0, 1, 0, 0]).string(1000, Limit::StringLen),
-            Err(Stop::Err(RdbError::LimitExceeded {
+            Err(Stop::Err(e)) if matches!(*e, RdbError::LimitExceeded {
                 len: 65536,
                 offset: 100,
                 ..
-            }))
+            })
+        ));
+        // The short-string fast path applies the limit too.
+        assert!(matches!(
+            cur(&[0x05, b'a', b'b', b'c', b'd', b'e']).string(4, Limit::StringLen),
+            Err(Stop::Err(e)) if matches!(*e, RdbError::LimitExceeded {
+                len: 5,
+                offset: 100,
+                ..
+            })
+        ));
+        assert!(matches!(
+            cur(&[0x05, b'a', b'b', b'c', b'd', b'e']).string(5, Limit::StringLen),
+            Ok(Str::Slice(b"abcde"))
         ));
         assert!(matches!(
             cur(&[0x05, b'a']).string(1000, Limit::StringLen),

@@ -2,16 +2,17 @@
 //! example binaries on free loopback ports in temp dirs (killed on drop), wait-until helpers,
 //! and dataset comparison. A missing binary is a panic with a clear message, never a skip.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use respsync::rdb::{Stream, Value};
 use respsync::resp::Frame;
 
-use super::client::Conn;
+use super::client::{Conn, FrameExt};
 
 /// A free TCP port on 127.0.0.1 (bound once and released).
 pub fn free_port() -> u16 {
@@ -165,7 +166,8 @@ impl Proc {
             dir,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Loading a big RDB file takes a while on a busy machine.
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(mut c) = Conn::try_open(port) {
                 // PONG, or NOAUTH from a server with a password: either way it is up. A server
@@ -233,11 +235,47 @@ impl Proc {
 
     /// Like [`Proc::peer`], but the server first loads `rdb` as its `dump.rdb`.
     pub fn peer_loading(bin: &Path, extra: &[&str], rdb: Option<&[u8]>) -> Proc {
-        let tag = bin
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "server".into());
+        let tag = Self::tag_of(bin);
         Self::start_on_free_port(bin, &tag, rdb, |port, dir| {
+            Self::peer_args(port, dir, extra)
+        })
+    }
+
+    /// Like [`Proc::peer_loading`], but a server that exits during startup (e.g. because it
+    /// refused the RDB file) is an `Err` carrying its log instead of a panic. Only a lost race
+    /// for the port is retried.
+    pub fn try_peer_loading(
+        bin: &Path,
+        extra: &[&str],
+        rdb: Option<&[u8]>,
+    ) -> Result<Proc, String> {
+        let tag = Self::tag_of(bin);
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let dir = TempDir::new(&tag);
+            if let Some(rdb) = rdb {
+                std::fs::write(dir.0.join("dump.rdb"), rdb).expect("write dump.rdb");
+            }
+            let args = Self::peer_args(port, &dir.0, extra);
+            match Self::start(bin, &tag, port, dir, &args) {
+                Ok(p) => return Ok(p),
+                Err(e) if e.contains("Address already in use") => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        panic!("{tag} did not start: {last}");
+    }
+
+    fn tag_of(bin: &Path) -> String {
+        bin.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "server".into())
+    }
+
+    /// Command-line arguments of a real server on `port` in `dir`, plus `extra`.
+    fn peer_args(port: u16, dir: &Path, extra: &[&str]) -> Vec<String> {
+        {
             let mut args: Vec<String> = [
                 "--port",
                 &port.to_string(),
@@ -261,7 +299,7 @@ impl Proc {
             .collect();
             args.extend(extra.iter().map(|s| s.to_string()));
             args
-        })
+        }
     }
 
     /// The example server (plus `extra` flags).
@@ -480,5 +518,174 @@ pub fn wait_in_sync(master: &Proc, replica: &Proc) -> i64 {
             replica.log_text()
         );
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A score as a server prints it (`inf`, `-inf`, or a decimal).
+pub fn score_of(s: &[u8]) -> f64 {
+    match s {
+        b"inf" | b"+inf" => f64::INFINITY,
+        b"-inf" => f64::NEG_INFINITY,
+        _ => std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("bad score {:?}", String::from_utf8_lossy(s))),
+    }
+}
+
+/// Reads `key` back from the server and checks it equals `value` (strings, lists, sets,
+/// sorted sets, hashes and streams; any other type is a panic).
+pub fn check_key(c: &mut Conn, key: impl AsRef<[u8]>, value: &Value) {
+    let k = key.as_ref();
+    let key = String::from_utf8_lossy(k);
+    match value {
+        Value::String(s) => assert_eq!(c.must(&[b"GET", k]).bytes(), s.to_vec(), "{key}"),
+        Value::List(items) => {
+            let got: Vec<_> = c
+                .must(&[b"LRANGE", k, b"0", b"-1"])
+                .array()
+                .iter()
+                .map(Frame::bytes)
+                .collect();
+            let want: Vec<_> = items.iter().map(|i| i.to_vec()).collect();
+            assert_eq!(got, want, "{key}");
+        }
+        Value::Set(members) => {
+            let got: BTreeSet<_> = c
+                .must(&[b"SMEMBERS", k])
+                .array()
+                .iter()
+                .map(Frame::bytes)
+                .collect();
+            let want: BTreeSet<_> = members.iter().map(|m| m.to_vec()).collect();
+            assert_eq!(got, want, "{key}");
+        }
+        Value::Zset(pairs) => {
+            let reply = c.must(&[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]);
+            let got: BTreeMap<Vec<u8>, f64> = reply
+                .array()
+                .chunks(2)
+                .map(|p| (p[0].bytes(), score_of(&p[1].bytes())))
+                .collect();
+            let want: BTreeMap<Vec<u8>, f64> =
+                pairs.iter().map(|(m, s)| (m.to_vec(), *s)).collect();
+            assert_eq!(got, want, "{key}");
+        }
+        Value::Hash(entries) => {
+            let reply = c.must(&[b"HGETALL", k]);
+            let got: BTreeMap<Vec<u8>, Vec<u8>> = reply
+                .array()
+                .chunks(2)
+                .map(|p| (p[0].bytes(), p[1].bytes()))
+                .collect();
+            let want: BTreeMap<Vec<u8>, Vec<u8>> = entries
+                .iter()
+                .map(|e| (e.field.to_vec(), e.value.to_vec()))
+                .collect();
+            assert_eq!(got, want, "{key}");
+        }
+        Value::Stream(stream) => check_stream(c, k, stream),
+        other => panic!("no check for {other:?}"),
+    }
+}
+
+/// The value of field `name` in a flat `[name, value, name, value, ...]` reply.
+fn field_of(pairs: &[Frame], name: &str, what: &str) -> Frame {
+    pairs
+        .chunks(2)
+        .find(|p| p[0].bytes() == name.as_bytes())
+        .and_then(|p| p.get(1).cloned())
+        .unwrap_or_else(|| panic!("{what} has no {name}"))
+}
+
+/// Compares a stream's entries (`XRANGE`), length and last id (`XINFO STREAM`), and its
+/// groups with their pending counts and consumers (`XINFO GROUPS`/`CONSUMERS`).
+pub fn check_stream(c: &mut Conn, k: &[u8], stream: &Stream) {
+    let key = String::from_utf8_lossy(k);
+    let reply = c.must(&[b"XRANGE", k, b"-", b"+"]);
+    let got: Vec<(String, Vec<Vec<u8>>)> = reply
+        .array()
+        .iter()
+        .map(|e| {
+            let e = e.array();
+            let id = String::from_utf8_lossy(&e[0].bytes()).into_owned();
+            (id, e[1].array().iter().map(Frame::bytes).collect())
+        })
+        .collect();
+    let want: Vec<(String, Vec<Vec<u8>>)> = stream
+        .entries
+        .iter()
+        .map(|e| {
+            let fv = e
+                .fields
+                .iter()
+                .flat_map(|(f, v)| [f.to_vec(), v.to_vec()])
+                .collect();
+            (e.id.to_string(), fv)
+        })
+        .collect();
+    assert_eq!(got, want, "{key}: entries");
+    let info = c.must(&[b"XINFO", b"STREAM", k]);
+    let what = format!("{key}: XINFO STREAM");
+    assert_eq!(
+        field_of(info.array(), "length", &what).int(),
+        stream.entries.len() as i64,
+        "{key}"
+    );
+    assert_eq!(
+        field_of(info.array(), "last-generated-id", &what).bytes(),
+        stream.meta.last_id.to_string().into_bytes(),
+        "{key}: last id"
+    );
+    let groups = c.must(&[b"XINFO", b"GROUPS", k]);
+    let what = format!("{key}: XINFO GROUPS");
+    let mut got: Vec<(Vec<u8>, i64, Vec<u8>)> = groups
+        .array()
+        .iter()
+        .map(|g| {
+            let g = g.array();
+            (
+                field_of(g, "name", &what).bytes(),
+                field_of(g, "pending", &what).int(),
+                field_of(g, "last-delivered-id", &what).bytes(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(Vec<u8>, i64, Vec<u8>)> = stream
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.info.name.to_vec(),
+                g.pending.len() as i64,
+                g.info.last_id.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "{key}: groups");
+    for g in &stream.groups {
+        let consumers = c.must(&[b"XINFO", b"CONSUMERS", k, &g.info.name]);
+        let what = format!("{key}: XINFO CONSUMERS");
+        let mut got: Vec<(Vec<u8>, i64)> = consumers
+            .array()
+            .iter()
+            .map(|x| {
+                let x = x.array();
+                (
+                    field_of(x, "name", &what).bytes(),
+                    field_of(x, "pending", &what).int(),
+                )
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<(Vec<u8>, i64)> = g
+            .consumers
+            .iter()
+            .map(|x| (x.info.name.to_vec(), x.pending.len() as i64))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{key}: consumers of a group");
     }
 }

@@ -114,11 +114,20 @@ pub fn decompress(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Result<(),
             if distance >= len {
                 // Disjoint source and destination: copy in one go.
                 out.extend_from_within(from..from + len);
+            } else if distance == 1 {
+                // A run of one repeated byte (the common case: padding, zeros).
+                let byte = out[from];
+                out.resize(out.len() + len, byte);
             } else {
-                // Overlapping run: each copied byte may be one written by this same reference.
-                for i in 0..len {
-                    let byte = out[from + i];
-                    out.push(byte);
+                // Overlapping run: the output repeats the last `distance` bytes with that
+                // period, so copy what exists, doubling the chunk each time.
+                let mut left = len;
+                let mut chunk = distance;
+                while left > 0 {
+                    let n = chunk.min(left);
+                    out.extend_from_within(from..from + n);
+                    left -= n;
+                    chunk *= 2;
                 }
             }
         }
@@ -591,6 +600,33 @@ mod tests {
             } else {
                 prop_assert!(packed.is_empty());
             }
+        }
+
+        /// Chunked copying of references gives exactly what the byte-at-a-time
+        /// definition gives: a literal of 1..32 bytes, then references of any distance
+        /// within the output so far (short periods, block-sized and longer) and any length.
+        #[test]
+        fn references_match_bytewise_copy(
+            lit in proptest::collection::vec(any::<u8>(), 1..33),
+            refs in proptest::collection::vec((0usize..8192, 0usize..256), 1..12),
+            short in any::<bool>(),
+        ) {
+            let mut input = vec![(lit.len() - 1) as u8];
+            input.extend_from_slice(&lit);
+            let mut want = lit.clone();
+            for &(d, extra) in &refs {
+                // Half the cases favour periods below the block size.
+                let distance = if short { d % want.len().min(20) + 1 } else { d % want.len() + 1 };
+                // The long form: 7 in the control byte plus an extra length byte.
+                let len = extra + 9;
+                input.push((7 << 5) | ((distance - 1) >> 8) as u8);
+                input.push(extra as u8);
+                input.push(((distance - 1) & 0xff) as u8);
+                for _ in 0..len {
+                    want.push(want[want.len() - distance]);
+                }
+            }
+            prop_assert_eq!(unpack(&input, want.len()).unwrap(), want);
         }
 
         #[test]

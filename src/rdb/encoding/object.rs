@@ -879,12 +879,12 @@ fn format_shortest(v: f64) -> String {
     }
     if k >= 0 && e < nd + 7 {
         s.push_str(&digits);
-        s.extend(std::iter::repeat('0').take(k as usize));
+        s.extend(std::iter::repeat_n('0', k as usize));
     } else if k < 0 && (k > -7 || e < 4) {
         let offset = nd + k;
         if offset <= 0 {
             s.push_str("0.");
-            s.extend(std::iter::repeat('0').take((-offset) as usize));
+            s.extend(std::iter::repeat_n('0', (-offset) as usize));
             s.push_str(&digits);
         } else {
             s.push_str(&digits[..offset as usize]);

@@ -7,8 +7,12 @@
 //!
 //! [`Zipmap::parse`] checks what Redis's `zipmapValidateIntegrity` checks: every length and
 //! entry inside the blob (free padding included), at least one pair, `zmlen` equal to the number
-//! of pairs unless it is 254 ("count them"), and the end marker as the last byte. Like Redis, a
-//! value length byte of 255 is read as the 5-byte form.
+//! of pairs unless it is 254 or 255 ("count unknown, walk the entries"), and the end marker as
+//! the last byte. Like Redis, a value length byte of 255 is read as the 5-byte form.
+//!
+//! A `zmlen` of 255 is accepted like 254: Redis 2.x only ever wrote counts below 254 or 254
+//! itself, but some files in the wild (and other parsers) use 255 for a map whose count does
+//! not fit; Redis 7's stricter check is not followed there.
 //!
 //! ```
 //! use respsync::rdb::encoding::zipmap::Zipmap;
@@ -80,7 +84,7 @@ impl<'a> Zipmap<'a> {
             return Err(ContainerError::new(ContainerErrorKind::Empty, 0));
         }
         let zmlen = blob[0];
-        if zmlen != BIGLEN && usize::from(zmlen) != count {
+        if zmlen < BIGLEN && usize::from(zmlen) != count {
             return Err(ContainerError::new(
                 ContainerErrorKind::CountMismatch {
                     declared: u64::from(zmlen),
@@ -259,12 +263,17 @@ mod tests {
     fn counts() {
         let pairs = vec![(b"a".to_vec(), b"1".to_vec(), 0); 3];
         assert_eq!(Zipmap::parse(&encode(&pairs, Some(254))).unwrap().len(), 3);
-        let err = Zipmap::parse(&encode(&pairs, Some(255))).unwrap_err();
+        // 255 also means "count unknown": the entries are walked.
+        let blob = encode(&pairs, Some(255));
+        let zm = Zipmap::parse(&blob).unwrap();
+        assert_eq!(zm.len(), 3);
+        assert_eq!(zm.iter().count(), 3);
+        let err = Zipmap::parse(&encode(&pairs, Some(2))).unwrap_err();
         assert_eq!(
             err,
             ContainerError::new(
                 ContainerErrorKind::CountMismatch {
-                    declared: 255,
+                    declared: 2,
                     actual: 3
                 },
                 0

@@ -1,0 +1,412 @@
+//! `rdb-convert IN OUT [--rdb-version N] [--lossy] [--no-repl-info] [--max-value-bytes N]`
+//!
+//! Reads any RDB file the parser reads (RDB 1–13, Valkey) and writes it with the crate's
+//! writer at RDB version N (9–12, default 10: what Redis 7.0 writes and loads). Encodings the
+//! target cannot hold are re-encoded into the nearest one it can (listpack → ziplist for 9,
+//! set listpacks → intset/hash table below 11, stream types 19/21 → the target's type,
+//! zipmaps and linked lists → today's compact types). AUX fields, functions, module AUX
+//! records, module values (type 7, passed through raw), expiries, LRU/LFU data and every
+//! database are carried over.
+//!
+//! Nothing is dropped silently. Data the target cannot hold is an error naming the key:
+//! hash field TTLs below 12, Redis 8.6 key metadata, idempotent-producer state of type-26
+//! streams, Redis 7.0 release-candidate functions, and stream fields newer than the target
+//! (consumer active time below 11; first/max-deleted id and counters at 9). With `--lossy`
+//! the stream fields are written as the older server would assume them, with a warning per
+//! key on stderr. `--no-repl-info` leaves out `repl-stream-db`/`repl-id`/`repl-offset`.
+//! Non-standard opcodes and slot-info hints are not written, with a warning.
+//!
+//! A key that appears twice in a database is an error (Redis refuses such files).
+//!
+//! Memory: the file is streamed; the key names are kept (to find duplicates) and one key's
+//! value at a time is held (at most
+//! `--max-value-bytes`, default 4 GiB). On error OUT is removed; exit status 1.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use respsync::rdb::{
+    AuxFields, Collector, Expiry, KeyOptions, ModuleId, ObjectKind, Parser, ParserConfig, RdbEvent,
+    ReplInfo, Value, Writer, WriterConfig,
+};
+
+const READ_SIZE: usize = 256 << 10;
+
+struct Options {
+    input: String,
+    output: String,
+    version: u8,
+    lossy: bool,
+    repl_info: bool,
+    max_value_bytes: u64,
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: rdb-convert IN OUT [--rdb-version N] [--lossy] [--no-repl-info] [--max-value-bytes N]"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut paths = Vec::new();
+    let mut version = 10u8;
+    let mut lossy = false;
+    let mut repl_info = true;
+    let mut max_value_bytes = 4u64 << 30;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rdb-version" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(v) => version = v,
+                None => return usage(),
+            },
+            "--max-value-bytes" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(v) => max_value_bytes = v,
+                None => return usage(),
+            },
+            "--lossy" => lossy = true,
+            "--no-repl-info" => repl_info = false,
+            "-h" | "--help" => return usage(),
+            _ if arg.starts_with("--") => return usage(),
+            _ => paths.push(arg),
+        }
+    }
+    let [input, output] = <[String; 2]>::try_from(paths)
+        .map_err(|_| ())
+        .unwrap_or_default();
+    if input.is_empty() || output.is_empty() {
+        return usage();
+    }
+    let opts = Options {
+        input,
+        output,
+        version,
+        lossy,
+        repl_info,
+        max_value_bytes,
+    };
+    match run(&opts) {
+        Ok(n) => {
+            eprintln!(
+                "rdb-convert: wrote {n} keys to {} at rdb version {}",
+                opts.output, opts.version
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.output);
+            eprintln!("rdb-convert: {}: {e}", opts.input);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+/// Maps the source's AUX fields onto the writer's; everything it does not know goes to
+/// `extra` in file order.
+fn build_aux(fields: Vec<(Bytes, Bytes)>, repl_info: bool) -> AuxFields {
+    let mut aux = AuxFields {
+        redis_ver: Bytes::new(),
+        ..AuxFields::default()
+    };
+    let (mut stream_db, mut id, mut offset) = (None, None, None);
+    let num = |v: &Bytes| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    for (name, value) in fields {
+        let known = match &name[..] {
+            b"redis-ver" => {
+                aux.redis_ver = value.clone();
+                true
+            }
+            b"redis-bits" => num(&value)
+                .and_then(|n| u32::try_from(n).ok())
+                .map(|n| aux.redis_bits = n)
+                .is_some(),
+            b"ctime" => num(&value).map(|n| aux.ctime = n).is_some(),
+            b"used-mem" => num(&value)
+                .and_then(|n| u64::try_from(n).ok())
+                .map(|n| aux.used_mem = n)
+                .is_some(),
+            b"aof-base" => num(&value).map(|n| aux.aof_base = n == 1).is_some(),
+            b"repl-stream-db" => {
+                stream_db = num(&value).and_then(|n| u64::try_from(n).ok());
+                stream_db.is_some()
+            }
+            b"repl-id" => {
+                id = Some(value.clone());
+                true
+            }
+            b"repl-offset" => {
+                offset = num(&value);
+                offset.is_some()
+            }
+            _ => false,
+        };
+        if !known {
+            aux.extra.push((name, value));
+        }
+    }
+    if repl_info {
+        if let (Some(stream_db), Some(id), Some(offset)) = (stream_db, id, offset) {
+            aux.repl = Some(ReplInfo {
+                stream_db,
+                id,
+                offset,
+            });
+        }
+    }
+    aux
+}
+
+struct Converter<'a> {
+    opts: &'a Options,
+    config: Option<WriterConfig>,
+    aux: Vec<(Bytes, Bytes)>,
+    writer: Option<Writer>,
+    collector: Collector,
+    /// Database of the last SELECTDB not yet written (waiting for its RESIZEDB).
+    pending_db: Option<u64>,
+    /// Reasons the next key cannot be written (Redis 8.6 key metadata).
+    key_meta: bool,
+    /// Whether the current key is a type-26 stream with idempotent-producer state.
+    idmp_state: bool,
+    current: Option<(Bytes, KeyOptions, ObjectKind)>,
+    /// A `MODULE_AUX` record being collected: module, `when`, raw opcode stream.
+    module_aux: Option<(ModuleId, u64, Vec<u8>)>,
+    keys: u64,
+    /// Every (db, key) written: Redis refuses a file with a duplicate key.
+    seen: HashSet<(u64, Bytes)>,
+    db: u64,
+    out: File,
+}
+
+impl Converter<'_> {
+    fn writer(&mut self) -> Result<&mut Writer, Error> {
+        if self.writer.is_none() {
+            let mut config = self.config.take().unwrap_or_default();
+            config.aux = build_aux(std::mem::take(&mut self.aux), self.opts.repl_info);
+            self.writer = Some(Writer::new(config)?);
+        }
+        // Set just above when it was empty.
+        Ok(self.writer.as_mut().expect("writer created above"))
+    }
+
+    fn flush_db(&mut self, keys: u64, expires: u64) -> Result<(), Error> {
+        if let Some(db) = self.pending_db.take() {
+            self.writer()?.select_db(db, keys, expires)?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<(), Error> {
+        if let Some(w) = self.writer.as_mut() {
+            while let Some(chunk) = w.poll_chunk() {
+                self.out.write_all(&chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, ev: RdbEvent) -> Result<(), Error> {
+        match ev {
+            RdbEvent::Header { .. } => {}
+            RdbEvent::Aux { name, value } => {
+                if self.writer.is_none() {
+                    self.aux.push((name, value));
+                } else {
+                    self.writer()?.aux(&name, &value)?;
+                }
+            }
+            RdbEvent::SelectDb { db } => {
+                self.flush_db(0, 0)?;
+                self.db = db;
+                self.pending_db = Some(db);
+            }
+            RdbEvent::ResizeDb { keys, expires } => self.flush_db(keys, expires)?,
+            RdbEvent::SlotInfo { slot, .. } => {
+                eprintln!("rdb-convert: warning: slot-info size hint for slot {slot} not written")
+            }
+            RdbEvent::Function { code } => self.writer()?.function(&code)?,
+            RdbEvent::FunctionPreGa(f) => {
+                return Err(format!(
+                    "function {} is in the Redis 7.0 release-candidate format, which has no \
+                     library form to convert to",
+                    f.name.escape_ascii()
+                )
+                .into())
+            }
+            RdbEvent::ModuleAux { module, when } => {
+                self.flush_db(0, 0)?;
+                self.module_aux = Some((module, when, Vec::new()));
+            }
+            RdbEvent::ModuleChunk(chunk) if self.module_aux.is_some() => {
+                if let Some((_, _, raw)) = self.module_aux.as_mut() {
+                    if (raw.len() + chunk.len()) as u64 > self.opts.max_value_bytes {
+                        return Err("module aux data over --max-value-bytes".into());
+                    }
+                    raw.extend_from_slice(&chunk);
+                }
+            }
+            RdbEvent::ModuleAuxEnd => {
+                if let Some((module, when, raw)) = self.module_aux.take() {
+                    eprintln!(
+                        "rdb-convert: note: module aux data of {} needs that module loaded on the target",
+                        module.name()
+                    );
+                    self.writer()?.module_aux(module, when, &raw)?;
+                }
+            }
+            RdbEvent::NonStandardOpcode { opcode, value } => eprintln!(
+                "rdb-convert: warning: non-standard opcode {opcode} ({value}) not written"
+            ),
+            RdbEvent::KeyMeta { .. } => self.key_meta = true,
+            RdbEvent::KeyStart(info) => {
+                self.flush_db(0, 0)?;
+                self.writer()?;
+                if std::mem::take(&mut self.key_meta) {
+                    return Err(format!(
+                        "key {}: Redis 8.6 key metadata cannot be written at rdb version {}",
+                        info.key.escape_ascii(),
+                        self.opts.version
+                    )
+                    .into());
+                }
+                let options = KeyOptions {
+                    expire_ms: info.expire.map(Expiry::as_millis),
+                    idle_s: info.idle_s,
+                    freq: info.freq,
+                };
+                self.current = Some((info.key.clone(), options, info.kind));
+                self.idmp_state = false;
+                self.collector.handle_event(RdbEvent::KeyStart(info))?;
+            }
+            RdbEvent::StreamIdmp { producers, .. } if producers > 0 => self.idmp_state = true,
+            RdbEvent::StreamIdmpStats { added, duplicates } if added > 0 || duplicates > 0 => {
+                self.idmp_state = true
+            }
+            RdbEvent::End { .. } => {}
+            other => {
+                if let Some((info, value)) = self.collector.handle_event(other)? {
+                    let Some((key, options, kind)) = self.current.take() else {
+                        return Err("key end without key start".into());
+                    };
+                    debug_assert_eq!(key, info.key);
+                    self.write_key(&key, &value, options, kind)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_key(
+        &mut self,
+        key: &[u8],
+        value: &Value,
+        options: KeyOptions,
+        kind: ObjectKind,
+    ) -> Result<(), Error> {
+        if self.idmp_state {
+            return Err(format!(
+                "key {}: rdb version {} cannot hold the stream's idempotent-producer state",
+                key.escape_ascii(),
+                self.opts.version
+            )
+            .into());
+        }
+        let lossy = self.opts.lossy;
+        let w = self.writer()?;
+        if lossy {
+            if let Some(what) = w.would_lose(value) {
+                eprintln!(
+                    "rdb-convert: warning: key {}: {what} not kept at rdb version {}",
+                    key.escape_ascii(),
+                    w.version()
+                );
+            }
+        }
+        if matches!(value, Value::Module(_)) {
+            eprintln!(
+                "rdb-convert: note: key {} ({}) is a module value; the target needs the module",
+                key.escape_ascii(),
+                kind.encoding_name()
+            );
+        }
+        if !self.seen.insert((self.db, Bytes::copy_from_slice(key))) {
+            return Err(format!(
+                "key {} appears twice in db {} (Redis refuses such a file)",
+                key.escape_ascii(),
+                self.db
+            )
+            .into());
+        }
+        let w = self.writer()?;
+        w.key(key, value, options)?;
+        self.keys += 1;
+        Ok(())
+    }
+}
+
+fn run(opts: &Options) -> Result<u64, Error> {
+    let config = WriterConfig {
+        version: opts.version,
+        allow_lossy: opts.lossy,
+        ..WriterConfig::default()
+    };
+    // Check the version before creating OUT.
+    Writer::new(config.clone())?;
+    let mut input: Box<dyn Read> = if opts.input == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(&opts.input)?)
+    };
+    let out = File::create(&opts.output)?;
+    let mut conv = Converter {
+        opts,
+        config: Some(config),
+        aux: Vec::new(),
+        writer: None,
+        collector: Collector::new(opts.max_value_bytes),
+        pending_db: None,
+        key_meta: false,
+        idmp_state: false,
+        current: None,
+        module_aux: None,
+        keys: 0,
+        seen: HashSet::new(),
+        db: 0,
+        out,
+    };
+    let mut parser = Parser::new(ParserConfig::default());
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            parser.finish();
+        } else {
+            parser.push(&buf[..n]);
+        }
+        while let Some(ev) = parser.poll_event()? {
+            conv.event(ev)?;
+        }
+        conv.drain()?;
+        if n == 0 || parser.is_done() {
+            break;
+        }
+    }
+    if !parser.is_done() {
+        return Err("input ended before the end of the rdb file".into());
+    }
+    conv.flush_db(0, 0)?;
+    let last = conv.writer()?.finish()?;
+    conv.out.write_all(&last)?;
+    conv.out.sync_all()?;
+    Ok(conv.keys)
+}
