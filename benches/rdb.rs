@@ -9,14 +9,16 @@
 //! and value and check the CRC, as the `rdb` crate does with its `Nil` formatter.
 
 use std::io::Cursor;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::{KeyRef, Parser, ParserConfig, RdbEvent, Visitor};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::Proc;
 
 const CHUNK: usize = 256 << 10;
 
@@ -47,60 +49,14 @@ end
 return 1
 "#;
 
-struct Server(Child, PathBuf);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli is required to generate the benchmark input");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn generate(dest: &Path) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("respsync-bench-rdb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .arg("--dir")
-        .arg(&dir)
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--enable-debug-command",
-            "local",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is required to generate the benchmark input");
-    let _server = Server(child, dir.clone());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cli(port, &["PING"]).trim() != "PONG" {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cli(port, &["DEBUG", "POPULATE", "3000000", "key", "100"]);
-    cli(port, &["EVAL", COLLECTIONS_LUA, "0"]);
-    cli(port, &["SAVE"]);
+    let server = Proc::redis(&["--enable-debug-command", "local"]);
+    let mut c = server.conn();
+    c.run("DEBUG POPULATE 3000000 key 100");
+    c.must(&[b"EVAL", COLLECTIONS_LUA.as_bytes(), b"0"]);
+    c.run("SAVE");
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    std::fs::copy(dir.join("dump.rdb"), dest).unwrap();
+    std::fs::copy(server.dir.0.join("dump.rdb"), dest).unwrap();
 }
 
 /// The cached input file (generated on first use).

@@ -6,14 +6,11 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use respsync::replica::{ReplicaConfig, ReplicaEvent, ReplicaSession};
 
+/// One command in RESP, encoded by the crate.
 fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    let mut out = bytes::BytesMut::new();
+    respsync::resp::encode_command(args, &mut out);
+    out.to_vec()
 }
 
 fn stream(n: usize) -> Vec<u8> {

@@ -2,39 +2,17 @@
 //! step of the story with its checks. Also unit tests of the demo's dataset helpers.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use respsync::rdb::Value;
 
+mod support;
+
 #[path = "../examples/demo/store.rs"]
 #[allow(dead_code)]
 mod store;
-
-fn demo_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("examples").join("demo");
-    if !p.exists() {
-        // `cargo test --test demo` alone does not build examples.
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--example", "demo"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build --example demo");
-        assert!(status.success(), "cargo build --example demo failed");
-    }
-    assert!(
-        p.exists(),
-        "examples/demo not built at {}: run `cargo build --examples`",
-        p.display()
-    );
-    p
-}
 
 /// Kills the child process on drop.
 struct Kill(Child);
@@ -49,7 +27,7 @@ impl Drop for Kill {
 /// Runs the demo with `args`; returns its exit status and stdout. Fails the test if it takes
 /// longer than 30 s.
 fn run_demo(args: &[&str]) -> (std::process::ExitStatus, String) {
-    let child = Command::new(demo_binary())
+    let child = Command::new(support::example_binary("demo"))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

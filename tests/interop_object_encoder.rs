@@ -9,12 +9,15 @@ use std::path::Path;
 use std::process::Command;
 
 use bytes::Bytes;
-mod common;
-
-use common::server::{check_key, redis_server, valkey_server, Client, Reply, Server};
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::encoding::object::ObjectEncoder;
 use respsync::rdb::{Collector, HashEntry, Parser, ParserConfig, Value};
+
+use respsync::resp::Frame;
+
+mod support;
+use support::corpus::payload_file;
+use support::{check_key, redis_binary, valkey_binary, Conn, FrameExt, Proc};
 
 fn b(s: impl AsRef<[u8]>) -> Bytes {
     Bytes::copy_from_slice(s.as_ref())
@@ -145,13 +148,13 @@ fn dataset() -> Vec<(String, Value)> {
 
 /// RESTOREs every value of the dataset as a payload of `version` and reads it back.
 fn restore_all(binary: &Path, version: u8) {
-    let server = Server::start(binary, &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer(binary, &[]);
+    let mut c = server.conn();
     let mut enc = ObjectEncoder::new(version).unwrap();
     let data = dataset();
     for (key, value) in &data {
         let payload = enc.dump_payload(value).unwrap();
-        c.cmd(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
+        c.must(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
     }
     assert_eq!(c.run("DBSIZE").int(), data.len() as i64);
     for (key, value) in &data {
@@ -161,37 +164,37 @@ fn restore_all(binary: &Path, version: u8) {
 
 #[test]
 fn redis_7_0_restores_version_10_payloads() {
-    restore_all(&redis_server(), 10);
+    restore_all(&redis_binary(), 10);
 }
 
 #[test]
 fn redis_7_0_restores_version_9_payloads() {
-    restore_all(&redis_server(), 9);
+    restore_all(&redis_binary(), 9);
 }
 
 #[test]
 fn valkey_8_1_restores_version_11_payloads() {
-    restore_all(&valkey_server(), 11);
+    restore_all(&valkey_binary(), 11);
 }
 
 /// Builds the value in the server with ordinary commands, the way a client would.
-fn create(c: &mut Client, key: &str, value: &Value) {
+fn create(c: &mut Conn, key: &str, value: &Value) {
     let k = key.as_bytes();
     match value {
         Value::String(s) => {
-            c.cmd(&[b"SET", k, s]);
+            c.must(&[b"SET", k, s]);
         }
         Value::List(items) => {
             for chunk in items.chunks(500) {
                 let mut args: Vec<&[u8]> = vec![b"RPUSH", k];
                 args.extend(chunk.iter().map(|i| &i[..]));
-                c.cmd(&args);
+                c.must(&args);
             }
         }
         Value::Set(members) => {
             let mut args: Vec<&[u8]> = vec![b"SADD", k];
             args.extend(members.iter().map(|m| &m[..]));
-            c.cmd(&args);
+            c.must(&args);
         }
         Value::Zset(pairs) => {
             let scores: Vec<String> = pairs
@@ -213,7 +216,7 @@ fn create(c: &mut Client, key: &str, value: &Value) {
                 args.push(s.as_bytes());
                 args.push(m);
             }
-            c.cmd(&args);
+            c.must(&args);
         }
         Value::Hash(entries) => {
             let mut args: Vec<&[u8]> = vec![b"HSET", k];
@@ -221,7 +224,7 @@ fn create(c: &mut Client, key: &str, value: &Value) {
                 args.push(&e.field);
                 args.push(&e.value);
             }
-            c.cmd(&args);
+            c.must(&args);
         }
         other => panic!("cannot create {other:?}"),
     }
@@ -231,8 +234,8 @@ fn create(c: &mut Client, key: &str, value: &Value) {
 /// Redis 7.0's own `DUMP` encodes them.
 #[test]
 fn payloads_are_byte_identical_to_redis_7_0_dump() {
-    let server = Server::start(&redis_server(), &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer(&redis_binary(), &[]);
+    let mut c = server.conn();
     let mut enc = ObjectEncoder::new(10).unwrap();
     let mut compared = 0;
     for (key, value) in dataset() {
@@ -256,7 +259,7 @@ fn payloads_are_byte_identical_to_redis_7_0_dump() {
             continue;
         }
         create(&mut c, &key, &value);
-        let theirs = c.cmd(&[b"DUMP", key.as_bytes()]).bytes();
+        let theirs = c.must(&[b"DUMP", key.as_bytes()]).bytes();
         let ours = enc.dump_payload(&value).unwrap();
         assert_eq!(ours, theirs, "DUMP of {key} differs");
         compared += 1;
@@ -283,8 +286,8 @@ fn written_file(version: u8) -> (Vec<(String, Value)>, Vec<u8>) {
 /// Loads a written file into a fresh server and compares every key.
 fn loads(binary: &Path, version: u8) {
     let (data, file) = written_file(version);
-    let server = Server::start_with(binary, &[], Some(&file));
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer_loading(binary, &[], Some(&file));
+    let mut c = server.conn();
     assert_eq!(c.run("DBSIZE").int(), data.len() as i64);
     for (key, value) in &data {
         check_key(&mut c, key, value);
@@ -309,7 +312,7 @@ fn redis_7_0_loads_written_files() {
         let _ = std::fs::remove_file(&path);
         let report = String::from_utf8_lossy(&check.stdout);
         assert!(report.contains("RDB looks OK"), "redis-check-rdb: {report}");
-        loads(&redis_server(), version);
+        loads(&redis_binary(), version);
     }
 }
 
@@ -317,15 +320,15 @@ fn redis_7_0_loads_written_files() {
 /// `valkey-server` 8.1 with exactly the data written.
 #[test]
 fn valkey_8_1_loads_a_written_file() {
-    loads(&valkey_server(), 11);
+    loads(&valkey_binary(), 11);
 }
 
 /// LZF output matches liblzf's byte for byte: strings of many shapes, compared with the
 /// server's own `DUMP` (which LZF-compresses strings over 20 bytes when it saves 4 bytes).
 #[test]
 fn lzf_strings_are_byte_identical_to_redis_7_0() {
-    let server = Server::start(&redis_server(), &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer(&redis_binary(), &[]);
+    let mut c = server.conn();
     let mut enc = ObjectEncoder::new(10).unwrap();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {
@@ -354,8 +357,8 @@ fn lzf_strings_are_byte_identical_to_redis_7_0() {
         }
         s.truncate(len);
         let key = format!("lzf:{i}");
-        c.cmd(&[b"SET", key.as_bytes(), &s]);
-        let theirs = c.cmd(&[b"DUMP", key.as_bytes()]).bytes();
+        c.must(&[b"SET", key.as_bytes(), &s]);
+        let theirs = c.must(&[b"DUMP", key.as_bytes()]).bytes();
         let ours = enc.dump_payload(&Value::String(b(&s))).unwrap();
         assert_eq!(ours, theirs, "DUMP of a {len}-byte string differs");
         compressed += usize::from(ours[1] == 0xc3);
@@ -368,14 +371,7 @@ fn lzf_strings_are_byte_identical_to_redis_7_0() {
 
 /// Parses a `DUMP` payload (wrapped into a one-key file) into its value.
 fn parse_payload(payload: &[u8]) -> Value {
-    let n = payload.len();
-    let version = u16::from_le_bytes([payload[n - 10], payload[n - 9]]);
-    let mut file = format!("REDIS{version:04}").into_bytes();
-    file.extend_from_slice(&[0xfe, 0x00, payload[0], 0x01, b'k']);
-    file.extend_from_slice(&payload[1..n - 10]);
-    file.push(0xff);
-    let crc = crc64(0, &file);
-    file.extend_from_slice(&crc.to_le_bytes());
+    let (_, file) = payload_file(payload);
     let mut parser = Parser::new(ParserConfig::default());
     let mut collector = Collector::new(u64::MAX);
     parser.push(&file);
@@ -390,14 +386,14 @@ fn parse_payload(payload: &[u8]) -> Value {
 }
 
 /// Streams with several nodes, field templates that change, and consumer groups with PELs.
-fn create_streams(c: &mut Client) {
+fn create_streams(c: &mut Conn) {
     for i in 1..=250u64 {
         let id = format!("{}-{}", 1_700_000_000_000 + i / 3, i % 3);
         let v = format!("value-{i}");
         if i % 7 == 0 {
-            c.cmd(&[b"XADD", b"st:big", id.as_bytes(), b"other", v.as_bytes()]);
+            c.must(&[b"XADD", b"st:big", id.as_bytes(), b"other", v.as_bytes()]);
         } else {
-            c.cmd(&[
+            c.must(&[
                 b"XADD",
                 b"st:big",
                 id.as_bytes(),
@@ -410,7 +406,7 @@ fn create_streams(c: &mut Client) {
     }
     for i in 0..20 {
         let big = "x".repeat(300 + i * 10);
-        c.cmd(&[
+        c.must(&[
             b"XADD",
             b"st:wide",
             b"*",
@@ -436,17 +432,17 @@ fn create_streams(c: &mut Client) {
 /// The server's own `DUMP` of every key, parsed and encoded again, gives the same bytes: the
 /// encoder makes Redis's choices for every type, including hash-table order given as input.
 fn reencode_matches(binary: &Path, version: u8) {
-    let server = Server::start(binary, &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer(binary, &[]);
+    let mut c = server.conn();
     for (key, value) in dataset() {
         create(&mut c, &key, &value);
     }
     create_streams(&mut c);
-    let keys: Vec<Vec<u8>> = c.run("KEYS *").array().iter().map(Reply::bytes).collect();
+    let keys: Vec<Vec<u8>> = c.run("KEYS *").array().iter().map(Frame::bytes).collect();
     assert!(keys.len() > 25);
     let mut enc = ObjectEncoder::new(version).unwrap();
     for key in keys {
-        let theirs = c.cmd(&[b"DUMP", &key]).bytes();
+        let theirs = c.must(&[b"DUMP", &key]).bytes();
         let value = parse_payload(&theirs);
         let ours = enc.dump_payload(&value).unwrap();
         assert_eq!(
@@ -460,10 +456,10 @@ fn reencode_matches(binary: &Path, version: u8) {
 
 #[test]
 fn redis_7_0_dumps_reencode_byte_for_byte() {
-    reencode_matches(&redis_server(), 10);
+    reencode_matches(&redis_binary(), 10);
 }
 
 #[test]
 fn valkey_8_1_dumps_reencode_byte_for_byte() {
-    reencode_matches(&valkey_server(), 11);
+    reencode_matches(&valkey_binary(), 11);
 }

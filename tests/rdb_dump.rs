@@ -1,13 +1,13 @@
 //! `rdb-dump`'s JSON lines, checked against the corpus (via the event conversion that
 //! `rdb_corpus` validates) for every file.
 
-mod common;
 #[path = "../examples/rdb-dump/dump.rs"]
 #[allow(dead_code)]
 mod dump;
+mod support;
 
-use common::*;
 use serde_json::{json, Map, Value as J};
+use support::corpus::*;
 
 fn b64_decode(s: &str) -> Vec<u8> {
     let val = |c: u8| match c {

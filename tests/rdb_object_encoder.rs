@@ -1,7 +1,7 @@
 //! The object encoder (`rdb::encoding::object`) against the parser: every value written at RDB
 //! versions 9–12 parses back to the same data, in the encoding Redis would choose.
 
-mod common;
+mod support;
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -304,15 +304,9 @@ proptest! {
 /// Parses a `DUMP` payload (wrapped into a one-key file of the payload's version).
 fn parse_payload(payload: &[u8]) -> (u16, Value) {
     let n = payload.len();
-    let version = u16::from_le_bytes([payload[n - 10], payload[n - 9]]);
+    let (version, file) = support::corpus::payload_file(payload);
     let stored = u64::from_le_bytes(payload[n - 8..].try_into().unwrap());
     assert_eq!(crc64(0, &payload[..n - 8]), stored, "payload crc");
-    let mut file = format!("REDIS{version:04}").into_bytes();
-    file.extend_from_slice(&[0xfe, 0x00, payload[0], 0x01, b'k']);
-    file.extend_from_slice(&payload[1..n - 10]);
-    file.push(0xff);
-    let crc = crc64(0, &file);
-    file.extend_from_slice(&crc.to_le_bytes());
     let keys = parse(&file);
     assert_eq!(keys.len(), 1);
     (version, keys.into_iter().next().unwrap().1)
@@ -325,7 +319,7 @@ fn parse_payload(payload: &[u8]) -> (u16, Value) {
 /// are in a `Value`).
 #[test]
 fn corpus_dump_payloads_reencode_byte_for_byte() {
-    let dir = common::corpus_dir();
+    let dir = support::corpus::corpus_dir();
     let mut compared = 0;
     for server in ["generated_redis-7.0.15", "generated_valkey-8.1.8"] {
         let payloads = dir.join(server).join("dump-payloads");

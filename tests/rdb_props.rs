@@ -2,17 +2,17 @@
 //! integer strings, expiries, several dbs) parse back to exactly the dataset, however the
 //! bytes are split.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 
-use common::parse_chunked;
 use proptest::prelude::*;
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::encoding::intset::IntsetBuilder;
 use respsync::rdb::encoding::listpack::ListpackBuilder;
 use respsync::rdb::encoding::lzf;
 use respsync::rdb::{Collector, ParserConfig, Value};
+use support::corpus::parse_chunked;
 
 #[derive(Debug, Clone)]
 enum Model {

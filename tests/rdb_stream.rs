@@ -1,11 +1,11 @@
 //! Streaming behaviour over the whole corpus: feeding in any chunking gives identical events;
 //! truncated and bit-flipped files give typed errors and never panic.
 
-mod common;
+mod support;
 
-use common::*;
 use proptest::prelude::*;
 use respsync::rdb::{Checksum, ParserConfig, RdbError, RdbEvent};
+use support::corpus::*;
 
 struct Rng(u64);
 

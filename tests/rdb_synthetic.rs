@@ -1,14 +1,14 @@
 //! Hand-built files for what no corpus file covers, plus limits, memory bounds, errors.
 
-mod common;
+mod support;
 
-use common::parse_chunked;
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::encoding::listpack::ListpackBuilder;
 use respsync::rdb::{
     Checksum, Collector, ContainerKind, Expiry, Limit, ObjectKind, Parser, ParserConfig, RdbError,
     RdbEvent, Value,
 };
+use support::corpus::parse_chunked;
 
 /// A tiny RDB writer for tests.
 struct Rdb {

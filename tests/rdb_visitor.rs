@@ -2,13 +2,13 @@
 //! `poll_event` returns, through the default callbacks and through borrowed ones, under any
 //! chunking; the two APIs can be mixed; big values stay in bounded memory.
 
-mod common;
+mod support;
 
 use bytes::Bytes;
-use common::*;
 use proptest::prelude::*;
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::{KeyRef, Parser, ParserConfig, RdbError, RdbEvent, Visitor};
+use support::corpus::*;
 
 /// Uses only the default callbacks.
 #[derive(Default)]

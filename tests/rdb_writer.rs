@@ -3,7 +3,7 @@
 //! arbitrary pieces parse back to the same data; DUMP payloads parse back with
 //! `parse_dump_payload`, and the corpus' real payloads decode.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 
@@ -412,7 +412,7 @@ fn lossy_data_is_refused_naming_the_key() {
 /// count says, and payloads with trailing bytes or a bad CRC are refused.
 #[test]
 fn corpus_dump_payloads_parse() {
-    let dir = common::corpus_dir();
+    let dir = support::corpus::corpus_dir();
     let mut n = 0;
     for server in ["generated_redis-7.0.15", "generated_valkey-8.1.8"] {
         let sub = dir.join(server).join("dump-payloads");

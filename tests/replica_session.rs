@@ -1,10 +1,9 @@
 //! Scripted-master tests of `ReplicaSession`: exact bytes, offsets, errors, timeouts.
 
-mod replica_common;
+mod support;
 
 use std::time::Instant;
 
-use replica_common::*;
 use respsync::ids::ReplId;
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::{Checksum, ParserConfig};
@@ -12,6 +11,7 @@ use respsync::replica::{
     CachedMaster, LinkState, MasterAuth, Phase, ProtocolError, ReplicaConfig, ReplicaError,
     ReplicaSession, SnapshotError, SnapshotLoader,
 };
+use support::replica::*;
 
 fn session(cfg: ReplicaConfig, now: Instant) -> ReplicaSession {
     let mut s = ReplicaSession::new(cfg, now).unwrap();

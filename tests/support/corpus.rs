@@ -1,8 +1,5 @@
 //! Shared helpers for the RDB tests: corpus location, event-to-JSON conversion in the
 //! corpus' `.expected.json` conventions, canonical JSON and SHA-256 of it.
-#![allow(dead_code)]
-
-pub mod server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -562,4 +559,19 @@ pub fn json_close(a: &J, b: &J) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// Wraps a `DUMP` payload (value type, value, 2-byte RDB version, 8-byte CRC) into a whole RDB
+/// file of the payload's version holding one key `k` in db 0. Returns the version and the file.
+pub fn payload_file(payload: &[u8]) -> (u16, Vec<u8>) {
+    let n = payload.len();
+    assert!(n >= 11, "a DUMP payload has at least 11 bytes, got {n}");
+    let version = u16::from_le_bytes([payload[n - 10], payload[n - 9]]);
+    let mut file = format!("REDIS{version:04}").into_bytes();
+    file.extend_from_slice(&[0xfe, 0x00, payload[0], 0x01, b'k']);
+    file.extend_from_slice(&payload[1..n - 10]);
+    file.push(0xff);
+    let crc = respsync::rdb::encoding::crc64::crc64(0, &file);
+    file.extend_from_slice(&crc.to_le_bytes());
+    (version, file)
 }
