@@ -354,9 +354,11 @@ impl Ctx<'_> {
     }
 }
 
-macro_rules! read_as {
-    ($ctx:expr, $key:expr, $variant:ident) => {
-        match $ctx.read($key) {
+/// Looks a key up with `$ctx.$access($key)` (`read` or `write`) and expects one value type:
+/// `None` when missing, `WRONGTYPE` when the key holds another type.
+macro_rules! typed_as {
+    ($ctx:expr, $access:ident, $key:expr, $variant:ident) => {
+        match $ctx.$access($key) {
             None => None,
             Some(Entry {
                 value: Value::$variant(v),
@@ -367,16 +369,15 @@ macro_rules! read_as {
     };
 }
 
+macro_rules! read_as {
+    ($ctx:expr, $key:expr, $variant:ident) => {
+        typed_as!($ctx, read, $key, $variant)
+    };
+}
+
 macro_rules! write_as {
     ($ctx:expr, $key:expr, $variant:ident) => {
-        match $ctx.write($key) {
-            None => None,
-            Some(Entry {
-                value: Value::$variant(v),
-                ..
-            }) => Some(v),
-            Some(_) => return Err(WRONGTYPE.into()),
-        }
+        typed_as!($ctx, write, $key, $variant)
     };
 }
 
