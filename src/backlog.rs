@@ -45,8 +45,11 @@ pub struct Backlog {
     end: ReplOffset,
     /// Bytes held.
     histlen: u64,
-    /// Configured size; the backlog holds at most this many bytes.
+    /// Configured size; the backlog holds at most this many bytes, except for bytes a reader
+    /// still needs (see [`Backlog::set_retain_from`]).
     size: u64,
+    /// Bytes at or after this offset are kept whatever the size (a replica still reads them).
+    retain_from: Option<ReplOffset>,
 }
 
 impl Backlog {
@@ -59,6 +62,7 @@ impl Backlog {
             end,
             histlen: 0,
             size,
+            retain_from: None,
         }
     }
 
@@ -76,6 +80,36 @@ impl Backlog {
         self.trim();
     }
 
+    /// Keeps every byte at or after `from` even beyond the configured size (`None`: no such
+    /// reader), and trims what is no longer needed.
+    ///
+    /// This is Redis 7's shared replication buffer: one copy of the stream, each replica a read
+    /// position into it. A replica that has not yet been sent the bytes from `from` on keeps
+    /// them here, so [`Backlog::histlen`] may exceed [`Backlog::size`] while it catches up, and
+    /// a partial resync may be served from that extra history, as in Redis.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use respsync::backlog::Backlog;
+    /// use respsync::ids::ReplOffset;
+    ///
+    /// let mut backlog = Backlog::new(4, ReplOffset::new(0));
+    /// backlog.set_retain_from(Some(ReplOffset::new(1)));
+    /// backlog.append(Bytes::from_static(b"0123456789"));
+    /// assert_eq!(backlog.histlen(), 10); // a reader still needs offset 1 on
+    /// backlog.set_retain_from(Some(ReplOffset::new(9)));
+    /// assert_eq!(backlog.histlen(), 4); // back to the configured size
+    /// ```
+    pub fn set_retain_from(&mut self, from: Option<ReplOffset>) {
+        self.retain_from = from;
+        self.trim();
+    }
+
+    /// The offset from which bytes are retained for a reader, if any.
+    pub fn retain_from(&self) -> Option<ReplOffset> {
+        self.retain_from
+    }
+
     /// Changes the configured size, trimming at once if it shrank.
     pub fn set_size(&mut self, size: u64) {
         self.size = size;
@@ -88,6 +122,7 @@ impl Backlog {
         self.chunks.shrink_to_fit();
         self.end = end;
         self.histlen = 0;
+        self.retain_from = None;
     }
 
     /// Configured size (`repl-backlog-size`).
@@ -158,7 +193,16 @@ impl Backlog {
 
     fn trim(&mut self) {
         while self.histlen > self.size {
-            let excess = self.histlen - self.size;
+            let mut excess = self.histlen - self.size;
+            if let Some(keep) = self.retain_from {
+                let first = self.first();
+                let droppable =
+                    u64::try_from(keep.value().saturating_sub(first.value())).unwrap_or(0);
+                excess = excess.min(droppable);
+                if excess == 0 {
+                    break;
+                }
+            }
             let Some((start, front)) = self.chunks.front_mut() else {
                 break;
             };

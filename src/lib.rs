@@ -32,6 +32,11 @@
 //! - [`ids`]: replication ids and offsets, id shifts and the PSYNC acceptance rule.
 //! - [`backlog`]: the replication backlog, zero-copy `Bytes` chunks addressed by offset.
 //! - [`replica`]: `ReplicaSession`, the replica side of a link to a master.
+//! - [`node`]: `Node`, one server's replication state (ids, offset, the one backlog) and the
+//!   master side of every replica link: handshake, partial or full resync, snapshots shared
+//!   by every waiting replica (disk or diskless), zero-copy fan-out of the stream, PINGs,
+//!   ACKs, timeouts and output-buffer limits.
+//! - [`master`]: `MasterSession`, one replica as its master sees it.
 //! - [`rdb`]: RDB snapshots — streaming push parser ([`rdb::Parser`] → [`rdb::RdbEvent`], or
 //!   zero-allocation through a [`rdb::Visitor`] given borrowed slices) and a
 //!   [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
@@ -55,6 +60,8 @@
 
 pub mod backlog;
 pub mod ids;
+pub mod master;
+pub mod node;
 pub mod rdb;
 pub mod replica;
 pub mod resp;

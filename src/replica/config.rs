@@ -61,6 +61,14 @@ pub struct ReplicaConfig {
     pub keepalive_period: Duration,
     /// Size of the session's own backlog (`repl-backlog-size`, default 1 MiB).
     pub backlog_size: u64,
+    /// Hand the applied stream to the application instead of keeping a backlog of its own.
+    ///
+    /// Off (the default), the session keeps its own [`Backlog`](crate::backlog::Backlog), as a
+    /// standalone tool such as a stream tailer wants. On, it keeps none and queues every stream
+    /// byte it has credited (in offset order, `MULTI` blocks whole once `EXEC` arrived) for
+    /// [`ReplicaSession::poll_stream`](super::ReplicaSession::poll_stream): that is how a
+    /// [`Node`](crate::node::Node) keeps one backlog per server whatever its role.
+    pub stream_handoff: bool,
     /// Number of databases (`databases`, default 16): a `SELECT` outside the range is ignored,
     /// as Redis logs and ignores errors from its master.
     pub databases: u32,
@@ -95,6 +103,7 @@ impl Default for ReplicaConfig {
             ack_period: Duration::from_secs(1),
             keepalive_period: Duration::from_secs(1),
             backlog_size: DEFAULT_BACKLOG_SIZE,
+            stream_handoff: false,
             databases: 16,
             max_line_len: 64 * 1024,
             max_bulk_len: 512 * 1024 * 1024,

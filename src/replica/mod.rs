@@ -225,6 +225,8 @@ pub struct ReplicaSession {
     cached: Option<CachedMaster>,
     ids: ReplicationIds,
     backlog: Option<Backlog>,
+    /// Credited stream bytes waiting for [`ReplicaSession::poll_stream`] (stream handoff).
+    stream_out: VecDeque<Bytes>,
     buf: BytesMut,
     out: BytesMut,
     events: VecDeque<ReplicaEvent>,
@@ -257,6 +259,7 @@ impl ReplicaSession {
             cached: None,
             ids,
             backlog: None,
+            stream_out: VecDeque::new(),
             buf: BytesMut::new(),
             out: BytesMut::new(),
             events: VecDeque::new(),
@@ -479,6 +482,15 @@ impl ReplicaSession {
     /// `+CONTINUE <new id>`), for a later promotion.
     pub fn ids(&self) -> &ReplicationIds {
         &self.ids
+    }
+
+    /// The next piece of the applied stream, with [`ReplicaConfig::stream_handoff`] on: the
+    /// exact bytes the master sent, credited to the offset (a `MULTI` block only once its
+    /// `EXEC` arrived), in order. Always `None` with the handoff off.
+    ///
+    /// Drain it after each [`handle_input`](Self::handle_input), like the other polls.
+    pub fn poll_stream(&mut self) -> Option<Bytes> {
+        self.stream_out.pop_front()
     }
 
     /// The session's own backlog of the stream (created after the first sync).
@@ -724,6 +736,7 @@ impl ReplicaSession {
                 self.ids.shift(replid, cached.offset);
             }
             match &mut self.backlog {
+                _ if self.config.stream_handoff => {}
                 Some(b) if b.end() == cached.offset => {}
                 Some(b) => b.reset(cached.offset),
                 None => self.backlog = Some(Backlog::new(self.config.backlog_size, cached.offset)),
@@ -891,7 +904,10 @@ impl ReplicaSession {
         match t.sync {
             Some((replid, offset)) => {
                 self.ids = ReplicationIds::new(replid);
-                self.backlog = Some(Backlog::new(self.config.backlog_size, offset));
+                self.stream_out.clear();
+                if !self.config.stream_handoff {
+                    self.backlog = Some(Backlog::new(self.config.backlog_size, offset));
+                }
                 self.enter_streaming(replid, offset, stream_db, false);
                 if matches!(t.body, Body::Eof { .. }) {
                     // Redis 7 masters start the stream only after this ACK (protocol.md §3.1).
@@ -899,7 +915,10 @@ impl ReplicaSession {
                 }
             }
             None => {
-                self.backlog = Some(Backlog::new(self.config.backlog_size, ReplOffset::new(0)));
+                self.stream_out.clear();
+                if !self.config.stream_handoff {
+                    self.backlog = Some(Backlog::new(self.config.backlog_size, ReplOffset::new(0)));
+                }
                 self.enter_streaming(self.ids.id, ReplOffset::new(0), stream_db, true);
             }
         }
@@ -1036,6 +1055,11 @@ impl ReplicaSession {
                         backlog.append(b);
                     }
                     backlog.append(chunk.slice(..credit_end));
+                }
+            } else if self.config.stream_handoff {
+                if credit_end > 0 {
+                    self.stream_out.extend(s.pending.drain(..));
+                    self.stream_out.push_back(chunk.slice(..credit_end));
                 }
             } else if credit_end > 0 {
                 s.pending.clear();

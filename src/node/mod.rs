@@ -1,0 +1,1449 @@
+//! `Node`: one server's replication state, and the master side of every link to its replicas.
+//!
+//! A [`Node`] owns what a Redis server owns for replication: its replication ids
+//! ([`ReplicationIds`]), its offset (`master_repl_offset`) and its one [`Backlog`], and a
+//! [`MasterSession`] for every connection that speaks the replication protocol to it. The
+//! application keeps the sockets, the clock, the data and the snapshot files:
+//!
+//! - its command dispatcher hands `REPLCONF`, `PSYNC`, `SYNC` and `ROLE` to
+//!   [`Node::handle_command`], which answers with reply bytes or takes the connection over as a
+//!   replica link;
+//! - every write it executes goes to [`Node::propagate`] (or
+//!   [`Node::propagate_transaction`]), which encodes it once into the backlog; a `SELECT` is
+//!   inserted whenever the database changes;
+//! - bytes read from a replica link go to [`Node::handle_input`]; bytes to write to it come
+//!   from [`Node::poll_transmit`]: slices of the one backlog, so a write is stored once
+//!   whatever the number of replicas;
+//! - [`Node::poll_event`] asks for snapshots ([`NodeEvent::SnapshotRequested`]) and says which
+//!   links to close and why; [`Node::poll_timeout`] and [`Node::handle_timeout`] drive PINGs,
+//!   keepalives, timeouts, the diskless delay and the backlog TTL.
+//!
+//! # Snapshots
+//!
+//! A replica that cannot continue partially waits (`wait_bgsave`) until the node asks for a
+//! snapshot with [`NodeEvent::SnapshotRequested`]. The application calls
+//! [`Node::handle_snapshot_started`] at the instant its data is consistent (under the same lock
+//! that orders writes with [`Node::propagate`]): that fixes the `+FULLRESYNC` offset for every
+//! replica waiting then. Writes made afterwards stay in the backlog and follow the snapshot.
+//!
+//! - **Disk** ([`SnapshotTarget::Disk`]): when the file is complete, call
+//!   [`Node::handle_snapshot_file`] with its length; each replica's
+//!   [`poll_transmit`](Node::poll_transmit) then yields [`Transmit::File`] once: write the
+//!   whole file to that connection (sendfile or a copy loop) and call
+//!   [`Node::handle_file_sent`]. Replicas that arrive while a disk snapshot is being written
+//!   attach to it: one snapshot, many replicas.
+//! - **Diskless** ([`SnapshotTarget::Socket`]): feed the RDB bytes as they are produced with
+//!   [`Node::handle_snapshot_chunk`] (each chunk is shared by every attached replica, not
+//!   copied) and end with [`Node::handle_snapshot_end`]. The node frames them with `$EOF:<mark>`
+//!   and starts each replica's stream at its first `REPLCONF ACK`, as Redis 7 does. Keep
+//!   [`Node::snapshot_buffered`] small (pause the producer while it is above a few MiB) so a
+//!   slow replica paces the transfer.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::Bytes;
+//! use respsync::node::{Caller, Handled, LinkId, Node, NodeConfig, NodeEvent, Transmit};
+//!
+//! let now = Instant::now();
+//! let mut node = Node::new(NodeConfig { diskless_sync: false, ..NodeConfig::default() }, now);
+//! let replica = LinkId(1);
+//! let who = Caller::default();
+//!
+//! // The replica's handshake, as the application's dispatcher hands it over.
+//! let replconf: [&[u8]; 3] = [b"REPLCONF", b"listening-port", b"6380"];
+//! assert!(matches!(node.handle_command(now, replica, &who, &replconf), Handled::Reply(_)));
+//! let psync: [&[u8]; 3] = [b"PSYNC", b"?", b"-1"];
+//! assert!(matches!(node.handle_command(now, replica, &who, &psync), Handled::ReplicaLink));
+//!
+//! // The node asks for a snapshot; the application fixes it at a consistent point.
+//! let Some(NodeEvent::SnapshotRequested { snapshot, .. }) = node.poll_event() else { panic!() };
+//! let start = node.handle_snapshot_started(now, snapshot).unwrap();
+//! // A write during the snapshot stays in the backlog and follows it.
+//! node.propagate(0, &[&b"SET"[..], b"k", b"v"]);
+//! // The application's own RDB of its data at `start.offset` (here: an empty one).
+//! let rdb = b"REDIS0010\xff\0\0\0\0\0\0\0\0";
+//! node.handle_snapshot_file(now, snapshot, rdb.len() as u64).unwrap();
+//!
+//! let mut wire = Vec::new();
+//! while let Some(t) = node.poll_transmit(replica) {
+//!     match t {
+//!         Transmit::Bytes(b) => wire.extend_from_slice(&b),
+//!         Transmit::File { .. } => {
+//!             wire.extend_from_slice(rdb);
+//!             node.handle_file_sent(now, replica);
+//!         }
+//!     }
+//! }
+//! let text = String::from_utf8_lossy(&wire);
+//! assert!(text.starts_with(&format!("+FULLRESYNC {} 0\r\n$", start.replid)));
+//! assert!(text.ends_with("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"));
+//! assert_eq!(node.offset().value(), 23 + 27); // SELECT 0, then the SET
+//! ```
+
+mod config;
+mod info;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+pub use self::config::{NodeConfig, OutputBufferLimit, MIN_BACKLOG_SIZE};
+use crate::backlog::Backlog;
+use crate::ids::{IdGenerator, PsyncCheck, ReplId, ReplOffset, ReplicationIds};
+pub use crate::master::LinkId;
+use crate::master::{parse_i64, MasterSession, RdbFilter, ReplicaState};
+use crate::resp::{encode_command, DecodeError};
+
+/// Propagated bytes are moved into the backlog as one chunk once this many accumulate (Redis's
+/// replication buffer blocks are 16 KiB).
+const FLUSH_AT: usize = 16 * 1024;
+
+/// What the node knows of the client calling a command (the application's connection state).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Whether the connection may run commands: false while `requirepass` is set and the
+    /// client has not authenticated (`PSYNC`, `SYNC` and `REPLCONF` then get `-NOAUTH`).
+    pub authenticated: bool,
+    /// Whether the client is inside `MULTI` (`SYNC`/`PSYNC` are refused there).
+    pub in_multi: bool,
+    /// The peer's address, shown in INFO unless the replica announces `ip-address`.
+    pub peer_ip: Option<String>,
+}
+
+impl Default for Caller {
+    fn default() -> Self {
+        Caller {
+            authenticated: true,
+            in_multi: false,
+            peer_ip: None,
+        }
+    }
+}
+
+/// The outcome of [`Node::handle_command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Handled {
+    /// Not a command the node handles: dispatch it as usual.
+    NotMine,
+    /// Write these bytes to the client as the reply.
+    Reply(Bytes),
+    /// Done, and Redis sends no reply (`REPLCONF ACK`, `REPLCONF GETACK`, a second `PSYNC`).
+    NoReply,
+    /// The connection is now a replica link: feed what it sends to [`Node::handle_input`] and
+    /// write what [`Node::poll_transmit`] gives for it (the `PSYNC` reply included).
+    ReplicaLink,
+}
+
+/// One snapshot the node asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SnapshotId(pub u64);
+
+/// Where a snapshot goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotTarget {
+    /// A file whose length is known before sending (`$<len>` framing).
+    Disk,
+    /// Straight to the sockets as it is produced (`$EOF:<mark>` framing).
+    Socket,
+}
+
+/// What [`Node::handle_snapshot_started`] fixed: the data must be the state at `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotStart {
+    /// The id replicas resume from (write it as the RDB aux field `repl-id`).
+    pub replid: ReplId,
+    /// The `+FULLRESYNC` offset (aux field `repl-offset`).
+    pub offset: ReplOffset,
+    /// The stream's database at that point (aux field `repl-stream-db`).
+    pub stream_db: u32,
+}
+
+/// Bytes to write to a replica link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Write these bytes.
+    Bytes(Bytes),
+    /// Write the whole file of this disk snapshot (`len` bytes), then call
+    /// [`Node::handle_file_sent`]. Nothing else is sent on the link until then.
+    File {
+        /// The snapshot whose file it is.
+        snapshot: SnapshotId,
+        /// Its length, as announced in `$<len>`.
+        len: u64,
+    },
+}
+
+/// Why the node wants a link closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// No `REPLCONF ACK` for `repl-timeout` ("Disconnecting timedout replica").
+    Timeout,
+    /// The replica's unsent stream passed the hard output-buffer limit.
+    OutputBufferHard {
+        /// Bytes waiting.
+        pending: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The replica's unsent stream stayed above the soft limit for too long.
+    OutputBufferSoft {
+        /// Bytes waiting.
+        pending: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The snapshot it waited for failed.
+    SnapshotFailed,
+    /// An `rdb-only` client got its snapshot (write what is left, then close).
+    RdbTransmitted,
+    /// The node's history changed (a new master's full sync): sub-replicas reconnect.
+    HistoryChanged,
+    /// The replica broke the protocol.
+    Protocol(DecodeError),
+}
+
+impl CloseReason {
+    /// Whether the application should first write what [`Node::poll_transmit`] still gives for
+    /// the link (an error reply or the end of a snapshot), then close it.
+    pub fn flush_first(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::RdbTransmitted | CloseReason::SnapshotFailed
+        )
+    }
+}
+
+/// Something the application must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// Produce a snapshot: call [`Node::handle_snapshot_started`] at a consistent point, then
+    /// feed the file ([`SnapshotTarget::Disk`]) or the bytes ([`SnapshotTarget::Socket`]).
+    SnapshotRequested {
+        /// Its id.
+        snapshot: SnapshotId,
+        /// Disk or socket.
+        target: SnapshotTarget,
+        /// What it must contain.
+        filter: RdbFilter,
+    },
+    /// Nobody waits for this snapshot any more: stop producing it.
+    SnapshotAbandoned {
+        /// Its id.
+        snapshot: SnapshotId,
+    },
+    /// Close this connection (after writing what is left, if
+    /// [`CloseReason::flush_first`]), then call [`Node::handle_disconnect`].
+    Close {
+        /// The connection.
+        link: LinkId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A replica link sent a command other than `REPLCONF` or `PING`; it was not run.
+    UnexpectedCommand {
+        /// The connection.
+        link: LinkId,
+        /// The command name.
+        name: Bytes,
+    },
+}
+
+/// Application misuse of the snapshot calls.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The snapshot is unknown, finished, abandoned, or not in the phase this call needs.
+    #[error("snapshot {0:?} is not in progress or not in the phase this call needs")]
+    UnknownSnapshot(SnapshotId),
+    /// Nobody waits for this snapshot any more.
+    #[error("nobody waits for snapshot {0:?}")]
+    Abandoned(SnapshotId),
+}
+
+/// Replication counters for `INFO stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// `sync_full`: full syncs served.
+    pub sync_full: u64,
+    /// `sync_partial_ok`: partial resyncs accepted.
+    pub sync_partial_ok: u64,
+    /// `sync_partial_err`: partial resyncs refused (a `?` id is not counted).
+    pub sync_partial_err: u64,
+    /// Snapshots started for replicas.
+    pub snapshots: u64,
+    /// Replicas dropped by the output-buffer limits.
+    pub output_buffer_drops: u64,
+    /// Replicas dropped for silence (`repl-timeout`).
+    pub timeout_drops: u64,
+    /// Stream bytes handed to replicas.
+    pub repl_output_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Snapshot {
+    id: SnapshotId,
+    target: SnapshotTarget,
+    filter: RdbFilter,
+    /// `None` until started.
+    offset: Option<ReplOffset>,
+    mark: [u8; 40],
+}
+
+/// One server's replication state (see the [module docs](self)).
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    now: Instant,
+    rng: IdGenerator,
+    ids: ReplicationIds,
+    /// `master_repl_offset`, pending bytes included.
+    offset: ReplOffset,
+    backlog: Option<Backlog>,
+    /// Propagated bytes not yet in the backlog.
+    pending: BytesMut,
+    /// The database of the last SELECT in the stream (`None`: SELECT before the next write).
+    stream_db: Option<u32>,
+    links: BTreeMap<LinkId, MasterSession>,
+    snapshot: Option<Snapshot>,
+    next_snapshot: u64,
+    events: VecDeque<NodeEvent>,
+    stats: NodeStats,
+    /// Next 1 Hz cron tick.
+    next_tick: Instant,
+    /// Cron ticks since start (PING every `ping_period` ticks).
+    ticks: u64,
+    /// Since when no replica is attached (backlog TTL).
+    no_replicas_since: Option<Instant>,
+    /// Whether this node follows a master (its stream comes from upstream, not `propagate`).
+    replica_of_master: bool,
+    /// Whether the link to the master is up (sub-replicas may sync only then).
+    upstream_up: bool,
+}
+
+impl Node {
+    /// A master with a fresh replication id, offset 0 and no backlog yet (Redis creates it
+    /// when the first replica needs a full sync).
+    pub fn new(config: NodeConfig, now: Instant) -> Node {
+        let config = config.normalized();
+        let mut rng = IdGenerator::new(config.id_seed);
+        let ids = ReplicationIds::new(rng.next_id());
+        Node {
+            config,
+            now,
+            rng,
+            ids,
+            offset: ReplOffset::new(0),
+            backlog: None,
+            pending: BytesMut::new(),
+            stream_db: None,
+            links: BTreeMap::new(),
+            snapshot: None,
+            next_snapshot: 1,
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            next_tick: now + Duration::from_secs(1),
+            ticks: 0,
+            no_replicas_since: Some(now),
+            replica_of_master: false,
+            upstream_up: false,
+        }
+    }
+
+    /// A master resuming the history saved in its own RDB (aux fields `repl-id`,
+    /// `repl-offset`): as Redis 7 does on restart, it takes a fresh id, keeps the saved one as
+    /// `replid2` valid up to `offset`, and keeps a backlog so its replicas continue partially.
+    pub fn restored(config: NodeConfig, now: Instant, replid: ReplId, offset: ReplOffset) -> Node {
+        let mut node = Node::new(config, now);
+        node.ids = ReplicationIds::new(replid);
+        let fresh = node.rng.next_id();
+        node.ids.shift(fresh, offset);
+        node.offset = offset;
+        node.backlog = Some(Backlog::new(node.config.backlog_size, offset));
+        node
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Changes `repl-backlog-size` (resizing the backlog at once).
+    pub fn set_backlog_size(&mut self, size: u64) {
+        self.config.backlog_size = size.max(MIN_BACKLOG_SIZE);
+        let size = self.config.backlog_size;
+        if let Some(b) = &mut self.backlog {
+            b.set_size(size);
+        }
+    }
+
+    /// Changes the other settings (the backlog size through
+    /// [`set_backlog_size`](Self::set_backlog_size)).
+    pub fn config_mut(&mut self) -> &mut NodeConfig {
+        &mut self.config
+    }
+
+    /// The replication ids.
+    pub fn ids(&self) -> &ReplicationIds {
+        &self.ids
+    }
+
+    /// `master_repl_offset`.
+    pub fn offset(&self) -> ReplOffset {
+        self.offset
+    }
+
+    /// The backlog, once created.
+    pub fn backlog(&self) -> Option<&Backlog> {
+        self.backlog.as_ref()
+    }
+
+    /// Replication counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// One connection's session, if it has spoken the replication protocol.
+    pub fn replica(&self, link: LinkId) -> Option<&MasterSession> {
+        self.links.get(&link)
+    }
+
+    /// Every connection that became a replica link (INFO's `slaveN` order).
+    pub fn replicas(&self) -> impl Iterator<Item = &MasterSession> + '_ {
+        self.links.values().filter(|s| s.state.is_replica())
+    }
+
+    /// Online replicas whose last ACK is at most `min-replicas-max-lag` old (INFO's
+    /// `min_slaves_good_slaves`).
+    pub fn good_replicas(&self, now: Instant) -> usize {
+        let lag = self.config.min_replicas_max_lag.as_secs();
+        self.replicas()
+            .filter(|s| {
+                matches!(s.state, ReplicaState::Online | ReplicaState::WaitFirstAck)
+                    && s.lag(now) <= lag
+            })
+            .count()
+    }
+
+    /// Whether `min-replicas-to-write` refuses writes now (reply `-NOREPLICAS Not enough good
+    /// replicas to write.`). Always false on a replica or with the setting off.
+    pub fn writes_refused(&self, now: Instant) -> bool {
+        let need = self.config.min_replicas_to_write;
+        !self.replica_of_master
+            && need > 0
+            && !self.config.min_replicas_max_lag.is_zero()
+            && self.good_replicas(now) < need
+    }
+
+    /// Online replicas that acknowledged `offset` or beyond (what `WAIT` counts).
+    pub fn replicas_acked(&self, offset: ReplOffset) -> usize {
+        self.replicas()
+            .filter(|s| {
+                matches!(s.state, ReplicaState::Online | ReplicaState::WaitFirstAck)
+                    && s.ack_offset >= offset
+            })
+            .count()
+    }
+
+    /// Bytes of a diskless snapshot queued for its slowest replica: pause the producer while
+    /// this is above a few MiB.
+    pub fn snapshot_buffered(&self, snapshot: SnapshotId) -> u64 {
+        self.links
+            .values()
+            .filter(|s| s.snapshot.map(|(id, _)| id) == Some(snapshot.0))
+            .map(|s| s.out_len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn clamp(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    // ---------------------------------------------------------------- commands
+
+    /// Runs `REPLCONF`, `PSYNC`, `SYNC` or `ROLE` for connection `link`; any other command is
+    /// [`Handled::NotMine`]. Redis's pre-checks and error strings are applied (`-NOAUTH`,
+    /// `-ERR Command not allowed inside a transaction`, arity).
+    pub fn handle_command<A: AsRef<[u8]>>(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        caller: &Caller,
+        argv: &[A],
+    ) -> Handled {
+        let now = self.clamp(now);
+        let Some(name) = argv.first().map(AsRef::as_ref) else {
+            return Handled::NotMine;
+        };
+        let cmd = if name.eq_ignore_ascii_case(b"REPLCONF") {
+            Cmd::Replconf
+        } else if name.eq_ignore_ascii_case(b"PSYNC") {
+            Cmd::Psync
+        } else if name.eq_ignore_ascii_case(b"SYNC") {
+            Cmd::Sync
+        } else if name.eq_ignore_ascii_case(b"ROLE") {
+            Cmd::Role
+        } else {
+            return Handled::NotMine;
+        };
+        if !caller.authenticated {
+            return reply_static(b"-NOAUTH Authentication required.\r\n");
+        }
+        let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let arity_ok = match cmd {
+            Cmd::Replconf => true,
+            Cmd::Psync => argv.len() >= 3,
+            Cmd::Sync | Cmd::Role => argv.len() == 1,
+        };
+        if !arity_ok {
+            return reply_error(&format!(
+                "ERR wrong number of arguments for '{lname}' command"
+            ));
+        }
+        match cmd {
+            Cmd::Role => Handled::Reply(self.role_reply(now)),
+            Cmd::Replconf => self.replconf(now, link, caller, argv, false),
+            Cmd::Psync | Cmd::Sync => {
+                if caller.in_multi {
+                    return reply_static(b"-ERR Command not allowed inside a transaction\r\n");
+                }
+                self.sync_command(now, link, caller, argv, cmd == Cmd::Sync)
+            }
+        }
+    }
+
+    fn session(&mut self, link: LinkId, now: Instant, caller: &Caller) -> &mut MasterSession {
+        let limits = self.config.replica_input_limits;
+        let s = self
+            .links
+            .entry(link)
+            .or_insert_with(|| MasterSession::new(link, now, limits));
+        if s.peer_ip.is_none() {
+            s.peer_ip.clone_from(&caller.peer_ip);
+        }
+        s
+    }
+
+    fn replconf<A: AsRef<[u8]>>(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        caller: &Caller,
+        argv: &[A],
+        from_replica_link: bool,
+    ) -> Handled {
+        if argv.len().is_multiple_of(2) {
+            return reply_static(b"-ERR syntax error\r\n");
+        }
+        let mut i = 1;
+        while i + 1 < argv.len() {
+            let opt = argv[i].as_ref();
+            let val = argv[i + 1].as_ref();
+            i += 2;
+            if opt.eq_ignore_ascii_case(b"ack") || opt.eq_ignore_ascii_case(b"fack") {
+                // Only replicas' ACKs count; never a reply; the rest of the options is ignored.
+                if opt.eq_ignore_ascii_case(b"ack") {
+                    if let Some(off) = parse_i64(val) {
+                        self.handle_ack(now, link, ReplOffset::new(off));
+                    }
+                }
+                return Handled::NoReply;
+            }
+            if opt.eq_ignore_ascii_case(b"getack") {
+                // On a master this does nothing (a replica answers its own master).
+                return Handled::NoReply;
+            }
+            let s = self.session(link, now, caller);
+            if opt.eq_ignore_ascii_case(b"listening-port") {
+                match parse_i64(val).and_then(|p| u16::try_from(p).ok()) {
+                    Some(p) => s.listening_port = p,
+                    None => {
+                        return reply_static(b"-ERR value is not an integer or out of range\r\n")
+                    }
+                }
+            } else if opt.eq_ignore_ascii_case(b"ip-address") {
+                if val.len() >= 256 {
+                    return reply_error(&format!(
+                        "ERR REPLCONF ip-address provided by replica instance is too long: {} bytes",
+                        val.len()
+                    ));
+                }
+                s.announced_ip = Some(String::from_utf8_lossy(val).into_owned());
+            } else if opt.eq_ignore_ascii_case(b"capa") {
+                if val.eq_ignore_ascii_case(b"eof") {
+                    s.capa.eof = true;
+                } else if val.eq_ignore_ascii_case(b"psync2") {
+                    s.capa.psync2 = true;
+                }
+            } else if opt.eq_ignore_ascii_case(b"rdb-only") {
+                match val {
+                    b"0" => s.rdb_only = false,
+                    b"1" => s.rdb_only = true,
+                    _ => {
+                        return reply_static(
+                            b"-ERR value is out of range, value must between 0 and 1\r\n",
+                        )
+                    }
+                }
+            } else if opt.eq_ignore_ascii_case(b"rdb-filter-only") {
+                let mut filter = RdbFilter {
+                    data: false,
+                    functions: false,
+                };
+                for word in val.split(|b| *b == b' ').filter(|w| !w.is_empty()) {
+                    if word.eq_ignore_ascii_case(b"functions") {
+                        filter.functions = true;
+                    } else {
+                        return reply_error(&format!(
+                            "ERR Unsupported rdb-filter-only option: {}",
+                            String::from_utf8_lossy(word)
+                        ));
+                    }
+                }
+                s.filter = filter;
+            } else if opt.eq_ignore_ascii_case(b"version") {
+                s.version = Some(String::from_utf8_lossy(val).into_owned());
+            } else {
+                return reply_error(&format!(
+                    "ERR Unrecognized REPLCONF option: {}",
+                    String::from_utf8_lossy(opt)
+                ));
+            }
+        }
+        if from_replica_link {
+            Handled::NoReply
+        } else {
+            reply_static(b"+OK\r\n")
+        }
+    }
+
+    fn handle_ack(&mut self, now: Instant, link: LinkId, off: ReplOffset) {
+        let Some(s) = self.links.get_mut(&link) else {
+            return;
+        };
+        if !s.state.is_replica() {
+            return;
+        }
+        if off > s.ack_offset {
+            s.ack_offset = off;
+        }
+        s.ack_time = now;
+        if s.state == ReplicaState::WaitFirstAck {
+            s.state = ReplicaState::Online;
+        }
+    }
+
+    fn sync_command<A: AsRef<[u8]>>(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        caller: &Caller,
+        argv: &[A],
+        legacy: bool,
+    ) -> Handled {
+        if self.links.get(&link).is_some_and(|s| s.state.is_replica()) {
+            return Handled::NoReply;
+        }
+        if !legacy
+            && argv.len() > 3
+            && argv[3].as_ref().eq_ignore_ascii_case(b"failover")
+            && !self.replica_of_master
+        {
+            return reply_static(b"-ERR PSYNC FAILOVER can't be sent to a master.\r\n");
+        }
+        if self.replica_of_master && !self.upstream_up {
+            return reply_static(
+                b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n",
+            );
+        }
+        let s = self.session(link, now, caller);
+        if s.filter.is_filtered() && !s.capa.eof {
+            return reply_static(b"-ERR Filtered replica requires EOF capability\r\n");
+        }
+        if legacy {
+            s.pre_psync = true;
+        } else {
+            let replid = argv[1].as_ref();
+            let Some(off) = parse_i64(argv[2].as_ref()) else {
+                return reply_static(b"-ERR value is not an integer or out of range\r\n");
+            };
+            let off = ReplOffset::new(off);
+            let window = self.flushed_backlog().map(Backlog::window);
+            match self.ids.can_continue(replid, off, window) {
+                PsyncCheck::Continue => {
+                    self.continue_partially(now, link, off);
+                    return Handled::ReplicaLink;
+                }
+                _ if replid == b"?" => {}
+                _ => self.stats.sync_partial_err += 1,
+            }
+        }
+        // Full resynchronization.
+        self.stats.sync_full += 1;
+        if self.backlog.is_none() {
+            // The first replica ever: a new history starts here (protocol.md §2.3).
+            self.ids = ReplicationIds::new(self.rng.next_id());
+            self.backlog = Some(Backlog::new(self.config.backlog_size, self.offset));
+        }
+        self.no_replicas_since = None;
+        let s = self.links.get_mut(&link).expect("session created above");
+        s.state = ReplicaState::WaitBgsaveStart;
+        s.waiting_since = now;
+        s.ack_time = now;
+        // Attach to a disk snapshot being written for the same content.
+        if let Some(snap) = &self.snapshot {
+            if let (SnapshotTarget::Disk, Some(off)) = (snap.target, snap.offset) {
+                if snap.filter == s.filter && !s.filter.is_filtered() {
+                    let id = snap.id;
+                    self.attach(link, id, off, snap.target, snap.mark);
+                    return Handled::ReplicaLink;
+                }
+            }
+        }
+        self.maybe_request_snapshot(now);
+        Handled::ReplicaLink
+    }
+
+    fn continue_partially(&mut self, now: Instant, link: LinkId, off: ReplOffset) {
+        self.stats.sync_partial_ok += 1;
+        self.no_replicas_since = None;
+        let id = self.ids.id;
+        let s = self.links.get_mut(&link).expect("session exists");
+        s.state = ReplicaState::Online;
+        s.ack_time = now;
+        s.pos = off;
+        let line = if s.capa.psync2 {
+            format!("+CONTINUE {id}\r\n")
+        } else {
+            "+CONTINUE\r\n".to_owned()
+        };
+        s.queue(Bytes::from(line));
+        self.update_retain();
+    }
+
+    // ---------------------------------------------------------------- snapshots
+
+    fn waiting(&self) -> impl Iterator<Item = &MasterSession> + '_ {
+        self.links
+            .values()
+            .filter(|s| s.state == ReplicaState::WaitBgsaveStart)
+    }
+
+    /// Asks for a snapshot when replicas wait and none is in progress.
+    fn maybe_request_snapshot(&mut self, now: Instant) {
+        if self.snapshot.is_some() {
+            return;
+        }
+        let Some(first) = self.waiting().min_by_key(|s| (s.waiting_since, s.link)) else {
+            return;
+        };
+        let filter = first.filter;
+        let group: Vec<&MasterSession> = self.waiting().filter(|s| s.filter == filter).collect();
+        let socket =
+            filter.is_filtered() || (self.config.diskless_sync && group.iter().all(|s| s.capa.eof));
+        let target = if socket {
+            let oldest = group.iter().map(|s| s.waiting_since).min().unwrap_or(now);
+            let max = self.config.diskless_sync_max_replicas;
+            let due = now.saturating_duration_since(oldest) >= self.config.diskless_sync_delay
+                || (max > 0 && group.len() >= max);
+            if !due {
+                return; // the cron tick looks again
+            }
+            SnapshotTarget::Socket
+        } else {
+            SnapshotTarget::Disk
+        };
+        let id = SnapshotId(self.next_snapshot);
+        self.next_snapshot += 1;
+        let mut mark = [0u8; 40];
+        mark.copy_from_slice(self.rng.next_id().as_bytes());
+        self.snapshot = Some(Snapshot {
+            id,
+            target,
+            filter,
+            offset: None,
+            mark,
+        });
+        self.events.push_back(NodeEvent::SnapshotRequested {
+            snapshot: id,
+            target,
+            filter,
+        });
+    }
+
+    fn attach(
+        &mut self,
+        link: LinkId,
+        id: SnapshotId,
+        off: ReplOffset,
+        target: SnapshotTarget,
+        mark: [u8; 40],
+    ) {
+        let replid = self.ids.id;
+        let Some(s) = self.links.get_mut(&link) else {
+            return;
+        };
+        if !s.pre_psync {
+            s.queue(Bytes::from(format!("+FULLRESYNC {replid} {off}\r\n")));
+        }
+        if target == SnapshotTarget::Socket {
+            let mut hdr = BytesMut::with_capacity(47);
+            hdr.put_slice(b"$EOF:");
+            hdr.put_slice(&mark);
+            hdr.put_slice(b"\r\n");
+            s.queue(hdr.freeze());
+        }
+        s.state = ReplicaState::WaitBgsaveEnd;
+        s.snapshot = Some((id.0, off));
+        s.pos = off.next();
+        self.update_retain();
+    }
+
+    fn current_snapshot(&self, id: SnapshotId) -> Result<&Snapshot, NodeError> {
+        match &self.snapshot {
+            Some(s) if s.id == id => Ok(s),
+            _ => Err(NodeError::UnknownSnapshot(id)),
+        }
+    }
+
+    /// The application starts producing snapshot `id` now, with its data consistent at this
+    /// instant: every replica waiting for it gets `+FULLRESYNC` with the returned offset.
+    ///
+    /// Returns [`NodeError::Abandoned`] (and forgets the snapshot) if nobody waits any more.
+    pub fn handle_snapshot_started(
+        &mut self,
+        now: Instant,
+        id: SnapshotId,
+    ) -> Result<SnapshotStart, NodeError> {
+        let now = self.clamp(now);
+        let snap = self.current_snapshot(id)?;
+        if snap.offset.is_some() {
+            return Err(NodeError::UnknownSnapshot(id));
+        }
+        let (target, filter, mark) = (snap.target, snap.filter, snap.mark);
+        self.flush();
+        let off = self.offset;
+        let members: Vec<LinkId> = self
+            .waiting()
+            .filter(|s| s.filter == filter && (target == SnapshotTarget::Disk || s.capa.eof))
+            .map(|s| s.link)
+            .collect();
+        if members.is_empty() {
+            self.snapshot = None;
+            self.maybe_request_snapshot(now);
+            return Err(NodeError::Abandoned(id));
+        }
+        if let Some(snap) = &mut self.snapshot {
+            snap.offset = Some(off);
+        }
+        for link in members {
+            self.attach(link, id, off, target, mark);
+        }
+        let stream_db = self.stream_db.take().unwrap_or(0);
+        self.stats.snapshots += 1;
+        Ok(SnapshotStart {
+            replid: self.ids.id,
+            offset: off,
+            stream_db,
+        })
+    }
+
+    fn attached(&self, id: SnapshotId) -> Vec<LinkId> {
+        self.links
+            .values()
+            .filter(|s| s.snapshot.map(|(sid, _)| sid) == Some(id.0))
+            .map(|s| s.link)
+            .collect()
+    }
+
+    /// The disk snapshot `id` is complete: its file is `len` bytes. Each attached replica
+    /// gets `$<len>` and then, through [`poll_transmit`](Self::poll_transmit),
+    /// [`Transmit::File`].
+    pub fn handle_snapshot_file(
+        &mut self,
+        now: Instant,
+        id: SnapshotId,
+        len: u64,
+    ) -> Result<(), NodeError> {
+        let now = self.clamp(now);
+        let snap = self.current_snapshot(id)?;
+        if snap.target != SnapshotTarget::Disk || snap.offset.is_none() {
+            return Err(NodeError::UnknownSnapshot(id));
+        }
+        self.snapshot = None;
+        for link in self.attached(id) {
+            let s = self.links.get_mut(&link).expect("attached");
+            s.queue(Bytes::from(format!("${len}\r\n")));
+            s.state = ReplicaState::SendBulk;
+            s.file = Some(len);
+        }
+        self.maybe_request_snapshot(now);
+        Ok(())
+    }
+
+    /// The application wrote the whole [`Transmit::File`] to `link`: the replica is online and
+    /// its stream starts right after the file's last byte.
+    pub fn handle_file_sent(&mut self, now: Instant, link: LinkId) {
+        let now = self.clamp(now);
+        let Some(s) = self.links.get_mut(&link) else {
+            return;
+        };
+        if s.state != ReplicaState::SendBulk || !s.file_in_flight {
+            return;
+        }
+        s.file_in_flight = false;
+        s.file = None;
+        s.snapshot = None;
+        s.ack_time = now;
+        if s.rdb_only {
+            s.state = ReplicaState::RdbTransmitted;
+            self.events.push_back(NodeEvent::Close {
+                link,
+                reason: CloseReason::RdbTransmitted,
+            });
+        } else {
+            s.state = ReplicaState::Online;
+        }
+        self.update_retain();
+    }
+
+    /// The next bytes of the diskless snapshot `id`, shared by every attached replica.
+    pub fn handle_snapshot_chunk(
+        &mut self,
+        now: Instant,
+        id: SnapshotId,
+        data: Bytes,
+    ) -> Result<(), NodeError> {
+        self.clamp(now);
+        let snap = self.current_snapshot(id)?;
+        if snap.target != SnapshotTarget::Socket || snap.offset.is_none() {
+            return Err(NodeError::UnknownSnapshot(id));
+        }
+        for link in self.attached(id) {
+            let s = self.links.get_mut(&link).expect("attached");
+            s.queue(data.clone());
+        }
+        Ok(())
+    }
+
+    /// The diskless snapshot `id` is complete: the mark closes it, and each replica's stream
+    /// starts at its first `REPLCONF ACK`.
+    pub fn handle_snapshot_end(&mut self, now: Instant, id: SnapshotId) -> Result<(), NodeError> {
+        let now = self.clamp(now);
+        let snap = self.current_snapshot(id)?;
+        if snap.target != SnapshotTarget::Socket || snap.offset.is_none() {
+            return Err(NodeError::UnknownSnapshot(id));
+        }
+        let mark = Bytes::copy_from_slice(&snap.mark);
+        self.snapshot = None;
+        for link in self.attached(id) {
+            let s = self.links.get_mut(&link).expect("attached");
+            s.queue(mark.clone());
+            s.snapshot = None;
+            s.ack_time = now;
+            if s.rdb_only {
+                s.state = ReplicaState::RdbTransmitted;
+                self.events.push_back(NodeEvent::Close {
+                    link,
+                    reason: CloseReason::RdbTransmitted,
+                });
+            } else {
+                s.state = ReplicaState::WaitFirstAck;
+            }
+        }
+        self.update_retain();
+        self.maybe_request_snapshot(now);
+        Ok(())
+    }
+
+    /// Snapshot `id` could not be produced: its replicas are closed (those still waiting for
+    /// it to start get `-ERR BGSAVE failed, replication can't continue` first).
+    pub fn handle_snapshot_failed(&mut self, now: Instant, id: SnapshotId) {
+        let now = self.clamp(now);
+        let Ok(snap) = self.current_snapshot(id) else {
+            return;
+        };
+        let (started, filter) = (snap.offset.is_some(), snap.filter);
+        self.snapshot = None;
+        let victims: Vec<LinkId> = if started {
+            self.attached(id)
+        } else {
+            self.waiting()
+                .filter(|s| s.filter == filter)
+                .map(|s| s.link)
+                .collect()
+        };
+        for link in victims {
+            let s = self.links.get_mut(&link).expect("listed");
+            if !started {
+                s.queue(Bytes::from_static(
+                    b"-ERR BGSAVE failed, replication can't continue\r\n",
+                ));
+            }
+            s.state = ReplicaState::RdbTransmitted;
+            s.snapshot = None;
+            s.file = None;
+            self.events.push_back(NodeEvent::Close {
+                link,
+                reason: CloseReason::SnapshotFailed,
+            });
+        }
+        self.update_retain();
+        self.maybe_request_snapshot(now);
+    }
+
+    // ---------------------------------------------------------------- stream
+
+    /// Propagates one write executed on database `db` to every replica: encoded once into the
+    /// backlog, preceded by `SELECT` when the stream's database changes.
+    ///
+    /// As in Redis 7.0, a master that has never had a replica (or whose backlog expired) has
+    /// no backlog, and then the offset does not move.
+    pub fn propagate<A: AsRef<[u8]>>(&mut self, db: u32, argv: &[A]) {
+        if self.backlog.is_none() || argv.is_empty() {
+            return;
+        }
+        self.select(db);
+        self.append_command(argv);
+    }
+
+    /// Propagates a transaction: `MULTI`, the commands, `EXEC`, kept together in the stream.
+    pub fn propagate_transaction<A: AsRef<[u8]>, C: AsRef<[A]>>(&mut self, db: u32, cmds: &[C]) {
+        if self.backlog.is_none() || cmds.is_empty() {
+            return;
+        }
+        self.select(db);
+        self.append_command(&[b"MULTI"]);
+        for c in cmds {
+            self.append_command(c.as_ref());
+        }
+        self.append_command(&[b"EXEC"]);
+    }
+
+    fn select(&mut self, db: u32) {
+        if self.stream_db != Some(db) {
+            let mut buf = itoa_u32(db);
+            let arg: &[u8] = buf.as_bytes_mut();
+            self.append_command(&[&b"SELECT"[..], arg]);
+            self.stream_db = Some(db);
+        }
+    }
+
+    fn append_command<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
+        let before = self.pending.len();
+        encode_command(argv, &mut self.pending);
+        self.offset = self.offset.add((self.pending.len() - before) as u64);
+        if self.pending.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    /// `REPLCONF GETACK *` into the stream, so that every replica acknowledges soon (what
+    /// `WAIT` asks for once per event-loop turn).
+    pub fn request_acks(&mut self) {
+        if self.backlog.is_none() || self.links.values().all(|s| !s.state.is_replica()) {
+            return;
+        }
+        self.append_command(&[&b"REPLCONF"[..], b"GETACK", b"*"]);
+    }
+
+    fn ping_replicas(&mut self) {
+        // Fed "in the current database": never preceded by SELECT.
+        self.append_command(&[b"ping"]);
+    }
+
+    fn flushed_backlog(&mut self) -> Option<&Backlog> {
+        self.flush();
+        self.backlog.as_ref()
+    }
+
+    /// Moves pending propagated bytes into the backlog, then applies the output-buffer limits.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let chunk = self.pending.split().freeze();
+        match &mut self.backlog {
+            Some(b) => b.append(chunk),
+            None => return,
+        }
+        self.check_output_limits();
+    }
+
+    fn check_output_limits(&mut self) {
+        let lim = self.config.output_buffer_limit;
+        let end = self.offset;
+        let hard = if lim.hard == 0 {
+            0
+        } else {
+            lim.hard.max(self.config.backlog_size)
+        };
+        let now = self.now;
+        let mut victims = Vec::new();
+        for s in self.links.values_mut() {
+            if !s.pins_stream() {
+                continue;
+            }
+            let unsent = u64::try_from(end.value() - s.pos.value() + 1).unwrap_or(0) + s.out_len;
+            if hard > 0 && unsent > hard {
+                victims.push((
+                    s.link,
+                    CloseReason::OutputBufferHard {
+                        pending: unsent,
+                        limit: hard,
+                    },
+                ));
+            } else if lim.soft > 0 && unsent > lim.soft {
+                let since = *s.soft_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= lim.soft_duration {
+                    victims.push((
+                        s.link,
+                        CloseReason::OutputBufferSoft {
+                            pending: unsent,
+                            limit: lim.soft,
+                        },
+                    ));
+                }
+            } else {
+                s.soft_since = None;
+            }
+        }
+        for (link, reason) in victims {
+            self.stats.output_buffer_drops += 1;
+            self.drop_link(link, reason);
+        }
+    }
+
+    fn drop_link(&mut self, link: LinkId, reason: CloseReason) {
+        if self.links.remove(&link).is_some() {
+            self.events.push_back(NodeEvent::Close { link, reason });
+            self.after_link_removed();
+        }
+    }
+
+    fn after_link_removed(&mut self) {
+        if let Some(snap) = &self.snapshot {
+            if snap.offset.is_some() && self.attached(snap.id).is_empty() {
+                let id = snap.id;
+                // A disk snapshot keeps going for replicas that may still attach to it only
+                // while someone waits; a socket one is useless now.
+                self.snapshot = None;
+                self.events
+                    .push_back(NodeEvent::SnapshotAbandoned { snapshot: id });
+                self.maybe_request_snapshot(self.now);
+            }
+        }
+        if self.no_replicas_since.is_none() && self.replicas().next().is_none() {
+            self.no_replicas_since = Some(self.now);
+        }
+        self.update_retain();
+    }
+
+    /// Keeps the bytes every replica still has to be sent.
+    fn update_retain(&mut self) {
+        let min = self
+            .links
+            .values()
+            .filter(|s| s.pins_stream())
+            .map(|s| s.pos)
+            .min();
+        if let Some(b) = &mut self.backlog {
+            if b.retain_from() != min {
+                b.set_retain_from(min);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- links
+
+    /// Bytes read from replica link `link` (`REPLCONF ACK`s and `\n` keepalives).
+    ///
+    /// A replica that breaks the protocol is closed ([`NodeEvent::Close`] with
+    /// [`CloseReason::Protocol`]).
+    pub fn handle_input(&mut self, now: Instant, link: LinkId, data: &[u8]) {
+        let now = self.clamp(now);
+        let Some(s) = self.links.get_mut(&link) else {
+            return;
+        };
+        s.inbuf.extend_from_slice(data);
+        loop {
+            let Some(s) = self.links.get_mut(&link) else {
+                return;
+            };
+            let cmd = match s.decoder.decode_request(&mut s.inbuf) {
+                Ok(Some(cmd)) => cmd,
+                Ok(None) => return,
+                Err(e) => {
+                    self.drop_link(link, CloseReason::Protocol(e));
+                    return;
+                }
+            };
+            let Some(name) = cmd.argv.first() else {
+                // An empty line: a replica busy loading says it is alive.
+                s.ack_time = now;
+                continue;
+            };
+            if name.eq_ignore_ascii_case(b"REPLCONF") {
+                let caller = Caller::default();
+                self.replconf(now, link, &caller, &cmd.argv, true);
+            } else if !name.eq_ignore_ascii_case(b"PING") {
+                let name = name.clone();
+                self.events
+                    .push_back(NodeEvent::UnexpectedCommand { link, name });
+            }
+        }
+    }
+
+    /// The next bytes to write to link `link`, or `None` when it has nothing to send now.
+    ///
+    /// Stream bytes are zero-copy slices of the node's backlog.
+    pub fn poll_transmit(&mut self, link: LinkId) -> Option<Transmit> {
+        self.flush();
+        let s = self.links.get_mut(&link)?;
+        if let Some(b) = s.take_queued() {
+            return Some(Transmit::Bytes(b));
+        }
+        if s.state == ReplicaState::SendBulk {
+            if let (Some(len), false) = (s.file, s.file_in_flight) {
+                s.file_in_flight = true;
+                let snapshot = SnapshotId(s.snapshot.map_or(0, |(id, _)| id));
+                return Some(Transmit::File { snapshot, len });
+            }
+            return None;
+        }
+        if s.state != ReplicaState::Online || s.rdb_only {
+            return None;
+        }
+        let chunk = self.backlog.as_ref()?.range(s.pos)?.next()?;
+        if chunk.is_empty() {
+            return None;
+        }
+        s.pos = s.pos.add(chunk.len() as u64);
+        self.stats.repl_output_bytes += chunk.len() as u64;
+        self.update_retain();
+        Some(Transmit::Bytes(chunk))
+    }
+
+    /// Links that have something to send now (for event loops that poll only those).
+    pub fn links_with_output(&mut self) -> Vec<LinkId> {
+        self.flush();
+        let end = self.offset;
+        self.links
+            .values()
+            .filter(|s| {
+                s.out_len > 0
+                    || (s.file.is_some() && !s.file_in_flight)
+                    || (s.state == ReplicaState::Online && !s.rdb_only && s.pos <= end)
+            })
+            .map(|s| s.link)
+            .collect()
+    }
+
+    /// The connection closed (or the application closed it): forget its session.
+    pub fn handle_disconnect(&mut self, now: Instant, link: LinkId) {
+        self.clamp(now);
+        if self.links.remove(&link).is_some() {
+            self.after_link_removed();
+        }
+    }
+
+    // ---------------------------------------------------------------- time
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_tick)
+    }
+
+    /// Runs the 1 Hz replication cron when due: PINGs every `repl-ping-replica-period`,
+    /// `\n` keepalives to replicas waiting for a snapshot, `repl-timeout`, the soft
+    /// output-buffer limit, the diskless delay and `repl-backlog-ttl`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        if now < self.next_tick {
+            return;
+        }
+        while self.next_tick <= now {
+            self.next_tick += Duration::from_secs(1);
+        }
+        self.ticks += 1;
+        let any_replica = self.replicas().next().is_some();
+        let period = self.config.ping_period.as_secs().max(1);
+        if any_replica && self.ticks.is_multiple_of(period) && !self.replica_of_master {
+            self.ping_replicas();
+        }
+        let disk_snapshot = matches!(&self.snapshot, Some(s) if s.target == SnapshotTarget::Disk);
+        let timeout = self.config.repl_timeout;
+        let mut timed_out = Vec::new();
+        for s in self.links.values_mut() {
+            match s.state {
+                ReplicaState::WaitBgsaveStart => s.queue(Bytes::from_static(b"\n")),
+                ReplicaState::WaitBgsaveEnd if disk_snapshot => s.queue(Bytes::from_static(b"\n")),
+                ReplicaState::Online | ReplicaState::WaitFirstAck
+                    if !s.pre_psync && now.saturating_duration_since(s.ack_time) > timeout =>
+                {
+                    timed_out.push(s.link)
+                }
+                _ => {}
+            }
+        }
+        for link in timed_out {
+            self.stats.timeout_drops += 1;
+            self.drop_link(link, CloseReason::Timeout);
+        }
+        self.flush();
+        self.check_output_limits();
+        self.maybe_request_snapshot(now);
+        let ttl = self.config.backlog_ttl;
+        if !self.replica_of_master && !ttl.is_zero() && self.backlog.is_some() {
+            if let Some(since) = self.no_replicas_since {
+                if self.links.values().all(|s| !s.state.is_replica())
+                    && now.saturating_duration_since(since) >= ttl
+                {
+                    // Nobody can resume this history any more: forget it.
+                    self.backlog = None;
+                    self.pending.clear();
+                    self.ids = ReplicationIds::new(self.rng.next_id());
+                }
+            }
+        }
+    }
+
+    /// Events for the application; drain after every `handle_*` call.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    // ---------------------------------------------------------------- replica role
+
+    /// Marks this node as following a master (`true`) or as a master (`false`), and whether
+    /// the link to that master is up. A replica serves sub-replicas only while its link is up
+    /// (`-NOMASTERLINK` otherwise), never PINGs them itself, and never frees its backlog.
+    pub fn set_upstream(&mut self, following: bool, link_up: bool) {
+        self.replica_of_master = following;
+        self.upstream_up = following && link_up;
+    }
+
+    /// Whether this node follows a master.
+    pub fn is_replica(&self) -> bool {
+        self.replica_of_master
+    }
+
+    /// A full sync from this node's master finished loading: the node adopts its history
+    /// (`replid`, `offset`, `stream_db`), starts an empty backlog there and closes its own
+    /// sub-replicas, which must resync against the new history.
+    pub fn handle_upstream_full_sync(
+        &mut self,
+        replid: ReplId,
+        offset: ReplOffset,
+        stream_db: u32,
+    ) {
+        self.ids = ReplicationIds::new(replid);
+        self.offset = offset;
+        self.pending.clear();
+        self.backlog = Some(Backlog::new(self.config.backlog_size, offset));
+        self.stream_db = Some(stream_db);
+        self.snapshot = None;
+        let links: Vec<LinkId> = self
+            .links
+            .values()
+            .filter(|s| s.state.is_replica())
+            .map(|s| s.link)
+            .collect();
+        for link in links {
+            self.drop_link(link, CloseReason::HistoryChanged);
+        }
+    }
+
+    /// A partial resync with this node's master succeeded. If the master's id changed, the
+    /// node shifts its ids (the old one stays valid up to its offset) and closes its
+    /// sub-replicas so they learn the new id (they continue partially through `replid2`).
+    pub fn handle_upstream_continue(&mut self, replid: ReplId) {
+        if self.backlog.is_none() {
+            self.backlog = Some(Backlog::new(self.config.backlog_size, self.offset));
+        }
+        if replid != self.ids.id {
+            self.flush();
+            self.ids.shift(replid, self.offset);
+            let links: Vec<LinkId> = self
+                .links
+                .values()
+                .filter(|s| s.state.is_replica())
+                .map(|s| s.link)
+                .collect();
+            for link in links {
+                self.drop_link(link, CloseReason::HistoryChanged);
+            }
+        }
+    }
+
+    /// Stream bytes applied from this node's master (from
+    /// [`ReplicaSession::poll_stream`](crate::replica::ReplicaSession::poll_stream)): appended
+    /// to the backlog as they are, and so passed on byte for byte to sub-replicas.
+    pub fn handle_upstream_stream(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.flush();
+        let len = bytes.len() as u64;
+        let (size, offset) = (self.config.backlog_size, self.offset);
+        self.backlog
+            .get_or_insert_with(|| Backlog::new(size, offset))
+            .append(bytes);
+        self.offset = self.offset.add(len);
+        self.check_output_limits();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Replconf,
+    Psync,
+    Sync,
+    Role,
+}
+
+fn reply_static(b: &'static [u8]) -> Handled {
+    Handled::Reply(Bytes::from_static(b))
+}
+
+fn reply_error(msg: &str) -> Handled {
+    Handled::Reply(Bytes::from(format!("-{msg}\r\n")))
+}
+
+/// A small decimal buffer for a database number.
+struct DbDigits([u8; 10], usize);
+
+impl DbDigits {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.0[self.1..]
+    }
+}
+
+fn itoa_u32(mut v: u32) -> DbDigits {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    DbDigits(buf, i)
+}
+
+#[cfg(test)]
+mod tests;
