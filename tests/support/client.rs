@@ -67,6 +67,28 @@ impl Conn {
         }
     }
 
+    /// Sends one command and reads one reply; an IO error, a closed connection or bytes that
+    /// are not RESP are an `Err` (for probing a server that may not be up yet).
+    pub fn try_cmd<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> std::io::Result<Frame> {
+        let mut out = BytesMut::new();
+        encode_command(argv, &mut out);
+        self.sock.write_all(&out)?;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            self.dec.skip_keepalives(&mut self.buf);
+            match self.dec.decode(&mut self.buf) {
+                Ok(Some(d)) => return Ok(d.frame),
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            }
+            let n = self.sock.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// Sends one command and reads its reply, whatever it is (errors included).
     pub fn cmd<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> Frame {
         self.send(argv);

@@ -1,5 +1,5 @@
 //! The one harness shared by the integration tests (and `benches/rdb.rs`):
-//! - [`server`]: real `redis-server` / `valkey-server` and example binaries on free loopback
+//! - [`server`]: real peers (`Peer`: Redis 6.2, 7.0, 8.2, Valkey 8.1) and example binaries on free loopback
 //!   ports in temp dirs, killed on drop; binary lookup; wait-until helpers; dataset comparison.
 //! - [`client`]: a tiny blocking RESP client on the crate's own codec.
 //! - [`corpus`]: the RDB corpus location and its `.expected.json` conventions.

