@@ -16,6 +16,15 @@ pub struct Config {
     pub requirepass: Option<String>,
     pub repl_backlog_size: u64,
     pub repl_diskless_sync: bool,
+    pub repl_diskless_sync_delay: u64,
+    pub repl_diskless_sync_max_replicas: u64,
+    pub repl_ping_replica_period: u64,
+    pub repl_backlog_ttl: u64,
+    /// `client-output-buffer-limit replica <hard> <soft> <seconds>`.
+    pub replica_obuf: (u64, u64, u64),
+    /// RDB version of the snapshots this server writes (its own option; default 9, which
+    /// every supported replica loads).
+    pub repl_rdb_version: u8,
     pub repl_timeout: u64,
     pub min_replicas_to_write: u64,
     pub min_replicas_max_lag: u64,
@@ -37,6 +46,12 @@ impl Default for Config {
             requirepass: None,
             repl_backlog_size: 1024 * 1024,
             repl_diskless_sync: true,
+            repl_diskless_sync_delay: 5,
+            repl_diskless_sync_max_replicas: 0,
+            repl_ping_replica_period: 10,
+            repl_backlog_ttl: 3600,
+            replica_obuf: (256 << 20, 64 << 20, 60),
+            repl_rdb_version: crate::snapshot::DEFAULT_RDB_VERSION,
             repl_timeout: 60,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
@@ -85,6 +100,12 @@ pub const NAMES: &[&str] = &[
     "requirepass",
     "repl-backlog-size",
     "repl-diskless-sync",
+    "repl-diskless-sync-delay",
+    "repl-diskless-sync-max-replicas",
+    "repl-ping-replica-period",
+    "repl-backlog-ttl",
+    "client-output-buffer-limit",
+    "repl-rdb-version",
     "repl-timeout",
     "min-replicas-to-write",
     "min-replicas-max-lag",
@@ -101,6 +122,7 @@ fn canonical(name: &str) -> String {
         "min-slaves-max-lag" => "min-replicas-max-lag".into(),
         "slave-read-only" => "replica-read-only".into(),
         "slave-priority" => "replica-priority".into(),
+        "repl-ping-slave-period" => "repl-ping-replica-period".into(),
         _ => n,
     }
 }
@@ -148,6 +170,30 @@ fn yes_no(b: bool) -> String {
 }
 
 impl Config {
+    /// The crate's master-side settings from these options.
+    pub fn node_config(&self, seed: u64) -> respsync::node::NodeConfig {
+        use std::time::Duration;
+        let (hard, soft, secs) = self.replica_obuf;
+        respsync::node::NodeConfig {
+            backlog_size: self.repl_backlog_size,
+            backlog_ttl: Duration::from_secs(self.repl_backlog_ttl),
+            ping_period: Duration::from_secs(self.repl_ping_replica_period),
+            repl_timeout: Duration::from_secs(self.repl_timeout),
+            diskless_sync: self.repl_diskless_sync,
+            diskless_sync_delay: Duration::from_secs(self.repl_diskless_sync_delay),
+            diskless_sync_max_replicas: self.repl_diskless_sync_max_replicas as usize,
+            output_buffer_limit: respsync::node::OutputBufferLimit {
+                hard,
+                soft,
+                soft_duration: Duration::from_secs(secs),
+            },
+            min_replicas_to_write: self.min_replicas_to_write as usize,
+            min_replicas_max_lag: Duration::from_secs(self.min_replicas_max_lag),
+            id_seed: seed,
+            ..respsync::node::NodeConfig::default()
+        }
+    }
+
     /// Parses `argv[1..]`: `--name value [value...]` pairs as redis-server takes them.
     pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, String> {
         let mut cfg = Config::default();
@@ -185,6 +231,31 @@ impl Config {
             }
             return Ok(());
         }
+        if name == "client-output-buffer-limit" {
+            // `<class> <hard> <soft> <seconds>` groups, as one word or several; only the
+            // replica class applies here (the others are accepted and ignored).
+            let words: Vec<&str> = values.iter().flat_map(|v| v.split_whitespace()).collect();
+            if words.is_empty() || !words.len().is_multiple_of(4) {
+                return Err(ConfigError::Invalid(
+                    "Wrong number of arguments in buffer limit configuration.",
+                ));
+            }
+            for g in words.chunks(4) {
+                let class = g[0].to_ascii_lowercase();
+                if !["normal", "replica", "slave", "pubsub"].contains(&class.as_str()) {
+                    return Err(ConfigError::Invalid(
+                        "Invalid client class specified in buffer limit configuration.",
+                    ));
+                }
+                let hard = parse_memory(g[1]).ok_or(ConfigError::NotMemory)?;
+                let soft = parse_memory(g[2]).ok_or(ConfigError::NotMemory)?;
+                let secs: u64 = parse_int(g[3])?;
+                if class == "replica" || class == "slave" {
+                    self.replica_obuf = (hard, soft, secs);
+                }
+            }
+            return Ok(());
+        }
         let [v] = values else {
             return Err(ConfigError::Invalid("wrong number of arguments"));
         };
@@ -209,6 +280,25 @@ impl Config {
                 self.repl_backlog_size = n.max(16 * 1024);
             }
             "repl-diskless-sync" => self.repl_diskless_sync = parse_bool(v)?,
+            "repl-diskless-sync-delay" => self.repl_diskless_sync_delay = parse_int(v)?,
+            "repl-diskless-sync-max-replicas" => {
+                self.repl_diskless_sync_max_replicas = parse_int(v)?
+            }
+            "repl-ping-replica-period" => {
+                let n: u64 = parse_int(v)?;
+                if n == 0 {
+                    return Err(ConfigError::OutOfRange);
+                }
+                self.repl_ping_replica_period = n;
+            }
+            "repl-backlog-ttl" => self.repl_backlog_ttl = parse_int(v)?,
+            "repl-rdb-version" => {
+                let n: u8 = parse_int(v)?;
+                if !(9..=12).contains(&n) {
+                    return Err(ConfigError::OutOfRange);
+                }
+                self.repl_rdb_version = n;
+            }
             "repl-timeout" => {
                 let n: u64 = parse_int(v)?;
                 if n == 0 {
@@ -242,6 +332,15 @@ impl Config {
             "requirepass" => self.requirepass.clone().unwrap_or_default(),
             "repl-backlog-size" => self.repl_backlog_size.to_string(),
             "repl-diskless-sync" => yes_no(self.repl_diskless_sync),
+            "repl-diskless-sync-delay" => self.repl_diskless_sync_delay.to_string(),
+            "repl-diskless-sync-max-replicas" => self.repl_diskless_sync_max_replicas.to_string(),
+            "repl-ping-replica-period" => self.repl_ping_replica_period.to_string(),
+            "repl-backlog-ttl" => self.repl_backlog_ttl.to_string(),
+            "client-output-buffer-limit" => {
+                let (h, s, t) = self.replica_obuf;
+                format!("normal 0 0 0 slave {h} {s} {t} pubsub 33554432 8388608 60")
+            }
+            "repl-rdb-version" => self.repl_rdb_version.to_string(),
             "repl-timeout" => self.repl_timeout.to_string(),
             "min-replicas-to-write" => self.min_replicas_to_write.to_string(),
             "min-replicas-max-lag" => self.min_replicas_max_lag.to_string(),

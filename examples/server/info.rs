@@ -129,11 +129,21 @@ fn stats(srv: &Server, s: &mut String) {
         "total_net_repl_input_bytes",
         st.total_net_repl_input_bytes
     );
-    field!(s, "total_net_repl_output_bytes", 0);
+    field!(
+        s,
+        "total_net_repl_output_bytes",
+        srv.node.stats().repl_output_bytes
+    );
     field!(s, "rejected_connections", st.rejected_connections);
-    field!(s, "sync_full", st.sync_full);
-    field!(s, "sync_partial_ok", st.sync_partial_ok);
-    field!(s, "sync_partial_err", st.sync_partial_err);
+    let ns = srv.node.stats();
+    field!(s, "sync_full", ns.sync_full);
+    field!(s, "sync_partial_ok", ns.sync_partial_ok);
+    field!(s, "sync_partial_err", ns.sync_partial_err);
+    // This server's own counters (not in Redis's INFO): snapshots written for replicas, and
+    // replicas dropped by the output-buffer limits or for silence.
+    field!(s, "respsync_repl_snapshots", srv.snapshots_started);
+    field!(s, "respsync_repl_obuf_drops", ns.output_buffer_drops);
+    field!(s, "respsync_repl_timeout_drops", ns.timeout_drops);
     field!(s, "expired_keys", st.expired_keys);
     field!(s, "evicted_keys", 0);
     field!(s, "keyspace_hits", st.keyspace_hits);
@@ -205,30 +215,8 @@ fn replication(srv: &Server, s: &mut String) {
             field!(s, "replica_announced", 1);
         }
     }
-    field!(s, "connected_slaves", 0);
-    field!(s, "master_failover_state", "no-failover");
-    let h = &srv.history;
-    field!(s, "master_replid", h.replid);
-    field!(s, "master_replid2", h.replid2);
-    field!(s, "master_repl_offset", h.offset);
-    field!(s, "second_repl_offset", h.second_offset);
-    let active = srv.is_replica() && h.offset > 0;
-    field!(s, "repl_backlog_active", active as u8);
-    field!(s, "repl_backlog_size", srv.cfg.repl_backlog_size);
-    field!(
-        s,
-        "repl_backlog_first_byte_offset",
-        if active { h.backlog_first } else { 0 }
-    );
-    field!(
-        s,
-        "repl_backlog_histlen",
-        if active {
-            h.offset - h.backlog_first + 1
-        } else {
-            0
-        }
-    );
+    srv.node
+        .write_info_replication_tail(std::time::Instant::now(), s);
 }
 
 fn keyspace(srv: &Server, s: &mut String) {
@@ -248,12 +236,7 @@ fn keyspace(srv: &Server, s: &mut String) {
 pub fn role(ctx: &mut Ctx, _: &[Bytes]) -> Result<(), Cow<'static, str>> {
     let out = &mut *ctx.out;
     match &ctx.srv.upstream {
-        None => {
-            out.array(3);
-            out.bulk(b"master");
-            out.int(ctx.srv.history.offset);
-            out.array(0);
-        }
+        None => out.raw(&ctx.srv.node.role_reply(std::time::Instant::now())),
         Some(u) => {
             out.array(5);
             out.bulk(b"slave");

@@ -1,5 +1,6 @@
-//! A small Redis-compatible server built on respsync: in-memory, 16 databases, and (for now) the
-//! replica role — `--replicaof HOST PORT` makes it follow a real Redis or Valkey master.
+//! A small Redis-compatible server built on respsync: in-memory, 16 databases, in both roles:
+//! a master that real Redis and Valkey replicas follow, and with `--replicaof HOST PORT` a
+//! replica of a real Redis or Valkey master.
 //!
 //! Layout, one concern per module:
 //! - `config`: redis-server-style flags and CONFIG GET/SET;
@@ -10,6 +11,10 @@
 //! - `replication`: the link to our master, driving the crate's sans-IO `ReplicaSession`;
 //! - `loader`: the master's snapshot, parsed by `rdb::Parser` on its own threads;
 //! - `reply`: RESP replies through the crate's encoders;
+//! - `master`: the master role, driving the crate's sans-IO `Node` (replica links, snapshots);
+//! - `propagate`: writes rewritten into the deterministic forms a Redis master propagates;
+//! - `snapshot`: the keyspace written as RDB by `rdb::Writer`, on its own thread, from a
+//!   copy-on-write view taken at the replication offset;
 //! - `persist`: SAVE/BGSAVE.
 //!
 //! Nothing here parses RESP or RDB by hand: requests, the replication stream and the snapshot all
@@ -23,15 +28,18 @@ mod commands;
 mod config;
 mod info;
 mod loader;
+mod master;
 mod net;
 mod persist;
+mod propagate;
 mod replication;
 mod reply;
 mod server;
+mod snapshot;
 mod store;
 
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use config::Config;
@@ -40,6 +48,8 @@ use server::Server;
 /// The state every thread shares. Commands run one at a time under this lock, as in Redis.
 pub struct Shared {
     state: Mutex<Server>,
+    /// Signalled when replica links may have something to send.
+    pub repl_cv: Condvar,
 }
 
 impl Shared {
@@ -50,23 +60,45 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Releases the lock until [`Shared::repl_cv`] is signalled or `timeout` passes.
+    pub fn wait<'a>(
+        &'a self,
+        guard: MutexGuard<'a, Server>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, Server> {
+        match self.repl_cv.wait_timeout(guard, timeout) {
+            Ok((g, _)) => g,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
 }
 
 /// Active expiry, ten times a second like Redis's `hz 10`: removes keys whose TTL has passed.
 /// Only a master expires keys; a replica waits for the master's DEL.
-fn cron(shared: &Shared) {
+/// The keys it removes are propagated as `DEL`, as Redis does, so replicas stay equal.
+fn cron(shared: &Arc<Shared>) {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let mut srv = shared.lock();
+        master::cron(shared, &mut srv);
         if srv.is_replica() {
             continue;
         }
         let now = store::now_ms();
         let mut expired = 0;
-        for db in &mut srv.store.dbs {
-            expired += db.expire_due(now, 1000).len() as u64;
+        for i in 0..srv.store.dbs.len() {
+            for key in srv.store.dbs[i].expire_due(now, 1000) {
+                expired += 1;
+                let argv = [
+                    bytes::Bytes::from_static(b"DEL"),
+                    bytes::Bytes::from(key.into_vec()),
+                ];
+                master::propagate(&mut srv, i, &argv);
+            }
         }
         srv.stats.expired_keys += expired;
+        master::drain_events(shared, &mut srv);
     }
 }
 
@@ -88,6 +120,7 @@ fn main() {
     };
     let shared = Arc::new(Shared {
         state: Mutex::new(Server::new(cfg)),
+        repl_cv: Condvar::new(),
     });
     eprintln!("Ready to accept connections on {addr}");
     {

@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use respsync::resp::Decoder;
 
 use crate::commands;
+use crate::master;
 use crate::reply::Out;
 use crate::server::Client;
 use crate::Shared;
@@ -53,7 +54,7 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-fn serve(shared: &Shared, mut sock: TcpStream, addr: SocketAddr) {
+fn serve(shared: &Arc<Shared>, mut sock: TcpStream, addr: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let Ok(handle) = sock.try_clone() else { return };
     let (id, authed) = {
@@ -95,6 +96,8 @@ fn serve(shared: &Shared, mut sock: TcpStream, addr: SocketAddr) {
                     break;
                 }
             }
+            // Snapshots asked for, replicas to wake: the node's events.
+            master::drain_events(shared, &mut srv);
         }
         if let Some(e) = &failed {
             out.error(&format!("ERR Protocol error: {e}"));
@@ -109,6 +112,33 @@ fn serve(shared: &Shared, mut sock: TcpStream, addr: SocketAddr) {
         if cl.close || failed.is_some() {
             break;
         }
+        if cl.replica_link {
+            // PSYNC or SYNC: from now on the node writes to this connection, and what the
+            // replica sends (ACKs) goes to the node.
+            if let Ok(w) = sock.try_clone() {
+                master::spawn_writer(shared, id, w);
+                if !buf.is_empty() {
+                    let rest = buf.split();
+                    master::replica_input(shared, id, &rest);
+                }
+                replica_reader(shared, &mut sock, id, &mut chunk);
+            }
+            break;
+        }
     }
-    shared.lock().remove_client(id);
+    let mut srv = shared.lock();
+    srv.remove_client(id);
+    srv.node
+        .handle_disconnect(std::time::Instant::now(), master::link(id));
+    master::drain_events(shared, &mut srv);
+}
+
+/// Reads a replica link until it closes, handing everything to the node.
+fn replica_reader(shared: &Arc<Shared>, sock: &mut TcpStream, id: u64, chunk: &mut [u8]) {
+    loop {
+        match sock.read(chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => master::replica_input(shared, id, &chunk[..n]),
+        }
+    }
 }

@@ -1,13 +1,80 @@
-//! SAVE / BGSAVE. The crate's RDB writer has not landed yet, so both reply with an error that
-//! says so; once it exists they write `dir/dbfilename` through it.
+//! SAVE / BGSAVE: the keyspace written to `dir/dbfilename` with the crate's RDB writer (see
+//! [`crate::snapshot`]), with the replication id and offset in its aux fields so that a restart
+//! from it could resume replication.
 
 use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 
 use bytes::Bytes;
+use respsync::rdb::ReplInfo;
 
 use crate::commands::Ctx;
+use crate::snapshot::{self, Spec};
+use crate::store::DbSnapshot;
 
-pub fn save(_ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
-    let name = String::from_utf8_lossy(&a[0]).to_ascii_uppercase();
-    Err(format!("ERR {name} is not available: this server has no RDB writer yet").into())
+enum SaveError {
+    Io(std::io::Error),
+    Write(respsync::rdb::WriteError),
+}
+
+impl From<respsync::rdb::WriteError> for SaveError {
+    fn from(e: respsync::rdb::WriteError) -> Self {
+        SaveError::Write(e)
+    }
+}
+
+fn save_to(path: PathBuf, dbs: Vec<DbSnapshot>, spec: &Spec) -> Result<u64, String> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let file = File::create(&tmp).map_err(|e| e.to_string())?;
+    let mut f = BufWriter::with_capacity(1 << 20, file);
+    let written =
+        snapshot::write::<SaveError>(dbs, spec, |c| f.write_all(&c).map_err(SaveError::Io))
+            .and_then(|w| f.flush().map(|_| w).map_err(SaveError::Io))
+            .map_err(|e| match e {
+                SaveError::Io(e) => e.to_string(),
+                SaveError::Write(e) => e.to_string(),
+            });
+    match written {
+        Ok(w) => {
+            std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+            Ok(w.keys)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+pub fn save(ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
+    let srv = &mut *ctx.srv;
+    let path = PathBuf::from(&srv.cfg.dir).join(&srv.cfg.dbfilename);
+    let spec = Spec {
+        version: srv.cfg.repl_rdb_version.max(10),
+        repl: Some(ReplInfo {
+            stream_db: 0,
+            id: Bytes::copy_from_slice(srv.node.ids().id.as_bytes()),
+            offset: srv.node.offset().value(),
+        }),
+        data: true,
+    };
+    let dbs = srv.store.snapshot();
+    if a[0].eq_ignore_ascii_case(b"save") {
+        save_to(path, dbs, &spec).map_err(|e| format!("ERR {e}"))?;
+        srv.dirty = 0;
+        srv.last_save = crate::store::now_ms() / 1000;
+        ctx.out.ok();
+    } else {
+        std::thread::spawn(move || {
+            if let Err(e) = save_to(path, dbs, &spec) {
+                eprintln!("Background saving error: {e}");
+            }
+        });
+        srv.dirty = 0;
+        srv.last_save = crate::store::now_ms() / 1000;
+        ctx.out.simple("Background saving started");
+    }
+    Ok(())
 }

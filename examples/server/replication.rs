@@ -13,7 +13,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use respsync::ids::ReplId;
+use respsync::ids::{ReplId, ReplOffset};
 use respsync::replica::{
     CachedMaster, CommandKind, MasterAuth, ReplicaConfig, ReplicaEvent, ReplicaSession,
 };
@@ -55,17 +55,16 @@ fn target(srv: &Server) -> Option<Target> {
         backlog_size: cfg.repl_backlog_size,
         databases: u32::try_from(cfg.databases).unwrap_or(16),
         id_seed: seed,
+        // The node keeps the one backlog of this server: the session hands the stream over.
+        stream_handoff: true,
         ..ReplicaConfig::default()
     };
     // After REPLICAOF, try to continue our own history with the new master (PSYNC2).
-    let resume = (srv.history.offset > 0)
-        .then(|| ReplId::parse(srv.history.replid.as_bytes()).ok())
-        .flatten()
-        .map(|replid| CachedMaster {
-            replid,
-            offset: respsync::ids::ReplOffset::new(srv.history.offset),
-            db: 0,
-        });
+    let resume = (srv.node.offset().value() > 0).then(|| CachedMaster {
+        replid: srv.node.ids().id,
+        offset: srv.node.offset(),
+        db: 0,
+    });
     Some(Target {
         generation: srv.repl_generation,
         host: u.host.clone(),
@@ -177,6 +176,8 @@ struct Link<'a> {
     argv: Vec<Bytes>,
     reached_connected: bool,
     sync_started: Option<Instant>,
+    /// The `+FULLRESYNC` id and offset of the transfer in progress.
+    full_sync: Option<(ReplId, ReplOffset)>,
 }
 
 impl<'a> Link<'a> {
@@ -192,6 +193,7 @@ impl<'a> Link<'a> {
             argv: Vec::new(),
             reached_connected: false,
             sync_started: None,
+            full_sync: None,
         }
     }
 
@@ -281,18 +283,19 @@ impl<'a> Link<'a> {
         }
     }
 
-    /// Copies the session's offsets and ids into what INFO shows.
-    fn publish(&self, srv: &mut Server) {
-        let ids = self.sess.ids();
-        srv.history.replid = ids.id.to_string();
-        srv.history.replid2 = ids.id2.to_string();
-        srv.history.second_offset = ids.second_offset.value();
-        if let Some(off) = self.sess.offset() {
-            srv.history.offset = off.value();
+    /// Hands the applied stream to the node (its backlog, its sub-replicas) and copies the
+    /// link's offsets into what INFO shows.
+    fn publish(&mut self, srv: &mut Server) {
+        let mut passed_on = false;
+        while let Some(bytes) = self.sess.poll_stream() {
+            srv.node.handle_upstream_stream(bytes);
+            passed_on = true;
         }
-        if let Some(b) = self.sess.backlog() {
-            srv.history.backlog_first = b.first().value();
+        if passed_on {
+            self.shared.repl_cv.notify_all();
         }
+        let connected = self.sess.state() == respsync::replica::LinkState::Connected;
+        srv.node.set_upstream(true, connected);
         let (applied, read) = (self.sess.offset(), self.sess.read_offset());
         if let Some(u) = &mut srv.upstream {
             if let (Some(applied), Some(read)) = (applied, read) {
@@ -326,6 +329,7 @@ impl<'a> Link<'a> {
                 }
                 ReplicaEvent::FullResync { replid, offset } => {
                     eprintln!("Full resync from master: {replid}:{offset}");
+                    self.full_sync = Some((replid, offset));
                     let srv = guard.get_or_insert_with(|| shared.lock());
                     if let Some(u) = &mut srv.upstream {
                         u.state = LinkState::Transfer;
@@ -367,7 +371,7 @@ impl<'a> Link<'a> {
                         u.sync_read = done as i64;
                     }
                 }
-                ReplicaEvent::RdbEnd { len, .. } => {
+                ReplicaEvent::RdbEnd { len, stream_db } => {
                     guard = None;
                     let Some(loader) = self.loader.take() else {
                         continue;
@@ -385,6 +389,11 @@ impl<'a> Link<'a> {
                             srv.last_load_keys = keys;
                             srv.dirty = 0;
                             self.master.multi = None;
+                            // A new history: the node adopts it and drops its sub-replicas.
+                            if let Some((replid, offset)) = self.full_sync.take() {
+                                srv.node
+                                    .handle_upstream_full_sync(replid, offset, stream_db);
+                            }
                         }
                         Err(e) => {
                             eprintln!("MASTER <-> REPLICA sync: failed to load the snapshot: {e}");
@@ -399,6 +408,8 @@ impl<'a> Link<'a> {
                     offset,
                     replid_changed,
                 } => {
+                    let srv = guard.get_or_insert_with(|| shared.lock());
+                    srv.node.handle_upstream_continue(replid);
                     eprintln!(
                         "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization ({replid}:{offset}{})",
                         if replid_changed { ", new replication id" } else { "" }

@@ -36,6 +36,13 @@ impl Out {
         self.buf.split()
     }
 
+    /// Bytes already encoded (a reply the crate's `Node` built).
+    pub fn raw(&mut self, b: &[u8]) {
+        if !self.mute {
+            self.buf.extend_from_slice(b);
+        }
+    }
+
     pub fn simple(&mut self, s: &str) {
         if !self.mute {
             resp::encode_simple(s.as_bytes(), &mut self.buf);

@@ -18,9 +18,6 @@ pub struct Stats {
     pub expired_keys: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
-    pub sync_full: u64,
-    pub sync_partial_ok: u64,
-    pub sync_partial_err: u64,
     pub rejected_connections: u64,
 }
 
@@ -102,17 +99,6 @@ impl Upstream {
     }
 }
 
-/// Replication ids and offset of this node's own history (what INFO prints as master_*).
-#[derive(Debug)]
-pub struct History {
-    pub replid: String,
-    pub replid2: String,
-    pub offset: i64,
-    pub second_offset: i64,
-    /// First offset still held in the backlog (the repl thread keeps it from the session).
-    pub backlog_first: i64,
-}
-
 /// A connected client as the registry sees it (for CLIENT KILL and INFO clients).
 pub struct ClientEntry {
     pub addr: SocketAddr,
@@ -126,7 +112,18 @@ pub struct Server {
     pub stats: Stats,
     pub started: Instant,
     pub run_id: String,
-    pub history: History,
+    /// Replication state: ids, offset, the one backlog, and every replica link.
+    pub node: respsync::node::Node,
+    /// Snapshots being written for replicas, their files, links closing.
+    pub snapshots: crate::master::Snapshots,
+    /// Snapshots started for replicas (one serves every replica waiting then).
+    pub snapshots_started: u64,
+    /// Disk snapshot files a replica writer must send after the bytes it is writing.
+    pub pending_files: BTreeMap<respsync::node::LinkId, u64>,
+    /// Something for replica writers to send: wake them after this batch.
+    pub repl_dirty: bool,
+    /// Writes of the EXEC being run, propagated together inside MULTI/EXEC.
+    pub tx_propagate: Option<Vec<(u32, Vec<bytes::Bytes>)>>,
     /// `Some` while this server is a replica.
     pub upstream: Option<Upstream>,
     /// Bumped whenever the master changes, so the replication thread restarts.
@@ -162,19 +159,21 @@ impl Server {
             .replicaof
             .as_ref()
             .map(|(h, p)| Upstream::new(h.clone(), *p));
-        Server {
+        let following = upstream.is_some();
+        let node_config =
+            cfg.node_config(u64::from_str_radix(&random_hex40()[..16], 16).unwrap_or(0));
+        let mut srv = Server {
             store: Store::new(cfg.databases),
             cfg,
             stats: Stats::default(),
             started: Instant::now(),
             run_id: random_hex40(),
-            history: History {
-                replid: random_hex40(),
-                replid2: "0".repeat(40),
-                offset: 0,
-                second_offset: -1,
-                backlog_first: 0,
-            },
+            node: respsync::node::Node::new(node_config, Instant::now()),
+            snapshots: crate::master::Snapshots::default(),
+            snapshots_started: 0,
+            pending_files: BTreeMap::new(),
+            repl_dirty: false,
+            tx_propagate: None,
             upstream,
             repl_generation: 0,
             clients: BTreeMap::new(),
@@ -183,7 +182,20 @@ impl Server {
             loading: false,
             last_load_keys: 0,
             last_save: crate::store::now_ms() / 1000,
-        }
+        };
+        srv.node.set_upstream(following, false);
+        srv
+    }
+
+    /// Applies the replication options to the node after CONFIG SET.
+    pub fn apply_repl_config(&mut self) {
+        let seed = self.node.config().id_seed;
+        let fresh = self.cfg.node_config(seed);
+        self.node.set_backlog_size(fresh.backlog_size);
+        *self.node.config_mut() = respsync::node::NodeConfig {
+            backlog_size: self.node.config().backlog_size,
+            ..fresh
+        };
     }
 
     pub fn is_replica(&self) -> bool {
@@ -197,6 +209,7 @@ impl Server {
         }
         self.cfg.replicaof = Some((host.clone(), port));
         self.upstream = Some(Upstream::new(host, port));
+        self.node.set_upstream(true, false);
         self.repl_generation += 1;
     }
 
@@ -205,8 +218,7 @@ impl Server {
     pub fn stop_replicating(&mut self) {
         if let Some(mut u) = self.upstream.take() {
             u.kill_link();
-            self.history.replid2 = std::mem::replace(&mut self.history.replid, random_hex40());
-            self.history.second_offset = self.history.offset + 1;
+            self.node.promote();
         }
         self.cfg.replicaof = None;
         self.repl_generation += 1;
@@ -240,6 +252,8 @@ pub struct Client {
     pub name: Vec<u8>,
     /// Set by QUIT: close after the reply.
     pub close: bool,
+    /// PSYNC or SYNC made this connection a replica link (the node writes to it from now on).
+    pub replica_link: bool,
 }
 
 impl Client {
@@ -253,6 +267,7 @@ impl Client {
             is_master: false,
             name: Vec::new(),
             close: false,
+            replica_link: false,
         }
     }
 

@@ -5,6 +5,7 @@
 //! active expiry, in an ordered index that holds only the keys that have a TTL.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -231,17 +232,72 @@ pub struct Entry {
     pub expire: Option<i64>,
 }
 
-/// One database.
-#[derive(Default)]
+/// Shards per database. A snapshot shares the shards (one `Arc` clone each); a write to a shard
+/// the snapshot still holds copies that shard once (1/256 of the database), like the pages a
+/// forked Redis child shares with its parent.
+const SHARDS: usize = 256;
+
+type Shard = FastMap<Entry>;
+
+/// The shard a key lives in (FNV-1a: cheap, and only the spread matters, not secrecy: the
+/// tables inside each shard are SipHash-keyed).
+fn shard_of(key: &[u8]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h as usize) % SHARDS
+}
+
+/// One database: its keys in [`SHARDS`] copy-on-write shards, and an ordered index of the keys
+/// that have a TTL.
 pub struct Db {
-    map: FastMap<Entry>,
+    shards: Vec<Arc<Shard>>,
+    len: usize,
     expires: BTreeSet<(i64, Blob)>,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db {
+            shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
+            len: 0,
+            expires: BTreeSet::new(),
+        }
+    }
+}
+
+/// A point-in-time view of one database, cheap to take (one `Arc` clone per shard) and
+/// readable from another thread while clients keep writing.
+pub struct DbSnapshot {
+    shards: Vec<Arc<Shard>>,
+    len: usize,
+    expires: usize,
+}
+
+impl DbSnapshot {
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Number of keys with a TTL.
+    pub fn expires_len(&self) -> usize {
+        self.expires
+    }
+
+    /// Hands out the shards one by one, dropping each reference as soon as the caller is done
+    /// with it, so writes to shards already saved no longer copy.
+    pub fn into_shards(self) -> impl Iterator<Item = Arc<FastMap<Entry>>> {
+        self.shards.into_iter()
+    }
 }
 
 impl Db {
     /// Number of keys (including logically expired ones not yet removed).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     /// Number of keys with a TTL.
@@ -249,51 +305,75 @@ impl Db {
         self.expires.len()
     }
 
-    /// Pre-sizes the table for `n` more keys (capped).
+    /// The database as it is now (see [`DbSnapshot`]).
+    pub fn snapshot(&self) -> DbSnapshot {
+        DbSnapshot {
+            shards: self.shards.clone(),
+            len: self.len,
+            expires: self.expires.len(),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard {
+        &self.shards[shard_of(key)]
+    }
+
+    fn shard_mut(&mut self, key: &[u8]) -> &mut Shard {
+        Arc::make_mut(&mut self.shards[shard_of(key)])
+    }
+
+    /// Pre-sizes the tables for `n` more keys (capped).
     pub fn reserve(&mut self, n: u64) {
         let n = usize::try_from(n).unwrap_or(MAX_PRESIZE).min(MAX_PRESIZE);
-        self.map.reserve(n);
+        for shard in &mut self.shards {
+            Arc::make_mut(shard).reserve(n / SHARDS);
+        }
     }
 
     pub fn clear(&mut self) {
-        self.map = FastMap::default();
-        self.expires.clear();
+        *self = Db::default();
     }
 
     /// Raw lookup ignoring expiry.
     pub fn raw(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key)
+        self.shard(key).get(key)
     }
 
     /// Looks a key up, treating an expired key as missing.
     pub fn get(&self, key: &[u8], now: i64) -> Option<&Entry> {
-        self.map.get(key).filter(|e| !is_expired(e, now))
+        self.raw(key).filter(|e| !is_expired(e, now))
     }
 
     /// Mutable lookup, treating an expired key as missing.
     pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        self.map.get_mut(key).filter(|e| !is_expired(e, now))
+        self.get(key, now)?;
+        self.shard_mut(key).get_mut(key)
     }
 
     /// Inserts or replaces a key with its expiry.
     pub fn set(&mut self, key: &[u8], value: Value, expire: Option<i64>) {
-        if let Some(e) = self.map.get_mut(key) {
-            if e.expire != expire {
-                if let Some(old) = e.expire {
+        let old_expire = self.raw(key).map(|e| e.expire);
+        if let Some(old) = old_expire {
+            if old != expire {
+                if let Some(old) = old {
                     self.expires.remove(&(old, key.into()));
                 }
                 if let Some(t) = expire {
                     self.expires.insert((t, key.into()));
                 }
-                e.expire = expire;
             }
-            e.value = value;
+            if let Some(e) = self.shard_mut(key).get_mut(key) {
+                e.expire = expire;
+                e.value = value;
+            }
             return;
         }
         if let Some(t) = expire {
             self.expires.insert((t, key.into()));
         }
-        self.map.insert(key.into(), Entry { value, expire });
+        self.shard_mut(key)
+            .insert(key.into(), Entry { value, expire });
+        self.len += 1;
     }
 
     /// Inserts a key during snapshot loading: one hash lookup, no expiry bookkeeping for keys
@@ -303,7 +383,9 @@ impl Db {
         if let Some(t) = expire {
             self.expires.insert((t, key.clone()));
         }
-        match self.map.entry(key) {
+        let idx = shard_of(&key);
+        let shard = Arc::make_mut(&mut self.shards[idx]);
+        match shard.entry(key) {
             Slot::Occupied(mut o) => {
                 if let Some(t) = o.get().expire.filter(|t| Some(*t) != expire) {
                     self.expires.remove(&(t, o.key().clone()));
@@ -313,6 +395,7 @@ impl Db {
             }
             Slot::Vacant(v) => {
                 v.insert(Entry { value, expire });
+                self.len += 1;
                 true
             }
         }
@@ -320,21 +403,25 @@ impl Db {
 
     /// Changes only the expiry of an existing key.
     pub fn set_expire(&mut self, key: &[u8], expire: Option<i64>) -> bool {
-        let Some(e) = self.map.get_mut(key) else {
+        let Some(old) = self.raw(key).map(|e| e.expire) else {
             return false;
         };
-        if let Some(old) = e.expire {
+        if let Some(old) = old {
             self.expires.remove(&(old, key.into()));
         }
         if let Some(t) = expire {
             self.expires.insert((t, key.into()));
         }
-        e.expire = expire;
+        if let Some(e) = self.shard_mut(key).get_mut(key) {
+            e.expire = expire;
+        }
         true
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.map.remove(key)?;
+        self.raw(key)?;
+        let e = self.shard_mut(key).remove(key)?;
+        self.len -= 1;
         if let Some(t) = e.expire {
             self.expires.remove(&(t, key.into()));
         }
@@ -355,8 +442,9 @@ impl Db {
             let Some((_, key)) = self.expires.pop_first() else {
                 break;
             };
-            if self.map.get(&key).is_some_and(|e| e.expire == Some(t)) {
-                self.map.remove(&key);
+            if self.raw(&key).is_some_and(|e| e.expire == Some(t)) {
+                self.shard_mut(&key).remove(&key);
+                self.len -= 1;
                 out.push(key);
             }
         }
@@ -364,12 +452,12 @@ impl Db {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Blob, &Entry)> {
-        self.map.iter()
+        self.shards.iter().flat_map(|s| s.iter())
     }
 
     /// Keys in table order (for KEYS and SCAN).
     pub fn keys(&self) -> impl Iterator<Item = &Blob> {
-        self.map.keys()
+        self.shards.iter().flat_map(|s| s.keys())
     }
 }
 
@@ -384,6 +472,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// Every database as it is now, for a snapshot written on another thread.
+    pub fn snapshot(&self) -> Vec<DbSnapshot> {
+        self.dbs.iter().map(Db::snapshot).collect()
+    }
+
     pub fn new(n: usize) -> Store {
         Store {
             dbs: (0..n).map(|_| Db::default()).collect(),

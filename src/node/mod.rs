@@ -1019,14 +1019,19 @@ impl Node {
         self.append_command(argv);
     }
 
-    /// Propagates a transaction: `MULTI`, the commands, `EXEC`, kept together in the stream.
-    pub fn propagate_transaction<A: AsRef<[u8]>, C: AsRef<[A]>>(&mut self, db: u32, cmds: &[C]) {
-        if self.backlog.is_none() || cmds.is_empty() {
+    /// Propagates a transaction: `MULTI`, the commands (each with its database, `SELECT`
+    /// inserted where it changes), `EXEC`, kept together in the stream.
+    pub fn propagate_transaction<A: AsRef<[u8]>, C: AsRef<[A]>>(&mut self, cmds: &[(u32, C)]) {
+        let Some((first_db, _)) = cmds.first() else {
+            return;
+        };
+        if self.backlog.is_none() {
             return;
         }
-        self.select(db);
+        self.select(*first_db);
         self.append_command(&[b"MULTI"]);
-        for c in cmds {
+        for (db, c) in cmds {
+            self.select(*db);
             self.append_command(c.as_ref());
         }
         self.append_command(&[b"EXEC"]);
@@ -1333,6 +1338,32 @@ impl Node {
     pub fn set_upstream(&mut self, following: bool, link_up: bool) {
         self.replica_of_master = following;
         self.upstream_up = following && link_up;
+    }
+
+    /// `REPLICAOF NO ONE`: this replica becomes a master. As Redis does, it keeps its data,
+    /// offset and backlog, moves its master's id to `replid2` (valid up to the current offset)
+    /// under a fresh id, and closes its sub-replicas so they continue partially with the new
+    /// id. The next write is preceded by `SELECT`.
+    pub fn promote(&mut self) {
+        self.flush();
+        let fresh = self.rng.next_id();
+        self.ids.shift(fresh, self.offset);
+        self.replica_of_master = false;
+        self.upstream_up = false;
+        self.stream_db = None;
+        if self.backlog.is_none() {
+            self.backlog = Some(Backlog::new(self.config.backlog_size, self.offset));
+        }
+        let links: Vec<LinkId> = self
+            .links
+            .values()
+            .filter(|s| s.state.is_replica())
+            .map(|s| s.link)
+            .collect();
+        for link in links {
+            self.drop_link(link, CloseReason::HistoryChanged);
+        }
+        self.no_replicas_since = Some(self.now);
     }
 
     /// Whether this node follows a master.

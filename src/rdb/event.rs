@@ -444,6 +444,27 @@ pub struct StreamGroupInfo {
     pub pending: u64,
 }
 
+impl StreamGroupInfo {
+    /// A group header: its name, last delivered id and entries-read counter (`None`: unknown).
+    /// `pending` starts at 0; writers count the pending list themselves.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use respsync::rdb::{StreamGroupInfo, StreamId};
+    ///
+    /// let g = StreamGroupInfo::new(Bytes::from_static(b"g"), StreamId { ms: 1, seq: 0 }, Some(1));
+    /// assert_eq!((g.entries_read, g.pending), (Some(1), 0));
+    /// ```
+    pub fn new(name: Bytes, last_id: StreamId, entries_read: Option<u64>) -> Self {
+        StreamGroupInfo {
+            name,
+            last_id,
+            entries_read,
+            pending: 0,
+        }
+    }
+}
+
 /// An entry of a group's pending entries list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingEntry {
@@ -467,6 +488,26 @@ pub struct StreamConsumerInfo {
     pub active_time_ms: Option<i64>,
     /// Number of pending ids that follow.
     pub pending: u64,
+}
+
+impl StreamConsumerInfo {
+    /// A consumer header: its name and when it was last seen (ms since the Unix epoch).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use respsync::rdb::StreamConsumerInfo;
+    ///
+    /// let c = StreamConsumerInfo::new(Bytes::from_static(b"alice"), 1_700_000_000_000);
+    /// assert_eq!((c.seen_time_ms, c.active_time_ms), (1_700_000_000_000, None));
+    /// ```
+    pub fn new(name: Bytes, seen_time_ms: i64) -> Self {
+        StreamConsumerInfo {
+            name,
+            seen_time_ms,
+            active_time_ms: None,
+            pending: 0,
+        }
+    }
 }
 
 /// The outcome of the checksum check at the end of a file.

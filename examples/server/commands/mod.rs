@@ -60,6 +60,9 @@ pub static COMMANDS: &[Command] = table! {
     "select" 2 0 => server::select;
     "info" -1 0 => crate::info::info;
     "role" 1 0 => crate::info::role;
+    "replconf" -1 0 => server::replication;
+    "psync" -3 NO_MULTI => server::replication;
+    "sync" 1 NO_MULTI => server::replication;
     "replicaof" 3 NO_MULTI => server::replicaof;
     "slaveof" 3 NO_MULTI => server::replicaof;
     "dbsize" 1 0 => keyspace::dbsize;
@@ -225,6 +228,11 @@ fn run(srv: &mut Server, cl: &mut Client, cmd: &Command, argv: &[Bytes], out: &m
         ctx.out.error(&e);
     } else if cmd.flags & WRITE != 0 {
         ctx.srv.dirty += 1;
+        if !ctx.srv.is_replica() {
+            let db = ctx.cl.db;
+            let argv = crate::propagate::rewrite(&ctx.srv.store.dbs[db], argv, now);
+            crate::master::propagate(ctx.srv, db, &argv);
+        }
     }
 }
 
@@ -314,6 +322,9 @@ impl Ctx<'_> {
         if !self.srv.is_replica() {
             self.db().remove(key);
             self.srv.stats.expired_keys += 1;
+            let argv = [Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)];
+            let db = self.cl.db;
+            crate::master::propagate(self.srv, db, &argv);
         }
         true
     }

@@ -31,10 +31,17 @@ pub(super) fn exec(ctx: &mut Ctx, _: &[Bytes]) -> Res {
         return Err("EXECABORT Transaction discarded because of previous errors.".into());
     }
     ctx.out.array(queue.len());
+    // The transaction's writes reach the replicas together, inside MULTI/EXEC.
+    let outer = ctx.srv.tx_propagate.replace(Vec::new());
     for argv in queue {
         if let Some(cmd) = lookup(&argv[0]) {
             run(ctx.srv, ctx.cl, cmd, &argv, ctx.out);
         }
+    }
+    let writes = std::mem::replace(&mut ctx.srv.tx_propagate, outer).unwrap_or_default();
+    if !writes.is_empty() {
+        ctx.srv.node.propagate_transaction(&writes);
+        ctx.srv.repl_dirty = true;
     }
     Ok(())
 }

@@ -116,8 +116,17 @@ pub(super) fn client(ctx: &mut Ctx, a: &[Bytes]) -> Res {
                     .upstream
                     .as_mut()
                     .map_or(0, |u| u.kill_link() as i64),
-                // No replicas are served yet (the master role comes later), nor pub/sub clients.
-                b"replica" | b"slave" | b"pubsub" => 0,
+                b"replica" | b"slave" => {
+                    let links: Vec<u64> = ctx.srv.node.replicas().map(|r| r.link().0).collect();
+                    for id in &links {
+                        if let Some(c) = ctx.srv.clients.get(id) {
+                            let _ = c.sock.shutdown(std::net::Shutdown::Both);
+                        }
+                    }
+                    links.len() as i64
+                }
+                // No pub/sub clients here.
+                b"pubsub" => 0,
                 b"normal" => {
                     let me = ctx.cl.id;
                     let mut n = 0;
@@ -183,6 +192,7 @@ pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
                 })?;
             }
             ctx.srv.cfg = cfg;
+            ctx.srv.apply_repl_config();
             ctx.out.ok();
         }
         b"resetstat" if a.len() == 2 => {
@@ -196,6 +206,35 @@ pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             )
             .into())
         }
+    }
+    Ok(())
+}
+
+/// REPLCONF, PSYNC and SYNC: the crate's `Node` answers, or takes the connection over as a
+/// replica link.
+pub(super) fn replication(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    use respsync::node::{Caller, Handled};
+    let caller = Caller {
+        authenticated: ctx.cl.authed,
+        in_multi: ctx.cl.multi.is_some(),
+        peer_ip: ctx
+            .srv
+            .clients
+            .get(&ctx.cl.id)
+            .map(|c| c.addr.ip().to_string()),
+    };
+    let link = crate::master::link(ctx.cl.id);
+    match ctx
+        .srv
+        .node
+        .handle_command(std::time::Instant::now(), link, &caller, a)
+    {
+        Handled::Reply(b) => ctx.out.raw(&b),
+        Handled::ReplicaLink => {
+            ctx.cl.replica_link = true;
+            ctx.srv.repl_dirty = true;
+        }
+        _ => {}
     }
     Ok(())
 }
