@@ -51,7 +51,7 @@ impl Default for Config {
             repl_ping_replica_period: 10,
             repl_backlog_ttl: 3600,
             replica_obuf: (256 << 20, 64 << 20, 60),
-            repl_rdb_version: crate::snapshot::DEFAULT_RDB_VERSION,
+            repl_rdb_version: crate::app::snapshot::DEFAULT_RDB_VERSION,
             repl_timeout: 60,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,

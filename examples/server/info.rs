@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::commands::Ctx;
-use crate::server::{LinkState, Server};
+use crate::app::commands::Ctx;
+use crate::app::server::{LinkState, Server};
 
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
@@ -79,7 +79,7 @@ fn server(srv: &Server, s: &mut String) {
     field!(s, "process_id", std::process::id());
     field!(s, "run_id", srv.run_id);
     field!(s, "tcp_port", srv.cfg.port);
-    field!(s, "server_time_usec", crate::store::now_ms() * 1000);
+    field!(s, "server_time_usec", crate::app::store::now_ms() * 1000);
     field!(s, "uptime_in_seconds", up);
     field!(s, "uptime_in_days", up / 86400);
     field!(s, "hz", 10);

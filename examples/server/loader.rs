@@ -10,7 +10,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use bytes::Bytes;
 use respsync::rdb::{self, Collector, KeyRef, Parser, ParserConfig, RdbError, RdbEvent, Visitor};
 
-use crate::store::{self, Blob, Opaque, Store, Value};
+use crate::app::store::{self, Blob, Opaque, Store, Value};
 
 /// Largest value collected whole (Redis's `proto-max-bulk-len` is 512 MB per string; a
 /// collection may be bigger, this server keeps each whole in memory anyway).

@@ -2,7 +2,7 @@
 //!
 //! - The command table hands `REPLCONF`, `PSYNC`, `SYNC` and `ROLE` to [`Node::handle_command`]
 //!   and every write it executes to [`propagate`] (with Redis's rewrites into deterministic
-//!   forms, see [`crate::propagate`]).
+//!   forms, see [`crate::app::propagate`]).
 //! - When a connection becomes a replica link its reader thread keeps feeding what it reads to
 //!   [`Node::handle_input`] ([`replica_input`]), and a writer thread ([`spawn_writer`]) writes
 //!   what [`Node::poll_transmit`] gives: slices of the node's one backlog, or the snapshot file.
@@ -10,7 +10,7 @@
 //! - Node events are handled in [`drain_events`], always under the server lock: a snapshot is
 //!   started at once (the keyspace view is taken under the same lock that orders writes with
 //!   `propagate`, so it is exactly the state at the `+FULLRESYNC` offset) and written on its
-//!   own thread by [`crate::snapshot`]; links the node drops are shut down.
+//!   own thread by [`crate::app::snapshot`]; links the node drops are shut down.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -25,9 +25,9 @@ use bytes::Bytes;
 use respsync::node::{LinkId, NodeEvent, SnapshotId, SnapshotTarget, Transmit};
 use respsync::rdb::ReplInfo;
 
-use crate::server::Server;
-use crate::snapshot::{self, Spec};
-use crate::Shared;
+use crate::app::server::Server;
+use crate::app::snapshot::{self, Spec};
+use crate::app::Shared;
 
 /// Diskless snapshot bytes queued for the slowest replica before the producer waits.
 const MAX_SNAPSHOT_BUFFER: u64 = 8 << 20;
@@ -76,18 +76,18 @@ pub fn drain_events(shared: &Arc<Shared>, srv: &mut Server) {
                 }
             }
             NodeEvent::Close { link, reason } => {
-                eprintln!("Closing replica {link}: {reason:?}");
+                crate::log!("Closing replica {link}: {reason:?}");
                 if reason.flush_first() {
                     srv.snapshots.closing.insert(link, ());
                 } else if let Some(c) = srv.clients.get(&link.0) {
                     let _ = c.sock.shutdown(Shutdown::Both);
                 }
             }
-            NodeEvent::UnexpectedCommand { link, name } => eprintln!(
+            NodeEvent::UnexpectedCommand { link, name } => crate::log!(
                 "replica {link} sent {} on its replication link: not run",
                 String::from_utf8_lossy(&name)
             ),
-            other => eprintln!("replication: unhandled node event {other:?}"),
+            other => crate::log!("replication: unhandled node event {other:?}"),
         }
     }
     if std::mem::take(&mut srv.repl_dirty) {
@@ -105,11 +105,11 @@ fn start_snapshot(
     let start = match srv.node.handle_snapshot_started(Instant::now(), id) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("snapshot {}: {e}", id.0);
+            crate::log!("snapshot {}: {e}", id.0);
             return;
         }
     };
-    eprintln!(
+    crate::log!(
         "Starting BGSAVE for SYNC with target: {} (offset {})",
         if target == SnapshotTarget::Disk {
             "disk"
@@ -140,7 +140,7 @@ fn start_snapshot(
             _ => socket_snapshot(&shared, id, dbs, &spec, &abandoned),
         });
     if let Err(e) = spawned {
-        eprintln!("cannot start the snapshot thread: {e}");
+        crate::log!("cannot start the snapshot thread: {e}");
         srv.node.handle_snapshot_failed(Instant::now(), id);
     }
 }
@@ -170,7 +170,7 @@ impl From<respsync::rdb::WriteError> for SinkError {
 fn disk_snapshot(
     shared: &Arc<Shared>,
     id: SnapshotId,
-    dbs: Vec<crate::store::DbSnapshot>,
+    dbs: Vec<crate::app::store::DbSnapshot>,
     spec: &Spec,
     dir: &std::path::Path,
 ) {
@@ -186,9 +186,10 @@ fn disk_snapshot(
     srv.snapshots.running.remove(&id.0);
     match result {
         Ok(w) => {
-            eprintln!(
+            crate::log!(
                 "DB saved on disk for replication: {} keys, {} bytes",
-                w.keys, w.bytes
+                w.keys,
+                w.bytes
             );
             // Files of older snapshots are no longer handed to anyone.
             let old: Vec<u64> = srv.snapshots.files.keys().copied().collect();
@@ -199,11 +200,11 @@ fn disk_snapshot(
             }
             srv.snapshots.files.insert(id.0, path);
             if let Err(e) = srv.node.handle_snapshot_file(Instant::now(), id, w.bytes) {
-                eprintln!("snapshot {}: {e}", id.0);
+                crate::log!("snapshot {}: {e}", id.0);
             }
         }
         Err(e) => {
-            eprintln!("Background saving for replication failed: {e}");
+            crate::log!("Background saving for replication failed: {e}");
             let _ = std::fs::remove_file(&path);
             srv.node.handle_snapshot_failed(Instant::now(), id);
         }
@@ -215,7 +216,7 @@ fn disk_snapshot(
 fn socket_snapshot(
     shared: &Arc<Shared>,
     id: SnapshotId,
-    dbs: Vec<crate::store::DbSnapshot>,
+    dbs: Vec<crate::app::store::DbSnapshot>,
     spec: &Spec,
     abandoned: &AtomicBool,
 ) {
@@ -243,12 +244,12 @@ fn socket_snapshot(
     srv.snapshots.running.remove(&id.0);
     match result {
         Ok(w) => {
-            eprintln!("Diskless snapshot sent: {} keys, {} bytes", w.keys, w.bytes);
+            crate::log!("Diskless snapshot sent: {} keys, {} bytes", w.keys, w.bytes);
             let _ = srv.node.handle_snapshot_end(Instant::now(), id);
         }
-        Err(SinkError::Abandoned) => eprintln!("Diskless snapshot {} abandoned", id.0),
+        Err(SinkError::Abandoned) => crate::log!("Diskless snapshot {} abandoned", id.0),
         Err(e) => {
-            eprintln!("Diskless snapshot failed: {e}");
+            crate::log!("Diskless snapshot failed: {e}");
             srv.node.handle_snapshot_failed(Instant::now(), id);
         }
     }
@@ -272,7 +273,7 @@ pub fn spawn_writer(shared: &Arc<Shared>, client_id: u64, sock: TcpStream) {
         .name("replica-writer".into())
         .spawn(move || writer(&shared, client_id, sock));
     if let Err(e) = spawned {
-        eprintln!("cannot start a replica writer thread: {e}");
+        crate::log!("cannot start a replica writer thread: {e}");
     }
 }
 
@@ -328,7 +329,7 @@ fn writer(shared: &Arc<Shared>, client_id: u64, mut sock: TcpStream) {
                         drain_events(shared, &mut srv);
                     }
                     Err(e) => {
-                        eprintln!("sending the snapshot file to {link}: {e}");
+                        crate::log!("sending the snapshot file to {link}: {e}");
                         break;
                     }
                 }

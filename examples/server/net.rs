@@ -11,11 +11,11 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use respsync::resp::Decoder;
 
-use crate::commands;
-use crate::master;
-use crate::reply::Out;
-use crate::server::Client;
-use crate::Shared;
+use crate::app::commands;
+use crate::app::master;
+use crate::app::reply::Out;
+use crate::app::server::Client;
+use crate::app::Shared;
 
 /// Redis's default `maxclients`: connections beyond it are refused (each costs a thread here).
 const MAX_CLIENTS: usize = 10_000;
@@ -26,10 +26,14 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         let sock = match conn {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("accept: {e}");
+                crate::log!("accept: {e}");
                 continue;
             }
         };
+        if shared.is_down() {
+            drop(sock); // playing dead: nobody is listening
+            continue;
+        }
         {
             let mut srv = shared.lock();
             if srv.clients.len() >= MAX_CLIENTS {
@@ -49,7 +53,7 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
             });
         if let Err(e) = spawned {
-            eprintln!("cannot start a client thread: {e}");
+            crate::log!("cannot start a client thread: {e}");
         }
     }
 }

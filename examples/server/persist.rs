@@ -1,5 +1,5 @@
 //! SAVE / BGSAVE: the keyspace written to `dir/dbfilename` with the crate's RDB writer (see
-//! [`crate::snapshot`]), with the replication id and offset in its aux fields so that a restart
+//! [`crate::app::snapshot`]), with the replication id and offset in its aux fields so that a restart
 //! from it could resume replication.
 
 use std::borrow::Cow;
@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use respsync::rdb::ReplInfo;
 
-use crate::commands::Ctx;
-use crate::snapshot::{self, Spec};
-use crate::store::DbSnapshot;
+use crate::app::commands::Ctx;
+use crate::app::snapshot::{self, Spec};
+use crate::app::store::DbSnapshot;
 
 enum SaveError {
     Io(std::io::Error),
@@ -64,16 +64,16 @@ pub fn save(ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
     if a[0].eq_ignore_ascii_case(b"save") {
         save_to(path, dbs, &spec).map_err(|e| format!("ERR {e}"))?;
         srv.dirty = 0;
-        srv.last_save = crate::store::now_ms() / 1000;
+        srv.last_save = crate::app::store::now_ms() / 1000;
         ctx.out.ok();
     } else {
         std::thread::spawn(move || {
             if let Err(e) = save_to(path, dbs, &spec) {
-                eprintln!("Background saving error: {e}");
+                crate::log!("Background saving error: {e}");
             }
         });
         srv.dirty = 0;
-        srv.last_save = crate::store::now_ms() / 1000;
+        srv.last_save = crate::app::store::now_ms() / 1000;
         ctx.out.simple("Background saving started");
     }
     Ok(())

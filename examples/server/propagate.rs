@@ -13,8 +13,8 @@
 
 use bytes::Bytes;
 
-use crate::commands::parse_i64;
-use crate::store::{Db, Value};
+use crate::app::commands::parse_i64;
+use crate::app::store::{Db, Value};
 
 fn word(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
@@ -205,8 +205,8 @@ mod tests {
     #[test]
     fn xadd_propagates_its_id_and_exact_trimming() {
         let mut db = Db::default();
-        let s = crate::store::Stream {
-            last_id: crate::store::StreamId { ms: 5, seq: 2 },
+        let s = crate::app::store::Stream {
+            last_id: crate::app::store::StreamId { ms: 5, seq: 2 },
             ..Default::default()
         };
         db.set(b"s", Value::Stream(Box::new(s)), None);

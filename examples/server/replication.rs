@@ -18,11 +18,11 @@ use respsync::replica::{
     CachedMaster, CommandKind, MasterAuth, ReplicaConfig, ReplicaEvent, ReplicaSession,
 };
 
-use crate::commands;
-use crate::loader::Background;
-use crate::reply::Out;
-use crate::server::{Client, LinkState, Server};
-use crate::Shared;
+use crate::app::commands;
+use crate::app::loader::Background;
+use crate::app::reply::Out;
+use crate::app::server::{Client, LinkState, Server};
+use crate::app::Shared;
 
 /// Longest wait between reconnection attempts (Redis retries from its 1 s cron).
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -81,7 +81,7 @@ pub fn spawn(shared: Arc<Shared>) {
         .name("replication".into())
         .spawn(move || run(&shared))
         .map(drop)
-        .unwrap_or_else(|e| eprintln!("cannot start the replication thread: {e}"));
+        .unwrap_or_else(|e| crate::log!("cannot start the replication thread: {e}"));
 }
 
 fn run(shared: &Shared) {
@@ -107,7 +107,7 @@ fn run(shared: &Shared) {
             let mut s = match ReplicaSession::new(t.config.clone(), Instant::now()) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("replication: bad configuration: {e}");
+                    crate::log!("replication: bad configuration: {e}");
                     std::thread::sleep(MAX_BACKOFF);
                     continue;
                 }
@@ -121,7 +121,7 @@ fn run(shared: &Shared) {
             continue;
         };
         set_state(shared, t.generation, LinkState::Connecting);
-        eprintln!("Connecting to MASTER {}:{}", t.host, t.port);
+        crate::log!("Connecting to MASTER {}:{}", t.host, t.port);
         let addr = (t.host.as_str(), t.port)
             .to_socket_addrs()
             .ok()
@@ -134,7 +134,7 @@ fn run(shared: &Shared) {
             .ok()
         });
         let Some(sock) = sock else {
-            eprintln!("Error condition on socket for SYNC: connection refused");
+            crate::log!("Error condition on socket for SYNC: connection refused");
             set_state(shared, t.generation, LinkState::Connect);
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -210,7 +210,7 @@ impl<'a> Link<'a> {
                 u.state = LinkState::Handshake;
             }
         }
-        eprintln!("MASTER <-> REPLICA sync started");
+        crate::log!("MASTER <-> REPLICA sync started");
         let mut buf = vec![0u8; 256 * 1024];
         if self.sess.connected(Instant::now()).is_ok() {
             loop {
@@ -249,7 +249,7 @@ impl<'a> Link<'a> {
         // Drain what `disconnected` reported (a MULTI cut short).
         self.events();
         self.master.multi = None;
-        eprintln!("Connection with master lost.");
+        crate::log!("Connection with master lost.");
         let mut srv = self.shared.lock();
         if srv.repl_generation == self.generation {
             self.publish(&mut srv);
@@ -328,7 +328,7 @@ impl<'a> Link<'a> {
                     commands::execute(srv, &mut self.master, &self.argv, &mut self.out);
                 }
                 ReplicaEvent::FullResync { replid, offset } => {
-                    eprintln!("Full resync from master: {replid}:{offset}");
+                    crate::log!("Full resync from master: {replid}:{offset}");
                     self.full_sync = Some((replid, offset));
                     let srv = guard.get_or_insert_with(|| shared.lock());
                     if let Some(u) = &mut srv.upstream {
@@ -337,9 +337,11 @@ impl<'a> Link<'a> {
                         u.sync_read = 0;
                     }
                 }
-                ReplicaEvent::LegacySync => eprintln!("Master does not support PSYNC: using SYNC"),
+                ReplicaEvent::LegacySync => {
+                    crate::log!("Master does not support PSYNC: using SYNC")
+                }
                 ReplicaEvent::RdbBegin { len } => {
-                    eprintln!(
+                    crate::log!(
                         "MASTER <-> REPLICA sync: receiving {}",
                         len.map_or("streamed RDB".into(), |l| format!("{l} bytes"))
                     );
@@ -357,7 +359,7 @@ impl<'a> Link<'a> {
                         if !l.push(data) {
                             let e = self.loader.take().map(|l| l.finish().err());
                             if let Some(Some(e)) = e {
-                                eprintln!(
+                                crate::log!(
                                     "MASTER <-> REPLICA sync: failed to parse the snapshot: {e}"
                                 );
                             }
@@ -378,7 +380,7 @@ impl<'a> Link<'a> {
                     };
                     match loader.finish() {
                         Ok((store, keys)) => {
-                            eprintln!(
+                            crate::log!(
                                 "MASTER <-> REPLICA sync: loaded {keys} keys from {len} bytes"
                             );
                             let srv = guard.get_or_insert_with(|| shared.lock());
@@ -396,7 +398,9 @@ impl<'a> Link<'a> {
                             }
                         }
                         Err(e) => {
-                            eprintln!("MASTER <-> REPLICA sync: failed to load the snapshot: {e}");
+                            crate::log!(
+                                "MASTER <-> REPLICA sync: failed to load the snapshot: {e}"
+                            );
                             self.sess.forget_master();
                             keep = false;
                             break;
@@ -410,18 +414,18 @@ impl<'a> Link<'a> {
                 } => {
                     let srv = guard.get_or_insert_with(|| shared.lock());
                     srv.node.handle_upstream_continue(replid);
-                    eprintln!(
+                    crate::log!(
                         "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization ({replid}:{offset}{})",
                         if replid_changed { ", new replication id" } else { "" }
                     );
                 }
                 ReplicaEvent::TransactionDiscarded => self.master.multi = None,
                 ReplicaEvent::LinkLost(e) => {
-                    eprintln!("replication link lost: {e}");
+                    crate::log!("replication link lost: {e}");
                     keep = false;
                 }
                 ReplicaEvent::Failed(e) => {
-                    eprintln!("replication failed: {e}");
+                    crate::log!("replication failed: {e}");
                     keep = false;
                 }
                 _ => {}
@@ -436,7 +440,7 @@ impl<'a> Link<'a> {
             let connected = self.sess.state() == respsync::replica::LinkState::Connected;
             if let Some(u) = &mut srv.upstream {
                 if connected && u.state != LinkState::Connected {
-                    eprintln!("MASTER <-> REPLICA sync: Finished with success");
+                    crate::log!("MASTER <-> REPLICA sync: Finished with success");
                     u.state = LinkState::Connected;
                     u.down_since = None;
                     self.reached_connected = true;

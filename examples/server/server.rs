@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Instant;
 
-use crate::config::Config;
-use crate::store::Store;
+use crate::app::config::Config;
+use crate::app::store::Store;
 
 /// Counters reported by INFO stats.
 #[derive(Default, Debug)]
@@ -115,7 +115,7 @@ pub struct Server {
     /// Replication state: ids, offset, the one backlog, and every replica link.
     pub node: respsync::node::Node,
     /// Snapshots being written for replicas, their files, links closing.
-    pub snapshots: crate::master::Snapshots,
+    pub snapshots: crate::app::master::Snapshots,
     /// Snapshots started for replicas (one serves every replica waiting then).
     pub snapshots_started: u64,
     /// Disk snapshot files a replica writer must send after the bytes it is writing.
@@ -169,7 +169,7 @@ impl Server {
             started: Instant::now(),
             run_id: random_hex40(),
             node: respsync::node::Node::new(node_config, Instant::now()),
-            snapshots: crate::master::Snapshots::default(),
+            snapshots: crate::app::master::Snapshots::default(),
             snapshots_started: 0,
             pending_files: BTreeMap::new(),
             repl_dirty: false,
@@ -181,7 +181,7 @@ impl Server {
             dirty: 0,
             loading: false,
             last_load_keys: 0,
-            last_save: crate::store::now_ms() / 1000,
+            last_save: crate::app::store::now_ms() / 1000,
         };
         srv.node.set_upstream(following, false);
         srv
@@ -209,7 +209,7 @@ impl Server {
         }
         self.cfg.replicaof = Some((host.clone(), port));
         self.upstream = Some(Upstream::new(host, port));
-        self.node.set_upstream(true, false);
+        self.node.follow();
         self.repl_generation += 1;
     }
 

@@ -9,7 +9,7 @@
 //! way a forked Redis child shares memory pages with its parent; the writer drops each shard as
 //! soon as it is saved, so later writes to it copy nothing.
 //!
-//! [`Store::snapshot`]: crate::store::Store::snapshot
+//! [`Store::snapshot`]: crate::app::store::Store::snapshot
 
 use std::collections::VecDeque;
 
@@ -20,7 +20,7 @@ use respsync::rdb::{
     WriterConfig,
 };
 
-use crate::store::{self, DbSnapshot, Value};
+use crate::app::store::{self, DbSnapshot, Value};
 
 /// The RDB version snapshots are written in unless configured: 9, the newest every replica in
 /// the interop matrix loads (Redis 6.2 loads at most 9, 7.0 at most 10, 7.2+ and Valkey 8 all
@@ -120,9 +120,11 @@ pub fn write<E: From<WriteError>>(
     done.bytes += tail.len() as u64;
     sink(tail)?;
     if done.lossy > 0 || done.skipped > 0 {
-        eprintln!(
+        crate::log!(
             "snapshot: RDB {}: {} key(s) written in a nearest form, {} opaque value(s) not written",
-            spec.version, done.lossy, done.skipped
+            spec.version,
+            done.lossy,
+            done.skipped
         );
     }
     Ok(done)

@@ -454,11 +454,6 @@ impl Db {
     pub fn iter(&self) -> impl Iterator<Item = (&Blob, &Entry)> {
         self.shards.iter().flat_map(|s| s.iter())
     }
-
-    /// Keys in table order (for KEYS and SCAN).
-    pub fn keys(&self) -> impl Iterator<Item = &Blob> {
-        self.shards.iter().flat_map(|s| s.keys())
-    }
 }
 
 /// Whether an entry is logically expired at `now` (Unix ms).

@@ -1340,6 +1340,30 @@ impl Node {
         self.upstream_up = following && link_up;
     }
 
+    /// `REPLICAOF host port`: this node starts following a master. Its sub-replicas are
+    /// closed (they reconnect and learn the new history, partially when PSYNC2 allows), and
+    /// its ids, offset and backlog stay as they are, so that its first `PSYNC` can continue
+    /// its own history with the new master (a demoted master continues with the replica that
+    /// replaced it).
+    pub fn follow(&mut self) {
+        self.flush();
+        self.replica_of_master = true;
+        self.upstream_up = false;
+        if let Some(snap) = self.snapshot.take() {
+            self.events
+                .push_back(NodeEvent::SnapshotAbandoned { snapshot: snap.id });
+        }
+        let links: Vec<LinkId> = self
+            .links
+            .values()
+            .filter(|s| s.state.is_replica())
+            .map(|s| s.link)
+            .collect();
+        for link in links {
+            self.drop_link(link, CloseReason::HistoryChanged);
+        }
+    }
+
     /// `REPLICAOF NO ONE`: this replica becomes a master. As Redis does, it keeps its data,
     /// offset and backlog, moves its master's id to `replid2` (valid up to the current offset)
     /// under a fresh id, and closes its sub-replicas so they continue partially with the new

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::store::Blob;
+use crate::app::store::Blob;
 
 use super::{int, lossy, parse_i64, Ctx, Res};
 

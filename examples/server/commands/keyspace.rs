@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::store::{self, Blob, Entry, Value};
+use crate::app::store::{self, Blob, Entry, Value};
 
 use super::{eq, int, lossy, Ctx, Res, SYNTAX};
 

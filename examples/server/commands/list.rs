@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::store::Blob;
+use crate::app::store::Blob;
 
 use super::{int, parse_i64, range, Ctx, Res, SYNTAX};
 

@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::reply::Out;
-use crate::server::{Client, Server};
-use crate::store::{self, Db, Entry, FastBuild};
+use crate::app::reply::Out;
+use crate::app::server::{Client, Server};
+use crate::app::store::{self, Db, Entry, FastBuild};
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const NOT_INT: &str = "ERR value is not an integer or out of range";
@@ -58,8 +58,8 @@ pub static COMMANDS: &[Command] = table! {
     "auth" -2 NOAUTH_OK => server::auth;
     "quit" -1 NOAUTH_OK => server::quit;
     "select" 2 0 => server::select;
-    "info" -1 0 => crate::info::info;
-    "role" 1 0 => crate::info::role;
+    "info" -1 0 => crate::app::info::info;
+    "role" 1 0 => crate::app::info::role;
     "replconf" -1 0 => server::replication;
     "psync" -3 NO_MULTI => server::replication;
     "sync" 1 NO_MULTI => server::replication;
@@ -131,8 +131,8 @@ pub static COMMANDS: &[Command] = table! {
     "multi" 1 TX | NO_MULTI => multi::multi;
     "exec" 1 TX => multi::exec;
     "discard" 1 TX => multi::discard;
-    "save" 1 NO_MULTI => crate::persist::save;
-    "bgsave" -1 0 => crate::persist::save;
+    "save" 1 NO_MULTI => crate::app::persist::save;
+    "bgsave" -1 0 => crate::app::persist::save;
     "client" -2 0 => server::client;
     "config" -2 0 => server::config;
 };
@@ -182,7 +182,7 @@ pub fn execute(srv: &mut Server, cl: &mut Client, argv: &[Bytes], out: &mut Out)
             cl.multi_failed = true;
         }
         if cl.is_master {
-            eprintln!(
+            crate::log!(
                 "replication: ignoring unknown command from master: {}",
                 lossy(name)
             );
@@ -230,8 +230,8 @@ fn run(srv: &mut Server, cl: &mut Client, cmd: &Command, argv: &[Bytes], out: &m
         ctx.srv.dirty += 1;
         if !ctx.srv.is_replica() {
             let db = ctx.cl.db;
-            let argv = crate::propagate::rewrite(&ctx.srv.store.dbs[db], argv, now);
-            crate::master::propagate(ctx.srv, db, &argv);
+            let argv = crate::app::propagate::rewrite(&ctx.srv.store.dbs[db], argv, now);
+            crate::app::master::propagate(ctx.srv, db, &argv);
         }
     }
 }
@@ -324,7 +324,7 @@ impl Ctx<'_> {
             self.srv.stats.expired_keys += 1;
             let argv = [Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)];
             let db = self.cl.db;
-            crate::master::propagate(self.srv, db, &argv);
+            crate::app::master::propagate(self.srv, db, &argv);
         }
         true
     }
@@ -389,11 +389,11 @@ macro_rules! typed_as {
     ($ctx:expr, $access:ident, $key:expr, $variant:ident) => {
         match $ctx.$access($key) {
             None => None,
-            Some($crate::store::Entry {
-                value: $crate::store::Value::$variant(v),
+            Some($crate::app::store::Entry {
+                value: $crate::app::store::Value::$variant(v),
                 ..
             }) => Some(v),
-            Some(_) => return Err($crate::commands::WRONGTYPE.into()),
+            Some(_) => return Err($crate::app::commands::WRONGTYPE.into()),
         }
     };
 }
@@ -415,19 +415,19 @@ macro_rules! write_or_create {
     ($ctx:expr, $key:expr, $variant:ident, $new:expr) => {{
         let exists = match $ctx.write($key) {
             None => false,
-            Some($crate::store::Entry {
-                value: $crate::store::Value::$variant(_),
+            Some($crate::app::store::Entry {
+                value: $crate::app::store::Value::$variant(_),
                 ..
             }) => true,
-            Some(_) => return Err($crate::commands::WRONGTYPE.into()),
+            Some(_) => return Err($crate::app::commands::WRONGTYPE.into()),
         };
         if !exists {
             $ctx.db()
-                .set($key, $crate::store::Value::$variant($new), None);
+                .set($key, $crate::app::store::Value::$variant($new), None);
         }
         match $ctx.db().get_mut($key, i64::MIN) {
-            Some($crate::store::Entry {
-                value: $crate::store::Value::$variant(v),
+            Some($crate::app::store::Entry {
+                value: $crate::app::store::Value::$variant(v),
                 ..
             }) => v,
             _ => unreachable!("just inserted with this type"),
@@ -450,7 +450,7 @@ mod zset;
 mod tests {
     use super::keyspace::glob;
     use super::*;
-    use crate::config::Config;
+    use crate::app::config::Config;
 
     fn run_all(srv: &mut Server, cl: &mut Client, cmds: &[&str]) -> String {
         let mut out = Out::new();

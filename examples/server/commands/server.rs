@@ -64,7 +64,7 @@ pub(super) fn select(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 pub(super) fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     if eq(&a[1], "no") && eq(&a[2], "one") {
         if ctx.srv.is_replica() {
-            eprintln!("MASTER MODE enabled (user request)");
+            crate::log!("MASTER MODE enabled (user request)");
             ctx.srv.stop_replicating();
         }
         ctx.out.ok();
@@ -80,7 +80,7 @@ pub(super) fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             return Ok(());
         }
     }
-    eprintln!("REPLICAOF {host}:{port} enabled (user request)");
+    crate::log!("REPLICAOF {host}:{port} enabled (user request)");
     ctx.srv.replicate(host, port);
     ctx.out.ok();
     Ok(())
@@ -163,7 +163,7 @@ pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             let mut pairs: Vec<(&str, String)> = Vec::new();
             for p in &a[2..] {
                 let p = String::from_utf8_lossy(p).to_ascii_lowercase();
-                for name in crate::config::NAMES {
+                for name in crate::app::config::NAMES {
                     if glob(p.as_bytes(), name.as_bytes()) && !pairs.iter().any(|(n, _)| n == name)
                     {
                         pairs.extend(ctx.srv.cfg.value(name).map(|v| (*name, v)));
@@ -180,7 +180,9 @@ pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             let mut cfg = ctx.srv.cfg.clone();
             for kv in a[2..].chunks_exact(2) {
                 let name = String::from_utf8_lossy(&kv[0]).into_owned();
-                if !crate::config::Config::knows(&name) || name.eq_ignore_ascii_case("replicaof") {
+                if !crate::app::config::Config::knows(&name)
+                    || name.eq_ignore_ascii_case("replicaof")
+                {
                     return Err(format!(
                         "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
                     )
@@ -223,7 +225,7 @@ pub(super) fn replication(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             .get(&ctx.cl.id)
             .map(|c| c.addr.ip().to_string()),
     };
-    let link = crate::master::link(ctx.cl.id);
+    let link = crate::app::master::link(ctx.cl.id);
     match ctx
         .srv
         .node

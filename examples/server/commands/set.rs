@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::store::Blob;
+use crate::app::store::Blob;
 
 use super::{Ctx, Res};
 

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use crate::reply::Out;
-use crate::store::{Blob, Consumer, Entry, Group, Pending, Stream, StreamId, Value};
+use crate::app::reply::Out;
+use crate::app::store::{Blob, Consumer, Entry, Group, Pending, Stream, StreamId, Value};
 
 use super::{eq, int, lossy, parse_i64, Ctx, Res, SYNTAX, WRONGTYPE};
 

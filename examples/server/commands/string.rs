@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use crate::store::{Blob, Entry, Value};
+use crate::app::store::{Blob, Entry, Value};
 
 use super::{int, Ctx, Res, SYNTAX, WRONGTYPE};
 

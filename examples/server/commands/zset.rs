@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::store::{Blob, Score};
+use crate::app::store::{Blob, Score};
 
 use super::{int, parse_f64, range, Ctx, Res, NOT_FLOAT, SYNTAX};
 
