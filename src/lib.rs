@@ -37,6 +37,8 @@
 //!   by every waiting replica (disk or diskless), zero-copy fan-out of the stream, PINGs,
 //!   ACKs, timeouts and output-buffer limits.
 //! - [`master`]: `MasterSession`, one replica as its master sees it.
+//! - [`commands`]: which commands write, which run on a stale replica, Redis's errors for
+//!   those checks, and `REPLICAOF`/`WAIT` argument parsing.
 //! - [`rdb`]: RDB snapshots — streaming push parser ([`rdb::Parser`] → [`rdb::RdbEvent`], or
 //!   zero-allocation through a [`rdb::Visitor`] given borrowed slices) and a
 //!   [`rdb::Collector`] that gathers whole keys into [`rdb::Value`]s.
@@ -59,6 +61,7 @@
 #![warn(missing_docs)]
 
 pub mod backlog;
+pub mod commands;
 pub mod ids;
 pub mod master;
 pub mod node;

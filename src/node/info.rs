@@ -67,7 +67,11 @@ impl Node {
                 r.lag(now)
             );
         }
-        s.push_str("master_failover_state:no-failover\r\n");
+        let _ = write!(
+            s,
+            "master_failover_state:{}\r\n",
+            self.failover_state().as_str()
+        );
         let _ = write!(s, "master_replid:{}\r\n", self.ids.id);
         let _ = write!(s, "master_replid2:{}\r\n", self.ids.id2);
         let _ = write!(s, "master_repl_offset:{}\r\n", self.offset.value());

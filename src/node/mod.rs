@@ -83,7 +83,9 @@
 //! ```
 
 mod config;
+mod failover;
 mod info;
+mod wait;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -92,6 +94,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 pub use self::config::{NodeConfig, OutputBufferLimit, MIN_BACKLOG_SIZE};
+pub use self::failover::FailoverState;
+pub use self::wait::{WaitId, WaitOutcome, WAIT_ON_REPLICA};
 use crate::backlog::Backlog;
 use crate::ids::{IdGenerator, PsyncCheck, ReplId, ReplOffset, ReplicationIds};
 pub use crate::master::LinkId;
@@ -207,6 +211,8 @@ pub enum CloseReason {
     HistoryChanged,
     /// The replica broke the protocol.
     Protocol(DecodeError),
+    /// The replica sent a command other than `REPLCONF` on its replication link.
+    UnexpectedCommand(Bytes),
 }
 
 impl CloseReason {
@@ -247,7 +253,34 @@ pub enum NodeEvent {
         /// Why.
         reason: CloseReason,
     },
-    /// A replica link sent a command other than `REPLCONF` or `PING`; it was not run.
+    /// Our master sent `PSYNC … FAILOVER`: this node promoted itself (as after
+    /// `REPLICAOF NO ONE`). Stop the link to the old master; it is about to follow us.
+    PromotedByFailover,
+    /// `FAILOVER` reached its target: follow `host:port` now, with
+    /// [`ReplicaSession::set_psync_failover`](crate::replica::ReplicaSession::set_psync_failover)
+    /// on, and report the outcome with [`Node::handle_failover_result`]. The node already
+    /// follows (as after [`Node::follow`]).
+    FailoverDemote {
+        /// The new master's address, as its replica link announced it.
+        host: String,
+        /// Its listening port.
+        port: u16,
+    },
+    /// A `FAILOVER` was aborted (timeout, `FAILOVER ABORT`, or refused by the target); the
+    /// node is a master again and writes are no longer paused.
+    FailoverAborted {
+        /// Why, in Redis's words.
+        reason: &'static str,
+    },
+    /// A blocked `WAIT` is answered: reply `:replicas`.
+    WaitDone {
+        /// Which one.
+        wait: WaitId,
+        /// Replicas that acknowledged its offset.
+        replicas: usize,
+    },
+    /// A replica link sent a command other than `REPLCONF`; it was not run, and the link is
+    /// closed (a [`NodeEvent::Close`] follows).
     UnexpectedCommand {
         /// The connection.
         link: LinkId,
@@ -266,6 +299,9 @@ pub enum NodeError {
     /// Nobody waits for this snapshot any more.
     #[error("nobody waits for snapshot {0:?}")]
     Abandoned(SnapshotId),
+    /// `WAIT` on a replica (reply `-ERR ` + [`WAIT_ON_REPLICA`]).
+    #[error("{WAIT_ON_REPLICA}")]
+    WaitOnReplica,
 }
 
 /// Replication counters for `INFO stats`.
@@ -327,6 +363,13 @@ pub struct Node {
     replica_of_master: bool,
     /// Whether the link to the master is up (sub-replicas may sync only then).
     upstream_up: bool,
+    /// Clients blocked in `WAIT`.
+    waits: Vec<wait::Waiter>,
+    next_wait: u64,
+    /// A `REPLCONF GETACK *` is due before the next bytes go out (one for all waiters).
+    getack_wanted: bool,
+    /// A `FAILOVER` in progress.
+    failover: Option<failover::Failover>,
 }
 
 impl Node {
@@ -355,6 +398,10 @@ impl Node {
             no_replicas_since: Some(now),
             replica_of_master: false,
             upstream_up: false,
+            waits: Vec::new(),
+            next_wait: 1,
+            getack_wanted: false,
+            failover: None,
         }
     }
 
@@ -495,6 +542,8 @@ impl Node {
             Cmd::Sync
         } else if name.eq_ignore_ascii_case(b"ROLE") {
             Cmd::Role
+        } else if name.eq_ignore_ascii_case(b"FAILOVER") {
+            Cmd::Failover
         } else {
             return Handled::NotMine;
         };
@@ -506,6 +555,7 @@ impl Node {
             Cmd::Replconf => true,
             Cmd::Psync => argv.len() >= 3,
             Cmd::Sync | Cmd::Role => argv.len() == 1,
+            Cmd::Failover => true,
         };
         if !arity_ok {
             return reply_error(&format!(
@@ -514,6 +564,7 @@ impl Node {
         }
         match cmd {
             Cmd::Role => Handled::Reply(self.role_reply(now)),
+            Cmd::Failover => self.failover_command(now, argv),
             Cmd::Replconf => self.replconf(now, link, caller, argv, false),
             Cmd::Psync | Cmd::Sync => {
                 if caller.in_multi {
@@ -643,6 +694,8 @@ impl Node {
         if s.state == ReplicaState::WaitFirstAck {
             s.state = ReplicaState::Online;
         }
+        self.check_waits(now);
+        self.check_failover(now);
     }
 
     fn sync_command<A: AsRef<[u8]>>(
@@ -656,12 +709,19 @@ impl Node {
         if self.links.get(&link).is_some_and(|s| s.state.is_replica()) {
             return Handled::NoReply;
         }
-        if !legacy
-            && argv.len() > 3
-            && argv[3].as_ref().eq_ignore_ascii_case(b"failover")
-            && !self.replica_of_master
-        {
-            return reply_static(b"-ERR PSYNC FAILOVER can't be sent to a master.\r\n");
+        if !legacy && argv.len() > 3 && argv[3].as_ref().eq_ignore_ascii_case(b"failover") {
+            if !self.replica_of_master {
+                return reply_static(b"-ERR PSYNC FAILOVER can't be sent to a master.\r\n");
+            }
+            if !self.ids.id.matches(argv[1].as_ref()) {
+                return reply_static(b"-ERR PSYNC FAILOVER replid must match my replid.\r\n");
+            }
+            // Our master hands over: promote, then answer its PSYNC like any other.
+            self.promote();
+            self.events.push_back(NodeEvent::PromotedByFailover);
+        }
+        if self.failover.is_some() {
+            return reply_static(b"-NOMASTERLINK Can't SYNC while failing over\r\n");
         }
         if self.replica_of_master && !self.upstream_up {
             return reply_static(
@@ -1020,12 +1080,19 @@ impl Node {
     }
 
     /// Propagates a transaction: `MULTI`, the commands (each with its database, `SELECT`
-    /// inserted where it changes), `EXEC`, kept together in the stream.
+    /// inserted where it changes), `EXEC`, kept together in the stream; a single command goes
+    /// bare, and `SELECT` comes before `MULTI`, as Redis 7.0 does.
     pub fn propagate_transaction<A: AsRef<[u8]>, C: AsRef<[A]>>(&mut self, cmds: &[(u32, C)]) {
         let Some((first_db, _)) = cmds.first() else {
             return;
         };
         if self.backlog.is_none() {
+            return;
+        }
+        if let [(db, argv)] = cmds {
+            // One write: Redis 7 propagates it bare.
+            self.select(*db);
+            self.append_command(argv.as_ref());
             return;
         }
         self.select(*first_db);
@@ -1076,6 +1143,9 @@ impl Node {
 
     /// Moves pending propagated bytes into the backlog, then applies the output-buffer limits.
     fn flush(&mut self) {
+        if std::mem::take(&mut self.getack_wanted) && self.backlog.is_some() {
+            self.append_command(&[&b"REPLCONF"[..], b"GETACK", b"*"]);
+        }
         if self.pending.is_empty() {
             return;
         }
@@ -1203,10 +1273,16 @@ impl Node {
             if name.eq_ignore_ascii_case(b"REPLCONF") {
                 let caller = Caller::default();
                 self.replconf(now, link, &caller, &cmd.argv, true);
-            } else if !name.eq_ignore_ascii_case(b"PING") {
+            } else {
+                // A replica must stay silent but for ACKs (protocol.md §7.5): Redis drops a
+                // replica whose command would make it reply.
                 let name = name.clone();
-                self.events
-                    .push_back(NodeEvent::UnexpectedCommand { link, name });
+                self.events.push_back(NodeEvent::UnexpectedCommand {
+                    link,
+                    name: name.clone(),
+                });
+                self.drop_link(link, CloseReason::UnexpectedCommand(name));
+                return;
             }
         }
     }
@@ -1268,7 +1344,12 @@ impl Node {
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_tick)
+        let waits = self.waits.iter().filter_map(|w| w.deadline).min();
+        let failover = self.failover.as_ref().and_then(|f| f.deadline);
+        [Some(self.next_tick), waits, failover]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the 1 Hz replication cron when due: PINGs every `repl-ping-replica-period`,
@@ -1276,6 +1357,8 @@ impl Node {
     /// output-buffer limit, the diskless delay and `repl-backlog-ttl`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clamp(now);
+        self.check_waits(now);
+        self.check_failover(now);
         if now < self.next_tick {
             return;
         }
@@ -1340,11 +1423,12 @@ impl Node {
         self.upstream_up = following && link_up;
     }
 
-    /// `REPLICAOF host port`: this node starts following a master. Its sub-replicas are
-    /// closed (they reconnect and learn the new history, partially when PSYNC2 allows), and
-    /// its ids, offset and backlog stay as they are, so that its first `PSYNC` can continue
-    /// its own history with the new master (a demoted master continues with the replica that
-    /// replaced it).
+    /// `REPLICAOF host port`: this node starts following a master. As in Redis 7.0 its
+    /// sub-replicas stay connected (they are closed only when the history changes: a
+    /// `+CONTINUE` with another id, or a full sync loaded), and its ids, offset and backlog stay
+    /// as they are, so that its first `PSYNC` can continue its own history with the new master
+    /// (a demoted master continues with the replica that replaced it). It stops PINGing and
+    /// propagating: from now on its stream comes from upstream.
     pub fn follow(&mut self) {
         self.flush();
         self.replica_of_master = true;
@@ -1352,15 +1436,15 @@ impl Node {
         if let Some(snap) = self.snapshot.take() {
             self.events
                 .push_back(NodeEvent::SnapshotAbandoned { snapshot: snap.id });
-        }
-        let links: Vec<LinkId> = self
-            .links
-            .values()
-            .filter(|s| s.state.is_replica())
-            .map(|s| s.link)
-            .collect();
-        for link in links {
-            self.drop_link(link, CloseReason::HistoryChanged);
+            // Replicas attached to it wait for the next one, served once the link is up.
+            for s in self.links.values_mut() {
+                if s.snapshot.map(|(id, _)| id) == Some(snap.id.0) {
+                    s.snapshot = None;
+                    s.out.clear();
+                    s.out_len = 0;
+                    s.state = ReplicaState::WaitBgsaveStart;
+                }
+            }
         }
     }
 
@@ -1463,6 +1547,7 @@ impl Node {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cmd {
+    Failover,
     Replconf,
     Psync,
     Sync,

@@ -98,6 +98,13 @@ pub enum ReplicaError {
         /// The error line the master sent.
         reply: String,
     },
+    /// The new master answered `PSYNC … FAILOVER` with something other than `+CONTINUE` or
+    /// `+FULLRESYNC`: the failover that sent it must be aborted (protocol.md §6.7).
+    #[error("failover refused by the target: {reply}")]
+    FailoverRefused {
+        /// The reply line.
+        reply: String,
+    },
     /// Nothing was received for longer than the phase's timeout.
     #[error("timed out during {0}")]
     Timeout(Phase),

@@ -227,6 +227,8 @@ pub struct ReplicaSession {
     backlog: Option<Backlog>,
     /// Credited stream bytes waiting for [`ReplicaSession::poll_stream`] (stream handoff).
     stream_out: VecDeque<Bytes>,
+    /// The next PSYNC carries `FAILOVER` (see [`ReplicaSession::set_psync_failover`]).
+    psync_failover: bool,
     buf: BytesMut,
     out: BytesMut,
     events: VecDeque<ReplicaEvent>,
@@ -260,6 +262,7 @@ impl ReplicaSession {
             ids,
             backlog: None,
             stream_out: VecDeque::new(),
+            psync_failover: false,
             buf: BytesMut::new(),
             out: BytesMut::new(),
             events: VecDeque::new(),
@@ -484,6 +487,15 @@ impl ReplicaSession {
         &self.ids
     }
 
+    /// Makes the next `PSYNC` a `PSYNC <replid> <offset> FAILOVER`: what a master that runs
+    /// `FAILOVER` sends to its chosen replica, which then promotes itself and continues the
+    /// demoted master partially. Any reply but `+CONTINUE`/`+FULLRESYNC` then fails the link with
+    /// [`ReplicaError::FailoverRefused`]. Needs a cached master (the demoted master's own
+    /// history, see [`set_cached_master`](Self::set_cached_master)); cleared once the reply came.
+    pub fn set_psync_failover(&mut self, on: bool) {
+        self.psync_failover = on;
+    }
+
     /// The next piece of the applied stream, with [`ReplicaConfig::stream_handoff`] on: the
     /// exact bytes the master sent, credited to the offset (a `MULTI` block only once its
     /// `EXEC` arrived), in order. Always `None` with the handoff off.
@@ -688,6 +700,13 @@ impl ReplicaSession {
 
     fn send_psync(&mut self) {
         match &self.cached {
+            Some(c) if self.psync_failover => {
+                let off = c.offset.next().to_string();
+                put_array(
+                    &mut self.out,
+                    &[b"PSYNC", c.replid.as_bytes(), off.as_bytes(), b"FAILOVER"],
+                );
+            }
             Some(c) => {
                 let off = c.offset.next().to_string();
                 put_array(
@@ -705,6 +724,15 @@ impl ReplicaSession {
     fn psync_reply(&mut self, line: &[u8]) -> Result<(), ReplicaError> {
         let reply = || String::from_utf8_lossy(line).into_owned();
         let reply_kind = psync_reply(line);
+        let failover = std::mem::take(&mut self.psync_failover);
+        if failover
+            && !matches!(
+                reply_kind,
+                PsyncReply::FullResync(_) | PsyncReply::Continue(_)
+            )
+        {
+            return Err(ReplicaError::FailoverRefused { reply: reply() });
+        }
         if let PsyncReply::FullResync(fields) = reply_kind {
             let parsed = fields
                 .and_then(|(id, off)| Some((ReplId::parse(id).ok()?, ReplOffset::parse(off)?)));
