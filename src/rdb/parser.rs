@@ -1113,8 +1113,14 @@ impl Machine {
             }
             version = version * 10 + u32::from(d - b'0');
         }
-        if version == 0 {
-            return Err(RdbError::UnsupportedVersion { version }.into());
+        let newest = magic.newest_version();
+        if version == 0 || (version > newest && !self.cfg.allow_newer_versions) {
+            return Err(RdbError::UnsupportedVersion {
+                version,
+                magic,
+                newest,
+            }
+            .into());
         }
         self.magic = magic;
         self.version = version;
