@@ -252,7 +252,7 @@ impl Replica {
                         let Some((loader, collector, db)) = loading.as_mut() else {
                             return Some("snapshot bytes without FULLRESYNC".into());
                         };
-                        loader.push(&data);
+                        loader.push_bytes(data);
                         if let Err(e) = drain(loader, collector, db) {
                             return Some(e);
                         }
