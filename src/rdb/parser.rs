@@ -1177,6 +1177,41 @@ impl Parser {
         self.i.buffered()
     }
 
+    /// Bytes of the current string value still to come after the events returned so far
+    /// (0 outside a string value). With the first [`RdbEvent::StringChunk`] this gives the
+    /// value's length before the rest arrives, e.g. to copy a long value through.
+    ///
+    /// ```
+    /// use respsync::rdb::{Parser, ParserConfig, RdbEvent};
+    ///
+    /// let mut config = ParserConfig::default();
+    /// config.chunk_size(2);
+    /// let mut parser = Parser::new(config);
+    /// parser.push(b"REDIS0003\xfe\x00\x00\x01k\x05hello\xff");
+    /// while let Some(event) = parser.poll_event().unwrap() {
+    ///     if event == RdbEvent::StringChunk("he".into()) {
+    ///         assert_eq!(parser.string_remaining(), 3);
+    ///     }
+    /// }
+    /// ```
+    pub fn string_remaining(&self) -> u64 {
+        let queued: u64 = self
+            .out
+            .ready
+            .iter()
+            .chain(self.out.queue.iter())
+            .take_while(|ev| !matches!(ev, RdbEvent::KeyEnd))
+            .map(|ev| match ev {
+                RdbEvent::StringChunk(c) => c.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        match self.m.state {
+            State::StrRaw { left } => queued + left,
+            _ => queued,
+        }
+    }
+
     /// The magic and version from the header, once it has been parsed.
     pub fn header(&self) -> Option<(Magic, u32)> {
         (self.m.version != 0).then_some((self.m.magic, self.m.version))
