@@ -5,8 +5,8 @@ mod support;
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::encoding::listpack::ListpackBuilder;
 use respsync::rdb::{
-    Checksum, Collector, ContainerKind, Expiry, Limit, Magic, ObjectKind, Parser, ParserConfig, RdbError,
-    RdbEvent, Value,
+    Checksum, Collector, ContainerKind, Expiry, Limit, Magic, ObjectKind, Parser, ParserConfig,
+    RdbError, RdbEvent, Value,
 };
 use support::corpus::parse_chunked;
 

@@ -260,16 +260,17 @@ impl Dedup {
             all_set &= self.bits[word] & mask != 0;
             self.bits[word] |= mask;
         }
-        if all_set && self.suspects.insert((db, Bytes::copy_from_slice(key))) {
-            if self.suspects.len() > self.max_suspects {
-                return Err(format!(
-                    "more than {} possible duplicate keys: the file has too many keys for \
-                     --dedup-bytes {} (use about 4 bytes per key)",
-                    self.max_suspects,
-                    self.bits.len() * 8
-                )
-                .into());
-            }
+        if all_set
+            && self.suspects.insert((db, Bytes::copy_from_slice(key)))
+            && self.suspects.len() > self.max_suspects
+        {
+            return Err(format!(
+                "more than {} possible duplicate keys: the file has too many keys for \
+                 --dedup-bytes {} (use about 4 bytes per key)",
+                self.max_suspects,
+                self.bits.len() * 8
+            )
+            .into());
         }
         Ok(())
     }

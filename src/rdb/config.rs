@@ -19,7 +19,6 @@ pub struct ParserConfig {
     pub(crate) nonstandard_opcodes: Vec<u8>,
     pub(crate) danger_skip_checksum: bool,
     pub(crate) allow_newer_versions: bool,
-    pub(crate) lazy_values: bool,
 }
 
 impl Default for ParserConfig {
@@ -36,7 +35,6 @@ impl Default for ParserConfig {
             nonstandard_opcodes: vec![107, 121],
             danger_skip_checksum: false,
             allow_newer_versions: false,
-            lazy_values: false,
         }
     }
 }
@@ -112,16 +110,6 @@ impl ParserConfig {
     /// ```
     pub fn allow_newer_versions(&mut self, allow: bool) -> &mut Self {
         self.allow_newer_versions = allow;
-        self
-    }
-
-    /// Delivers embedded containers and LZF-compressed strings undecoded, as
-    /// [`RdbEvent::Packed`](super::RdbEvent::Packed), instead of as their elements or
-    /// decompressed chunks. A consumer that does not look at a value does not pay for
-    /// decoding it; [`Packed`](super::Packed) decodes on demand and reads element counts
-    /// from container headers. Default off.
-    pub fn lazy_values(&mut self, lazy: bool) -> &mut Self {
-        self.lazy_values = lazy;
         self
     }
 

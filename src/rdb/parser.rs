@@ -1099,7 +1099,8 @@ impl Parser {
             // continue from `data` itself rather than copying all of it.
             let mut used = 0;
             loop {
-                let take = (data.len() - used).min((self.i.buf.len() - self.i.pos).max(CARRY_PIECE));
+                let take =
+                    (data.len() - used).min((self.i.buf.len() - self.i.pos).max(CARRY_PIECE));
                 self.push(&data[used..used + take]);
                 used += take;
                 self.parse_with(visitor)?;
@@ -1217,7 +1218,6 @@ impl Parser {
         (self.m.version != 0).then_some((self.m.magic, self.m.version))
     }
 }
-
 
 impl Machine {
     /// Delivers a whole string value as chunks of the configured size.
@@ -2062,12 +2062,7 @@ impl Machine {
         }
     }
 
-    fn module_op<S: Sink>(
-        &mut self,
-        sink: &mut S,
-        c: &mut Cur<'_>,
-        owner: ModuleOwner,
-    ) -> R<()> {
+    fn module_op<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>, owner: ModuleOwner) -> R<()> {
         let start = c.p;
         let at = c.off();
         let op = c.len()?;
