@@ -33,6 +33,9 @@
 //! except strings over 1 MiB, which are copied through in pieces. On error OUT is removed;
 //! exit status 1.
 
+#[path = "../rdb-dump/input.rs"]
+mod input;
+
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
@@ -40,12 +43,11 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use bytes::{Bytes, BytesMut};
+use input::read_chunk;
 use respsync::rdb::{
     AuxFields, Collector, Expiry, KeyOptions, ModuleId, ObjectKind, Parser, ParserConfig, RdbEvent,
     ReplInfo, Value, Writer, WriterConfig,
 };
-
-const READ_SIZE: usize = 256 << 10;
 
 struct Options {
     input: String,
@@ -574,21 +576,4 @@ fn check_suspects(opts: &Options, suspects: HashSet<(u64, Bytes)>) -> Result<(),
             return Ok(());
         }
     }
-}
-
-/// Reads the next piece of input into `buf`'s spare room (reclaimed once the events holding
-/// earlier pieces are gone) and splits it off.
-fn read_chunk(input: &mut dyn Read, buf: &mut BytesMut) -> io::Result<Bytes> {
-    buf.clear();
-    if buf.capacity() < READ_SIZE {
-        buf.reserve(4 * READ_SIZE);
-    }
-    buf.resize(READ_SIZE, 0);
-    let n = loop {
-        match input.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => break r?,
-        }
-    };
-    Ok(buf.split_to(n).freeze())
 }

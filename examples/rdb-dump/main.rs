@@ -10,6 +10,7 @@
 //! reach the output as slices of what was read (no copy, no allocation per key).
 
 mod dump;
+mod input;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -17,9 +18,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use input::read_chunk;
 use respsync::rdb::{Parser, ParserConfig, RdbEvent};
-
-const READ_SIZE: usize = 256 << 10;
 
 fn usage() -> ExitCode {
     eprintln!("usage: rdb-dump [--stats] [--allow-newer] FILE|-");
@@ -137,23 +137,6 @@ fn run(
         );
     }
     Ok(())
-}
-
-/// Reads the next piece of input into `buf`'s spare room (reclaimed once the events holding
-/// earlier pieces are gone) and splits it off.
-fn read_chunk(input: &mut dyn Read, buf: &mut BytesMut) -> io::Result<bytes::Bytes> {
-    buf.clear();
-    if buf.capacity() < READ_SIZE {
-        buf.reserve(4 * READ_SIZE);
-    }
-    buf.resize(READ_SIZE, 0);
-    let n = loop {
-        match input.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => break r?,
-        }
-    };
-    Ok(buf.split_to(n).freeze())
 }
 
 fn drain_len(input: &mut dyn Read) -> io::Result<u64> {

@@ -538,6 +538,9 @@ impl<V: Visitor> Sink for Borrowing<'_, V> {}
 /// that crossed a push boundary) are carved from.
 const ARENA_BLOCK: usize = 64 << 10;
 
+/// `poll_event` parses ahead until this many events wait.
+const QUEUE_BATCH: usize = 64;
+
 /// Events produced and not yet returned by [`Parser::poll_event`].
 #[derive(Default)]
 struct Queue {
@@ -584,8 +587,9 @@ impl Sink for Queue {
         self.arena.split().freeze()
     }
 
+    /// Steps run back to back until a batch of events waits (amortizes the per-call cost).
     fn more(&self) -> bool {
-        self.is_empty()
+        self.queue.len() < QUEUE_BATCH
     }
 }
 
@@ -1196,17 +1200,15 @@ impl Parser {
     /// }
     /// ```
     pub fn string_remaining(&self) -> u64 {
-        let queued: u64 = self
-            .out
-            .ready
-            .iter()
-            .chain(self.out.queue.iter())
-            .take_while(|ev| !matches!(ev, RdbEvent::KeyEnd))
-            .map(|ev| match ev {
-                RdbEvent::StringChunk(c) => c.len() as u64,
-                _ => 0,
-            })
-            .sum();
+        let mut queued = 0u64;
+        for ev in self.out.ready.iter().chain(self.out.queue.iter()) {
+            match ev {
+                RdbEvent::StringChunk(c) => queued += c.len() as u64,
+                // The value ends among the queued events: the parser is past it.
+                RdbEvent::KeyEnd => return queued,
+                _ => {}
+            }
+        }
         match self.m.state {
             State::StrRaw { left } => queued + left,
             _ => queued,
