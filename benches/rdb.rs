@@ -5,7 +5,8 @@
 //! under `target/bench-data/`. Also measured: the CRC-64 alone over the same bytes.
 //!
 //! `respsync_visitor` is the zero-allocation API (`Parser::feed_with` with a visitor that
-//! borrows); `respsync` is the owned-event API (`push` + `poll_event`). Both decode every key
+//! borrows); `respsync` is the owned-event API (`push` + `poll_event`); `respsync_bytes` is
+//! the owned-event API on input pushed in place (`push_bytes` + `poll_event`). Both decode every key
 //! and value and check the CRC, as the `rdb` crate does with its `Nil` formatter.
 
 use std::io::Cursor;
@@ -85,6 +86,24 @@ fn respsync_parse(data: &[u8]) -> u64 {
     events
 }
 
+/// The owned-event API on `Bytes` pushed in place (`push_bytes` + `poll_event`).
+fn respsync_parse_bytes(data: &bytes::Bytes) -> u64 {
+    let mut parser = Parser::new(ParserConfig::default());
+    let mut events = 0u64;
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = (pos + CHUNK).min(data.len());
+        parser.push_bytes(data.slice(pos..end));
+        pos = end;
+        while let Some(_ev) = parser.poll_event().unwrap() {
+            events += 1;
+        }
+    }
+    parser.finish();
+    assert!(parser.poll_event().unwrap().is_none() && parser.is_done());
+    events
+}
+
 /// Counts what it is given and keeps nothing: the parser still decodes every key and value
 /// (LZF, containers, streams) and checks the CRC.
 #[derive(Default)]
@@ -145,8 +164,13 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(15));
     // Both APIs report the same number of events/callbacks.
     assert_eq!(respsync_parse(&data), respsync_visit(&data));
+    let shared = bytes::Bytes::from(data.clone());
+    assert_eq!(respsync_parse_bytes(&shared), respsync_visit(&data));
     g.bench_function("respsync_visitor", |b| b.iter(|| respsync_visit(&data)));
     g.bench_function("respsync", |b| b.iter(|| respsync_parse(&data)));
+    g.bench_function("respsync_bytes", |b| {
+        b.iter(|| respsync_parse_bytes(&shared))
+    });
     g.bench_function("rdb_crate_0_4", |b| b.iter(|| rdb_crate_parse(&data)));
     g.bench_function("crc64_only", |b| b.iter(|| crc64(0, &data)));
     g.finish();

@@ -188,7 +188,7 @@ fn run_link(
                     );
                 }
                 ReplicaEvent::RdbChunk { data, .. } => {
-                    rdb.push(&data);
+                    rdb.push_bytes(data);
                     if let Err(e) = count_keys(&mut rdb, &mut keys) {
                         return bad_snapshot(s, e);
                     }

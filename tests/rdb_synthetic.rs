@@ -5,8 +5,8 @@ mod support;
 use respsync::rdb::encoding::crc64::crc64;
 use respsync::rdb::encoding::listpack::ListpackBuilder;
 use respsync::rdb::{
-    Checksum, Collector, ContainerKind, Expiry, Limit, ObjectKind, Parser, ParserConfig, RdbError,
-    RdbEvent, Value,
+    Checksum, Collector, ContainerKind, Expiry, Limit, Magic, ObjectKind, Parser, ParserConfig,
+    RdbError, RdbEvent, Value,
 };
 use support::corpus::parse_chunked;
 
@@ -267,7 +267,69 @@ fn unknown_types_and_opcodes_name_byte_and_offset() {
     assert_eq!(parse(b"REDIX0009\xff"), Err(RdbError::BadMagic));
     assert_eq!(
         parse(b"REDIS0000\xff"),
-        Err(RdbError::UnsupportedVersion { version: 0 })
+        Err(RdbError::UnsupportedVersion {
+            version: 0,
+            magic: Magic::Redis,
+            newest: 13
+        })
+    );
+}
+
+#[test]
+fn versions_newer_than_known_are_refused_unless_allowed() {
+    // The newest known versions parse; one more is a typed error at offset 0, per magic.
+    let ok = Rdb::new(13).op(0).str(b"k").str(b"v").finish();
+    assert!(parse(&ok).is_ok());
+    let mut newer = ok.clone();
+    newer[..9].copy_from_slice(b"REDIS0014");
+    let err = parse(&newer).unwrap_err();
+    assert_eq!(
+        err,
+        RdbError::UnsupportedVersion {
+            version: 14,
+            magic: Magic::Redis,
+            newest: 13
+        }
+    );
+    assert_eq!(err.offset(), Some(0));
+    assert!(err.to_string().contains("14"), "{err}");
+    for (head, version, magic, newest) in [
+        (&b"REDIS9999"[..], 9999, Magic::Redis, 13),
+        (b"VALKEY081", 81, Magic::Valkey, 80),
+        (b"VALKEY999", 999, Magic::Valkey, 80),
+    ] {
+        let mut file = head.to_vec();
+        file.push(0xff);
+        assert_eq!(
+            parse(&file),
+            Err(RdbError::UnsupportedVersion {
+                version,
+                magic,
+                newest
+            })
+        );
+    }
+    assert!(parse(b"VALKEY080\xff\0\0\0\0\0\0\0\0").is_ok());
+    // "Try anyway": the same file parses (its checksum still has to be right: recompute).
+    let mut config = ParserConfig::default();
+    config.allow_newer_versions(true);
+    let body = &newer[..newer.len() - 8];
+    let mut fixed = body.to_vec();
+    fixed.extend_from_slice(&crc64(0, body).to_le_bytes());
+    let mut parser = Parser::new(config);
+    parser.push(&fixed);
+    parser.finish();
+    let mut events = Vec::new();
+    while let Some(ev) = parser.poll_event().unwrap() {
+        events.push(ev);
+    }
+    assert!(parser.is_done());
+    assert_eq!(
+        events[0],
+        RdbEvent::Header {
+            magic: Magic::Redis,
+            version: 14
+        }
     );
 }
 

@@ -16,24 +16,38 @@
 //! key on stderr. `--no-repl-info` leaves out `repl-stream-db`/`repl-id`/`repl-offset`.
 //! Non-standard opcodes and slot-info hints are not written, with a warning.
 //!
-//! A key that appears twice in a database is an error (Redis refuses such files).
+//! A key that appears twice in a database is an error (Redis refuses such files). Key names
+//! are not kept: each (db, key) sets bits in a fixed-size filter (`--dedup-bytes`, default
+//! 16 MiB); a key whose bits are all set already is only *possibly* a duplicate and its name
+//! is kept as a suspect (at most `--max-suspects`, default 100000). At the end, a second,
+//! read-only pass over IN counts each suspect exactly; only a real duplicate is an error.
+//! With 16 MiB, a 3M-key file has a few hundred suspects; a file of far more keys needs a
+//! larger filter (about 4 bytes per key keeps suspects rare), else it stops with an error
+//! that says so. Reading IN from `-` (stdin) allows no second pass: there, any suspect is an
+//! error.
 //!
-//! Memory: the file is streamed; the key names are kept (to find duplicates) and one key's
-//! value at a time is held (at most
-//! `--max-value-bytes`, default 4 GiB). On error OUT is removed; exit status 1.
+//! `--allow-newer` reads files whose version is newer than the newest the crate knows.
+//!
+//! Memory: the file is streamed (pushed to the parser as `Bytes`, parsed in place); besides
+//! the filter, one key's value at a time is held (at most `--max-value-bytes`, default 4 GiB),
+//! except strings over 1 MiB, which are copied through in pieces. On error OUT is removed;
+//! exit status 1.
 
-use std::collections::HashSet;
+#[path = "../rdb-dump/input.rs"]
+mod input;
+
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use input::read_chunk;
 use respsync::rdb::{
     AuxFields, Collector, Expiry, KeyOptions, ModuleId, ObjectKind, Parser, ParserConfig, RdbEvent,
     ReplInfo, Value, Writer, WriterConfig,
 };
-
-const READ_SIZE: usize = 256 << 10;
 
 struct Options {
     input: String,
@@ -42,11 +56,18 @@ struct Options {
     lossy: bool,
     repl_info: bool,
     max_value_bytes: u64,
+    dedup_bytes: usize,
+    max_suspects: usize,
+    allow_newer: bool,
 }
+
+/// Strings longer than this are copied to the output in pieces, never held whole.
+const STREAM_STRING_ABOVE: u64 = 1 << 20;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: rdb-convert IN OUT [--rdb-version N] [--lossy] [--no-repl-info] [--max-value-bytes N]"
+        "usage: rdb-convert IN OUT [--rdb-version N] [--lossy] [--no-repl-info] [--max-value-bytes N]\n\
+         \x20      [--dedup-bytes N] [--max-suspects N] [--allow-newer]"
     );
     ExitCode::from(2)
 }
@@ -58,8 +79,20 @@ fn main() -> ExitCode {
     let mut lossy = false;
     let mut repl_info = true;
     let mut max_value_bytes = 4u64 << 30;
+    let mut dedup_bytes = 16usize << 20;
+    let mut max_suspects = 100_000usize;
+    let mut allow_newer = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--dedup-bytes" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(v) => dedup_bytes = v,
+                None => return usage(),
+            },
+            "--max-suspects" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(v) => max_suspects = v,
+                None => return usage(),
+            },
+            "--allow-newer" => allow_newer = true,
             "--rdb-version" => match args.next().and_then(|v| v.parse().ok()) {
                 Some(v) => version = v,
                 None => return usage(),
@@ -88,6 +121,9 @@ fn main() -> ExitCode {
         lossy,
         repl_info,
         max_value_bytes,
+        dedup_bytes,
+        max_suspects,
+        allow_newer,
     };
     match run(&opts) {
         Ok(n) => {
@@ -182,10 +218,64 @@ struct Converter<'a> {
     /// A `MODULE_AUX` record being collected: module, `when`, raw opcode stream.
     module_aux: Option<(ModuleId, u64, Vec<u8>)>,
     keys: u64,
-    /// Every (db, key) written: Redis refuses a file with a duplicate key.
-    seen: HashSet<(u64, Bytes)>,
+    /// Refuses duplicate keys (Redis refuses a file with one) in bounded memory.
+    dedup: Dedup,
     db: u64,
     out: File,
+    /// A string value being copied through in pieces (over `STREAM_STRING_ABOVE`).
+    streaming: bool,
+}
+
+/// A Bloom filter over (db, key), plus the names of keys it has seen "before" (suspects).
+struct Dedup {
+    bits: Vec<u64>,
+    hasher: std::hash::RandomState,
+    suspects: HashSet<(u64, Bytes)>,
+    max_suspects: usize,
+}
+
+impl Dedup {
+    /// Bit probes per key.
+    const K: u64 = 7;
+
+    fn new(bytes: usize, max_suspects: usize) -> Dedup {
+        Dedup {
+            bits: vec![0u64; (bytes / 8).max(1)],
+            hasher: std::hash::RandomState::new(),
+            suspects: HashSet::new(),
+            max_suspects,
+        }
+    }
+
+    /// Records a key; Err if it must be checked but the suspect budget is used up.
+    fn insert(&mut self, db: u64, key: &[u8]) -> Result<(), Error> {
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(db);
+        h.write(key);
+        let h1 = h.finish();
+        let h2 = h1.rotate_left(32) | 1;
+        let nbits = self.bits.len() as u64 * 64;
+        let mut all_set = true;
+        for i in 0..Self::K {
+            let bit = h1.wrapping_add(i.wrapping_mul(h2)) % nbits;
+            let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+            all_set &= self.bits[word] & mask != 0;
+            self.bits[word] |= mask;
+        }
+        if all_set
+            && self.suspects.insert((db, Bytes::copy_from_slice(key)))
+            && self.suspects.len() > self.max_suspects
+        {
+            return Err(format!(
+                "more than {} possible duplicate keys: the file has too many keys for \
+                 --dedup-bytes {} (use about 4 bytes per key)",
+                self.max_suspects,
+                self.bits.len() * 8
+            )
+            .into());
+        }
+        Ok(())
+    }
 }
 
 impl Converter<'_> {
@@ -215,8 +305,34 @@ impl Converter<'_> {
         Ok(())
     }
 
-    fn event(&mut self, ev: RdbEvent) -> Result<(), Error> {
+    /// Handles one event; `string_left` tells how much of the current string value is still
+    /// to come after a `StringChunk`.
+    fn event(&mut self, ev: RdbEvent, string_left: impl Fn() -> u64) -> Result<(), Error> {
         match ev {
+            RdbEvent::StringChunk(chunk) if self.streaming => {
+                self.writer()?.string_chunk(&chunk)?;
+            }
+            RdbEvent::KeyEnd if self.streaming => {
+                self.streaming = false;
+                self.current = None;
+                self.writer()?.end_string()?;
+                self.keys += 1;
+            }
+            RdbEvent::StringChunk(chunk)
+                if self.current.is_some()
+                    && chunk.len() as u64 + string_left() > STREAM_STRING_ABOVE =>
+            {
+                // The first piece of a long string: copy it through rather than hold it.
+                let total = chunk.len() as u64 + string_left();
+                let Some((key, options, _)) = self.current.clone() else {
+                    return Err("string without key start".into());
+                };
+                self.dedup.insert(self.db, &key)?;
+                let w = self.writer()?;
+                w.begin_string(&key, total, options)?;
+                w.string_chunk(&chunk)?;
+                self.streaming = true;
+            }
             RdbEvent::Header { .. } => {}
             RdbEvent::Aux { name, value } => {
                 if self.writer.is_none() {
@@ -339,14 +455,7 @@ impl Converter<'_> {
                 kind.encoding_name()
             );
         }
-        if !self.seen.insert((self.db, Bytes::copy_from_slice(key))) {
-            return Err(format!(
-                "key {} appears twice in db {} (Redis refuses such a file)",
-                key.escape_ascii(),
-                self.db
-            )
-            .into());
-        }
+        self.dedup.insert(self.db, key)?;
         let w = self.writer()?;
         w.key(key, value, options)?;
         self.keys += 1;
@@ -380,21 +489,23 @@ fn run(opts: &Options) -> Result<u64, Error> {
         current: None,
         module_aux: None,
         keys: 0,
-        seen: HashSet::new(),
+        dedup: Dedup::new(opts.dedup_bytes, opts.max_suspects),
         db: 0,
         out,
+        streaming: false,
     };
-    let mut parser = Parser::new(ParserConfig::default());
-    let mut buf = vec![0u8; READ_SIZE];
+    let mut parser = Parser::new(parser_config(opts));
+    let mut buf = BytesMut::new();
     loop {
-        let n = input.read(&mut buf)?;
+        let chunk = read_chunk(&mut input, &mut buf)?;
+        let n = chunk.len();
         if n == 0 {
             parser.finish();
         } else {
-            parser.push(&buf[..n]);
+            parser.push_bytes(chunk);
         }
         while let Some(ev) = parser.poll_event()? {
-            conv.event(ev)?;
+            conv.event(ev, || parser.string_remaining())?;
         }
         conv.drain()?;
         if n == 0 || parser.is_done() {
@@ -408,5 +519,61 @@ fn run(opts: &Options) -> Result<u64, Error> {
     let last = conv.writer()?.finish()?;
     conv.out.write_all(&last)?;
     conv.out.sync_all()?;
+    check_suspects(opts, std::mem::take(&mut conv.dedup.suspects))?;
     Ok(conv.keys)
+}
+
+fn parser_config(opts: &Options) -> ParserConfig {
+    let mut config = ParserConfig::default();
+    config.allow_newer_versions(opts.allow_newer);
+    config
+}
+
+/// The exact re-check of the keys the filter flagged: a second pass over IN counting them.
+fn check_suspects(opts: &Options, suspects: HashSet<(u64, Bytes)>) -> Result<(), Error> {
+    let Some((db, key)) = suspects.iter().next() else {
+        return Ok(());
+    };
+    if opts.input == "-" {
+        return Err(format!(
+            "key {} in db {db} is possibly a duplicate, and stdin cannot be read twice to \
+             check; convert from a file, or raise --dedup-bytes",
+            key.escape_ascii()
+        )
+        .into());
+    }
+    let mut seen: HashMap<(u64, Bytes), u32> = suspects.into_iter().map(|k| (k, 0)).collect();
+    let mut input = File::open(&opts.input)?;
+    let mut parser = Parser::new(parser_config(opts));
+    let mut buf = BytesMut::new();
+    let mut db = 0;
+    loop {
+        let chunk = read_chunk(&mut input, &mut buf)?;
+        if chunk.is_empty() {
+            parser.finish();
+        } else {
+            parser.push_bytes(chunk);
+        }
+        while let Some(ev) = parser.poll_event()? {
+            match ev {
+                RdbEvent::SelectDb { db: d } => db = d,
+                RdbEvent::KeyStart(info) => {
+                    if let Some(n) = seen.get_mut(&(db, info.key.clone())) {
+                        *n += 1;
+                        if *n > 1 {
+                            return Err(format!(
+                                "key {} appears twice in db {db} (Redis refuses such a file)",
+                                info.key.escape_ascii()
+                            )
+                            .into());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if parser.is_done() {
+            return Ok(());
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Any bytes: the RDB parser returns events or a typed error, never panics, never loops, and
-//! gives the same result fed whole or in pieces, and through `feed_with` and a visitor. The CRC check is skipped (the fuzzer could
+//! gives the same result fed whole or in pieces, copied (`push`) or in place (`push_bytes`),
+//! and through `feed_with` and a visitor. The CRC check is skipped (the fuzzer could
 //! never get past it) and limits are small so that no input can allocate much.
 #![no_main]
 
@@ -31,15 +32,29 @@ fn visit(data: &[u8], split: usize, config: &ParserConfig) -> (Vec<RdbEvent>, Op
     }
 }
 
-fn run(data: &[u8], split: usize, config: &ParserConfig) -> (Vec<RdbEvent>, Option<RdbError>) {
+fn run(
+    data: &[u8],
+    split: usize,
+    config: &ParserConfig,
+    in_place: bool,
+) -> (Vec<RdbEvent>, Option<RdbError>) {
     let mut parser = Parser::new(config.clone());
     let mut events = Vec::new();
     let mut collector = Collector::new(1 << 20);
-    let mut pieces = data.chunks(split.max(1)).peekable();
+    let file = bytes::Bytes::copy_from_slice(data);
+    let split = split.max(1);
+    let mut pos = 0;
     loop {
-        match pieces.next() {
-            Some(p) => parser.push(p),
-            None => parser.finish(),
+        if pos < data.len() {
+            let end = (pos + split).min(data.len());
+            if in_place {
+                parser.push_bytes(file.slice(pos..end));
+            } else {
+                parser.push(&data[pos..end]);
+            }
+            pos = end;
+        } else {
+            parser.finish();
         }
         loop {
             match parser.poll_event() {
@@ -71,8 +86,11 @@ fuzz_target!(|input: &[u8]| {
         .max_string_len(1 << 20)
         .max_blob_len(1 << 20)
         .chunk_size(61);
-    let whole = run(data, usize::MAX, &config);
-    let pieces = run(data, usize::from(split % 17) + 1, &config);
+    let split = usize::from(split % 17) + 1;
+    let whole = run(data, usize::MAX, &config, false);
+    assert_eq!(whole, run(data, usize::MAX, &config, true));
+    let pieces = run(data, split, &config, false);
     assert_eq!(whole, pieces);
-    assert_eq!(whole, visit(data, usize::from(split % 17) + 1, &config));
+    assert_eq!(whole, run(data, split, &config, true));
+    assert_eq!(whole, visit(data, split, &config));
 });

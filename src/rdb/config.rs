@@ -18,6 +18,7 @@ pub struct ParserConfig {
     pub(crate) chunk_size: usize,
     pub(crate) nonstandard_opcodes: Vec<u8>,
     pub(crate) danger_skip_checksum: bool,
+    pub(crate) allow_newer_versions: bool,
 }
 
 impl Default for ParserConfig {
@@ -33,6 +34,7 @@ impl Default for ParserConfig {
             // Redis Enterprise RAM_LRU (107) and SLOT_NUM (121), each followed by one `len`.
             nonstandard_opcodes: vec![107, 121],
             danger_skip_checksum: false,
+            allow_newer_versions: false,
         }
     }
 }
@@ -78,6 +80,36 @@ impl ParserConfig {
     /// computed value is still reported as [`Checksum::Skipped`](super::Checksum::Skipped).
     pub fn danger_skip_checksum(&mut self, skip: bool) -> &mut Self {
         self.danger_skip_checksum = skip;
+        self
+    }
+
+    /// Parses files whose version is newer than the newest this crate knows for their magic
+    /// ([`Magic::newest_version`](super::Magic::newest_version)) instead of refusing them with
+    /// [`RdbError::UnsupportedVersion`](super::RdbError::UnsupportedVersion). Default off.
+    ///
+    /// A newer file may use types or opcodes this parser does not know (a typed error where
+    /// they appear); one that uses only known ones parses completely. Version 0 is always
+    /// refused.
+    ///
+    /// ```
+    /// use respsync::rdb::{Parser, ParserConfig, RdbError};
+    ///
+    /// let file = b"REDIS9999\xff";
+    /// let mut strict = Parser::new(ParserConfig::default());
+    /// strict.push(file);
+    /// assert!(matches!(
+    ///     strict.poll_event(),
+    ///     Err(RdbError::UnsupportedVersion { version: 9999, newest: 13, .. })
+    /// ));
+    ///
+    /// let mut config = ParserConfig::default();
+    /// config.allow_newer_versions(true);
+    /// let mut relaxed = Parser::new(config);
+    /// relaxed.push(file);
+    /// assert!(relaxed.poll_event().unwrap().is_some()); // the header
+    /// ```
+    pub fn allow_newer_versions(&mut self, allow: bool) -> &mut Self {
+        self.allow_newer_versions = allow;
         self
     }
 

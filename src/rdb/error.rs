@@ -68,11 +68,17 @@ pub enum RdbError {
     /// The file does not start with `REDIS` + 4 digits or `VALKEY` + 3 digits.
     #[error("bad magic at offset 0")]
     BadMagic,
-    /// The header names version 0.
-    #[error("unsupported rdb version {version}")]
+    /// The header names version 0, or a version newer than the newest this crate knows for
+    /// its magic (see [`Magic::newest_version`](super::Magic::newest_version)) while
+    /// [`ParserConfig::allow_newer_versions`](super::ParserConfig::allow_newer_versions) is off.
+    #[error("unsupported rdb version {version} (newest known for {magic}: {newest})")]
     UnsupportedVersion {
         /// The version in the header.
         version: u32,
+        /// The file's magic.
+        magic: super::Magic,
+        /// The newest version this crate knows for that magic.
+        newest: u32,
     },
     /// A record starts with a byte that is neither a known opcode nor a known object type.
     #[error("unknown object type {type_byte} at offset {offset}")]

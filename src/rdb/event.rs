@@ -22,6 +22,30 @@ impl Magic {
             Magic::Valkey => "VALKEY",
         }
     }
+
+    /// The newest version this crate knows for this magic: 13 for `REDIS` (`REDIS0013`,
+    /// Redis 8.6) and 80 for `VALKEY` (`VALKEY080`, Valkey 9.0/9.1). A newer version is an
+    /// [`RdbError::UnsupportedVersion`](super::RdbError::UnsupportedVersion) unless
+    /// [`ParserConfig::allow_newer_versions`](super::ParserConfig::allow_newer_versions) is on.
+    ///
+    /// ```
+    /// use respsync::rdb::Magic;
+    ///
+    /// assert_eq!(Magic::Redis.newest_version(), 13);
+    /// assert_eq!(Magic::Valkey.newest_version(), 80);
+    /// ```
+    pub fn newest_version(self) -> u32 {
+        match self {
+            Magic::Redis => 13,
+            Magic::Valkey => 80,
+        }
+    }
+}
+
+impl fmt::Display for Magic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What kind of value a key holds, independent of how it is encoded.

@@ -2,6 +2,8 @@
 //!
 //! [`Parser`] takes the file in chunks of any size and produces [`RdbEvent`]s; it never needs
 //! the whole file or a whole value in memory (see the format notes in the project docs).
+//! Input pushed as `Bytes` ([`Parser::push_bytes`]) is parsed in place: the events' keys and
+//! raw values are slices of it, with no allocation per key.
 //! [`Collector`] turns a key's events into a [`Value`] for callers that want whole values.
 //! [`Parser::parse_with`] is the zero-allocation alternative to events: a [`Visitor`] gets
 //! keys, string pieces and elements as borrowed slices.
@@ -20,10 +22,13 @@
 //!
 //! ## Versions
 //!
-//! RDB 1–13 (`REDIS0001`–`REDIS0013`, including Redis 7.4 hash field TTLs and Redis 8.6
-//! `KEY_META` and stream type 26) and Valkey's `VALKEY080`; codes whose meaning differs
-//! (type 22, opcode 243) are resolved by the magic. Module values (type 7) pass through as
-//! raw opcode streams; pre-GA module values (type 6) are a typed error.
+//! Known: magic `REDIS` with versions 1–13 (`REDIS0001`–`REDIS0013`, including Redis 7.4
+//! hash field TTLs and Redis 8.6 `KEY_META` and stream type 26), and magic `VALKEY` up to
+//! version 80 (`VALKEY080`, Valkey 9.0/9.1). A newer version than that
+//! ([`Magic::newest_version`]) is an [`RdbError::UnsupportedVersion`] unless
+//! [`ParserConfig::allow_newer_versions`] says to try anyway; version 0 always is. Codes whose
+//! meaning differs (type 22, opcode 243) are resolved by the magic. Module values (type 7)
+//! pass through as raw opcode streams; pre-GA module values (type 6) are a typed error.
 
 pub mod encoding;
 

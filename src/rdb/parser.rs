@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::config::ParserConfig;
 use super::encoding::crc64::Crc64;
@@ -20,7 +20,7 @@ use super::encoding::zipmap::Zipmap;
 use super::encoding::{lzf, PackedValue};
 use super::error::{ContainerKind, Limit, RdbError};
 use super::event::{
-    Checksum, Expiry, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
+    Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
     StreamConsumerInfo, StreamGroupInfo, StreamId, StreamMeta,
 };
 use super::visitor::{KeyRef, Visitor};
@@ -490,12 +490,68 @@ struct Machine {
     nonstandard: [bool; 256],
 }
 
+/// Where the parser sends what it finds: a [`Visitor`], plus how to turn a slice of the input
+/// into owned [`Bytes`] (a zero-copy slice of the pushed input where it lies in one).
+trait Sink: Visitor {
+    /// The pushed input the next slices come from (`None`: the parser's own copy).
+    fn set_src(&mut self, _src: Option<&Bytes>) {}
+    /// Owned bytes equal to `data`.
+    fn bytes(&mut self, data: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(data)
+    }
+    /// Whether to keep stepping (`false` once an event is waiting for `poll_event`).
+    fn more(&self) -> bool {
+        true
+    }
+}
+
+/// A caller's [`Visitor`] as a [`Sink`].
+struct Borrowing<'v, V>(&'v mut V);
+
+impl<V: Visitor> Visitor for Borrowing<'_, V> {
+    fn event(&mut self, event: RdbEvent) {
+        self.0.event(event)
+    }
+    fn key_start(&mut self, key: KeyRef<'_>) {
+        self.0.key_start(key)
+    }
+    fn string_chunk(&mut self, data: &[u8]) {
+        self.0.string_chunk(data)
+    }
+    fn element(&mut self, element: &[u8]) {
+        self.0.element(element)
+    }
+    fn zset_member(&mut self, member: &[u8], score: f64) {
+        self.0.zset_member(member, score)
+    }
+    fn hash_field(&mut self, field: &[u8], value: &[u8], expire_ms: Option<i64>) {
+        self.0.hash_field(field, value, expire_ms)
+    }
+    fn key_end(&mut self) {
+        self.0.key_end()
+    }
+}
+
+impl<V: Visitor> Sink for Borrowing<'_, V> {}
+
+/// Size of the blocks that copied event bytes (integers as text, decompressed data, items
+/// that crossed a push boundary) are carved from.
+const ARENA_BLOCK: usize = 64 << 10;
+
+/// `poll_event` parses ahead until this many events wait.
+const QUEUE_BATCH: usize = 64;
+
 /// Events produced and not yet returned by [`Parser::poll_event`].
 #[derive(Default)]
 struct Queue {
     /// The first event of a step (most steps emit one), then the rest in order.
     ready: Option<RdbEvent>,
     queue: VecDeque<RdbEvent>,
+    /// The pushed input being parsed, if the parser reads it in place.
+    src: Option<Bytes>,
+    /// Reused storage for bytes that are not a slice of `src`: split off per event, and
+    /// reclaimed by `BytesMut::reserve` once the events holding it are dropped.
+    arena: BytesMut,
 }
 
 impl Queue {
@@ -508,6 +564,35 @@ impl Queue {
     }
 }
 
+impl Sink for Queue {
+    fn set_src(&mut self, src: Option<&Bytes>) {
+        match (src, &self.src) {
+            (Some(new), Some(old)) if new.as_ptr() == old.as_ptr() && new.len() == old.len() => {}
+            _ => self.src = src.cloned(),
+        }
+    }
+
+    #[inline]
+    fn bytes(&mut self, data: &[u8]) -> Bytes {
+        if let Some(src) = &self.src {
+            let start = (data.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+            if start <= src.len() && data.len() <= src.len() - start {
+                return src.slice(start..start + data.len());
+            }
+        }
+        if self.arena.capacity() - self.arena.len() < data.len() {
+            self.arena.reserve(data.len().max(ARENA_BLOCK));
+        }
+        self.arena.extend_from_slice(data);
+        self.arena.split().freeze()
+    }
+
+    /// Steps run back to back until a batch of events waits (amortizes the per-call cost).
+    fn more(&self) -> bool {
+        self.queue.len() < QUEUE_BATCH
+    }
+}
+
 impl Visitor for Queue {
     fn event(&mut self, ev: RdbEvent) {
         if self.is_empty() {
@@ -516,13 +601,284 @@ impl Visitor for Queue {
             self.queue.push_back(ev);
         }
     }
+
+    fn key_start(&mut self, key: KeyRef<'_>) {
+        let mut info = KeyInfo::new(key.db, self.bytes(key.key), key.kind);
+        info.expire = key.expire;
+        info.idle_s = key.idle_s;
+        info.freq = key.freq;
+        info.offset = key.offset;
+        self.event(RdbEvent::KeyStart(info));
+    }
+
+    fn string_chunk(&mut self, data: &[u8]) {
+        let data = self.bytes(data);
+        self.event(RdbEvent::StringChunk(data));
+    }
+
+    fn element(&mut self, element: &[u8]) {
+        let element = self.bytes(element);
+        self.event(RdbEvent::Element(element));
+    }
+
+    fn zset_member(&mut self, member: &[u8], score: f64) {
+        let member = self.bytes(member);
+        self.event(RdbEvent::ZsetMember { member, score });
+    }
+
+    fn hash_field(&mut self, field: &[u8], value: &[u8], expire_ms: Option<i64>) {
+        let field = self.bytes(field);
+        let value = self.bytes(value);
+        self.event(RdbEvent::HashField {
+            field,
+            value,
+            expire_ms,
+        });
+    }
+}
+
+/// The parser's input: its own buffer (`buf`, the "carry": what was pushed as slices, or
+/// the incomplete item at the end of pushed [`Bytes`]) followed by pushed [`Bytes`] that are
+/// parsed in place.
+struct Input {
+    buf: Vec<u8>,
+    pos: usize,
+    /// `buf[..crc_pos]` is already in the CRC; the rest of the consumed bytes are added in
+    /// bulk (per-step updates on a few bytes each would be far slower).
+    crc_pos: usize,
+    /// Absolute offset of `buf[0]`; `segs[0][seg_pos]` follows `buf`'s last byte.
+    base: u64,
+    /// Pushed `Bytes` not yet parsed, in order; the first from `seg_pos` on.
+    segs: VecDeque<Bytes>,
+    seg_pos: usize,
+    /// `segs[0][..seg_crc]` is in the CRC (or was moved to `buf`).
+    seg_crc: usize,
+    /// The last `tail` bytes of `buf` are a copy of `segs[0][seg_pos - tail..seg_pos]`:
+    /// once the unparsed part of `buf` lies within them, parsing goes back to `segs[0]`.
+    tail: usize,
+    eof: bool,
+    failed: Option<RdbError>,
+}
+
+/// Compact the buffer once this many consumed bytes sit at its front.
+const COMPACT_AT: usize = 64 << 10;
+/// An empty input buffer larger than this (and than twice the next push) is shrunk.
+const SHRINK_ABOVE: usize = 4 << 20;
+/// The smallest piece of pushed `Bytes` copied to complete an item that crossed a push.
+const CARRY_PIECE: usize = 4096;
+
+impl Input {
+    /// Adds the consumed bytes of `buf` not yet in the CRC.
+    fn update_crc(&mut self, crc: &mut Crc64) {
+        if self.crc_pos < self.pos {
+            crc.update(&self.buf[self.crc_pos..self.pos]);
+            self.crc_pos = self.pos;
+        }
+    }
+
+    /// Adds the consumed bytes of `segs[0]` not yet in the CRC.
+    fn update_seg_crc(&mut self, crc: &mut Crc64) {
+        if let Some(front) = self.segs.front() {
+            if self.seg_crc < self.seg_pos {
+                crc.update(&front[self.seg_crc..self.seg_pos]);
+            }
+        }
+        self.seg_crc = self.seg_pos;
+    }
+
+    /// Drops the front segment once it is used up.
+    fn pop_used_seg(&mut self) {
+        if self.segs.front().is_some_and(|f| self.seg_pos >= f.len()) {
+            self.segs.pop_front();
+            self.seg_pos = 0;
+            self.seg_crc = 0;
+            self.tail = 0;
+        }
+    }
+
+    /// Appends to `buf`, first dropping or compacting what was consumed.
+    fn append(&mut self, data: &[u8], crc: &mut Crc64) {
+        self.update_crc(crc);
+        if self.pos == self.buf.len() {
+            self.base += self.pos as u64;
+            self.buf.clear();
+            self.pos = 0;
+            // Give back the memory of a past big item (a long element or container).
+            if self.buf.capacity() > SHRINK_ABOVE.max(2 * data.len()) {
+                self.buf.shrink_to(data.len());
+            }
+        } else if self.pos >= COMPACT_AT && self.pos * 2 >= self.buf.len() {
+            self.base += self.pos as u64;
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.crc_pos = self.pos;
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Moves everything pushed into `buf` (after the end of the file, for `remaining`).
+    fn settle(&mut self, crc: &mut Crc64) {
+        self.update_seg_crc(crc);
+        while let Some(seg) = self.segs.pop_front() {
+            let from = std::mem::take(&mut self.seg_pos).min(seg.len());
+            self.append(&seg[from..], crc);
+        }
+        self.seg_crc = 0;
+        self.tail = 0;
+    }
+
+    fn buffered(&self) -> usize {
+        let segs: usize = self.segs.iter().map(Bytes::len).sum();
+        self.buf.len() - self.pos + segs - self.seg_pos
+    }
+}
+
+/// Runs steps over one view of the input until one stops; returns the bytes the complete
+/// steps used and why it stopped (`None`: the state needs the CRC, or `sink` is full).
+fn run_steps<S: Sink>(m: &mut Machine, sink: &mut S, c: &mut Cur<'_>) -> (usize, Option<Stop>) {
+    let mut done = 0;
+    loop {
+        match m.step(sink, c) {
+            Ok(()) => {
+                done = c.p;
+                if matches!(m.state, State::Trailer | State::Done) || !sink.more() {
+                    return (done, None);
+                }
+            }
+            Err(stop) => return (done, Some(stop)),
+        }
+    }
+}
+
+/// Parses what the input holds into `sink`, until more input is needed, the file is done, an
+/// error stops it, or `sink` wants no more.
+fn drive<S: Sink>(i: &mut Input, m: &mut Machine, sink: &mut S) -> Result<(), RdbError> {
+    loop {
+        if let Some(e) = &i.failed {
+            return Err(e.clone());
+        }
+        match m.state {
+            State::Done => {
+                if !i.segs.is_empty() {
+                    i.settle(&mut m.crc);
+                }
+                return Ok(());
+            }
+            State::Trailer => {
+                i.update_crc(&mut m.crc);
+                i.update_seg_crc(&mut m.crc);
+            }
+            _ => {}
+        }
+        if !sink.more() {
+            return Ok(());
+        }
+        if i.pos < i.buf.len() || i.segs.is_empty() {
+            // From the carry buffer.
+            sink.set_src(None);
+            let mut c = Cur {
+                b: &i.buf[i.pos..],
+                p: 0,
+                base: i.base + i.pos as u64,
+            };
+            let (done, stop) = run_steps(m, sink, &mut c);
+            i.pos += done;
+            match stop {
+                None => {}
+                Some(Stop::Need) => {
+                    let Some(front) = i.segs.front() else {
+                        if i.eof {
+                            i.failed = Some(RdbError::UnexpectedEof {
+                                offset: i.base + i.buf.len() as u64,
+                            });
+                            continue;
+                        }
+                        return Ok(());
+                    };
+                    // Complete the item from the next pushed piece, in growing pieces.
+                    let front = front.clone();
+                    let rest = i.buf.len() - i.pos;
+                    let take = (front.len() - i.seg_pos).min(rest.max(CARRY_PIECE));
+                    i.update_seg_crc(&mut m.crc);
+                    i.append(&front[i.seg_pos..i.seg_pos + take], &mut m.crc);
+                    i.seg_pos += take;
+                    i.seg_crc = i.seg_pos;
+                    i.tail += take;
+                    i.pop_used_seg();
+                    continue;
+                }
+                Some(Stop::Err(e)) => {
+                    i.failed = Some(*e);
+                    continue;
+                }
+            }
+            let rem = i.buf.len() - i.pos;
+            if i.tail > 0 && rem <= i.tail && !i.segs.is_empty() {
+                // What is left is a copy of the front piece's bytes: parse them in place.
+                i.update_crc(&mut m.crc);
+                i.base += i.pos as u64;
+                i.buf.clear();
+                i.pos = 0;
+                i.crc_pos = 0;
+                i.seg_pos -= rem;
+                i.seg_crc = i.seg_pos;
+                i.tail = 0;
+            }
+        } else {
+            // In place, from the front pushed piece; the carry buffer is used up.
+            if !i.buf.is_empty() {
+                i.update_crc(&mut m.crc);
+                i.base += i.buf.len() as u64;
+                i.buf.clear();
+                i.pos = 0;
+                i.crc_pos = 0;
+                if i.buf.capacity() > SHRINK_ABOVE {
+                    i.buf = Vec::new();
+                }
+            }
+            i.tail = 0;
+            let front = &i.segs[0];
+            sink.set_src(Some(front));
+            let mut c = Cur {
+                b: &front[i.seg_pos..],
+                p: 0,
+                base: i.base,
+            };
+            let (done, stop) = run_steps(m, sink, &mut c);
+            i.seg_pos += done;
+            i.base += done as u64;
+            match stop {
+                None => {}
+                Some(Stop::Need) => {
+                    // An incomplete item at the end: copy it to the carry buffer.
+                    i.update_seg_crc(&mut m.crc);
+                    let front = i.segs.pop_front().unwrap_or_default();
+                    let from = i.seg_pos.min(front.len());
+                    i.seg_pos = 0;
+                    i.seg_crc = 0;
+                    i.append(&front[from..], &mut m.crc);
+                }
+                Some(Stop::Err(e)) => i.failed = Some(*e),
+            }
+            if i.segs.front().is_some_and(|f| i.seg_pos >= f.len()) {
+                i.update_seg_crc(&mut m.crc);
+                i.pop_used_seg();
+            }
+        }
+    }
 }
 
 /// A resumable, bounded-memory RDB push parser.
 ///
-/// Push input in chunks of any size with [`Parser::push`], then drain events with
-/// [`Parser::poll_event`] until it returns `Ok(None)`; repeat. Call [`Parser::finish`] when
-/// the input has ended, so that a truncated file becomes an error instead of a wait.
+/// Push input in chunks of any size with [`Parser::push_bytes`] (or [`Parser::push`]), then
+/// drain events with [`Parser::poll_event`] until it returns `Ok(None)`; repeat. Call
+/// [`Parser::finish`] when the input has ended, so that a truncated file becomes an error
+/// instead of a wait.
+///
+/// Input pushed as [`Bytes`] is parsed in place: keys, string pieces and elements stored raw
+/// in the file are delivered as slices of it, so events cost no allocation per key. Only an
+/// item that crosses the end of a pushed piece, integers (as text) and decompressed data are
+/// copied, into reused blocks.
 ///
 /// The parser buffers only what it needs to finish the current item: one key, element,
 /// container blob (a ziplist or listpack counts as one element), or a chunk of a long
@@ -549,14 +905,7 @@ impl Visitor for Queue {
 /// assert_eq!(events[5], RdbEvent::End { checksum: Checksum::Absent });
 /// ```
 pub struct Parser {
-    buf: Vec<u8>,
-    pos: usize,
-    /// `buf[..crc_pos]` is already in the CRC; the rest of the consumed bytes are added in
-    /// bulk (per-step updates on a few bytes each would be far slower).
-    crc_pos: usize,
-    base: u64,
-    eof: bool,
-    failed: Option<RdbError>,
+    i: Input,
     out: Queue,
     m: Machine,
 }
@@ -571,11 +920,6 @@ impl std::fmt::Debug for Parser {
     }
 }
 
-/// Compact the buffer once this many consumed bytes sit at its front.
-const COMPACT_AT: usize = 64 << 10;
-/// An empty input buffer larger than this (and than twice the next push) is shrunk.
-const SHRINK_ABOVE: usize = 4 << 20;
-
 impl Parser {
     /// A parser with the given limits.
     pub fn new(config: ParserConfig) -> Self {
@@ -584,12 +928,18 @@ impl Parser {
             nonstandard[usize::from(op)] = true;
         }
         Parser {
-            buf: Vec::new(),
-            pos: 0,
-            crc_pos: 0,
-            base: 0,
-            eof: false,
-            failed: None,
+            i: Input {
+                buf: Vec::new(),
+                pos: 0,
+                crc_pos: 0,
+                base: 0,
+                segs: VecDeque::new(),
+                seg_pos: 0,
+                seg_crc: 0,
+                tail: 0,
+                eof: false,
+                failed: None,
+            },
             out: Queue::default(),
             m: Machine {
                 cfg: config,
@@ -605,69 +955,68 @@ impl Parser {
         }
     }
 
-    /// Appends input. Drain [`Parser::poll_event`] before pushing much more: the parser keeps
-    /// everything pushed and not yet parsed.
+    /// Appends input (copied into the parser's buffer). Drain [`Parser::poll_event`] before
+    /// pushing much more: the parser keeps everything pushed and not yet parsed.
+    /// [`Parser::push_bytes`] avoids the copy.
     pub fn push(&mut self, data: &[u8]) {
-        self.update_crc();
-        if self.pos == self.buf.len() {
-            self.base += self.pos as u64;
-            self.buf.clear();
-            self.pos = 0;
-            // Give back the memory of a past big item (a long element or container).
-            if self.buf.capacity() > SHRINK_ABOVE.max(2 * data.len()) {
-                self.buf.shrink_to(data.len());
-            }
-        } else if self.pos >= COMPACT_AT && self.pos * 2 >= self.buf.len() {
-            self.base += self.pos as u64;
-            self.buf.drain(..self.pos);
-            self.pos = 0;
+        if self.i.segs.is_empty() {
+            self.i.append(data, &mut self.m.crc);
+        } else if !data.is_empty() {
+            self.i.segs.push_back(Bytes::copy_from_slice(data));
         }
-        self.crc_pos = self.pos;
-        self.buf.extend_from_slice(data);
+    }
+
+    /// Appends input without copying it: the events [`Parser::poll_event`] returns hold
+    /// slices of `data` (so it stays allocated while they live). Drain the events before
+    /// pushing much more.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use respsync::rdb::{Parser, ParserConfig, RdbEvent};
+    ///
+    /// let file = Bytes::from_static(b"REDIS0003\xfe\x00\x00\x01k\x05hello\xff");
+    /// let mut parser = Parser::new(ParserConfig::default());
+    /// parser.push_bytes(file.clone());
+    /// parser.finish();
+    /// let mut chunk = None;
+    /// while let Some(event) = parser.poll_event().unwrap() {
+    ///     if let RdbEvent::StringChunk(data) = event {
+    ///         chunk = Some(data);
+    ///     }
+    /// }
+    /// let chunk = chunk.unwrap();
+    /// assert_eq!(&chunk[..], b"hello");
+    /// // The value is the file's own bytes, not a copy.
+    /// assert_eq!(chunk.as_ptr(), file[15..].as_ptr());
+    /// ```
+    pub fn push_bytes(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        if self.m.state == State::Done {
+            self.i.append(&data, &mut self.m.crc);
+        } else {
+            self.i.segs.push_back(data);
+        }
     }
 
     /// Declares the end of input: from now on, a file that is not complete is an
     /// [`RdbError::UnexpectedEof`].
     pub fn finish(&mut self) {
-        self.eof = true;
+        self.i.eof = true;
     }
 
     /// The next event, `Ok(None)` if more input is needed (or the file is done), or the error
     /// that stopped the parse. Errors are sticky.
     pub fn poll_event(&mut self) -> Result<Option<RdbEvent>, RdbError> {
-        loop {
-            if let Some(ev) = self.out.pop() {
-                return Ok(Some(ev));
-            }
-            if let Some(e) = &self.failed {
-                return Err(e.clone());
-            }
-            match self.m.state {
-                State::Done => return Ok(None),
-                State::Trailer => self.update_crc(),
-                _ => {}
-            }
-            let avail = &self.buf[self.pos..];
-            let mut c = Cur {
-                b: avail,
-                p: 0,
-                base: self.base + self.pos as u64,
-            };
-            match self.m.step(&mut self.out, &mut c) {
-                Ok(()) => self.pos += c.p,
-                Err(Stop::Need) => {
-                    if self.eof {
-                        self.failed = Some(RdbError::UnexpectedEof {
-                            offset: self.base + self.buf.len() as u64,
-                        });
-                        continue;
-                    }
-                    return Ok(None);
-                }
-                Err(Stop::Err(e)) => {
-                    self.failed = Some(*e);
-                }
-            }
+        if let Some(ev) = self.out.pop() {
+            return Ok(Some(ev));
+        }
+        let res = drive(&mut self.i, &mut self.m, &mut self.out);
+        // Events of a step that then failed come before the error.
+        match self.out.pop() {
+            Some(ev) => Ok(Some(ev)),
+            None => res.map(|()| None),
         }
     }
 
@@ -705,49 +1054,7 @@ impl Parser {
         while let Some(ev) = self.out.pop() {
             visitor.event(ev);
         }
-        loop {
-            if let Some(e) = &self.failed {
-                return Err(e.clone());
-            }
-            match self.m.state {
-                State::Done => return Ok(()),
-                State::Trailer => self.update_crc(),
-                _ => {}
-            }
-            let mut c = Cur {
-                b: &self.buf[self.pos..],
-                p: 0,
-                base: self.base + self.pos as u64,
-            };
-            // Run steps back to back over the same view of the input; a step that stops for
-            // more input leaves the cursor where the last complete step ended.
-            let mut done = 0;
-            let stop = loop {
-                match self.m.step(visitor, &mut c) {
-                    Ok(()) => {
-                        done = c.p;
-                        if matches!(self.m.state, State::Trailer | State::Done) {
-                            break None;
-                        }
-                    }
-                    Err(stop) => break Some(stop),
-                }
-            };
-            self.pos += done;
-            match stop {
-                None => {}
-                Some(Stop::Need) => {
-                    if self.eof {
-                        self.failed = Some(RdbError::UnexpectedEof {
-                            offset: self.base + self.buf.len() as u64,
-                        });
-                        continue;
-                    }
-                    return Ok(());
-                }
-                Some(Stop::Err(e)) => self.failed = Some(*e),
-            }
-        }
+        drive(&mut self.i, &mut self.m, &mut Borrowing(visitor))
     }
 
     /// [`Parser::push`] then [`Parser::parse_with`] in one call, without copying: when
@@ -783,27 +1090,32 @@ impl Parser {
         mut data: &[u8],
         visitor: &mut V,
     ) -> Result<(), RdbError> {
-        if self.failed.is_some() || self.m.state == State::Done {
+        if !self.i.segs.is_empty() {
+            // Pushed `Bytes` come first (parsing them leaves none, or only after the end).
+            self.parse_with(visitor)?;
+        }
+        if self.i.failed.is_some() || self.m.state == State::Done {
             self.push(data);
             return self.parse_with(visitor);
         }
-        if self.pos < self.buf.len() {
+        if self.i.pos < self.i.buf.len() {
             // An item is incomplete: append `data` in growing pieces until it is done, then
             // continue from `data` itself rather than copying all of it.
             let mut used = 0;
             loop {
-                let take = (data.len() - used).min((self.buf.len() - self.pos).max(4096));
+                let take =
+                    (data.len() - used).min((self.i.buf.len() - self.i.pos).max(CARRY_PIECE));
                 self.push(&data[used..used + take]);
                 used += take;
                 self.parse_with(visitor)?;
-                let rem = self.buf.len() - self.pos;
+                let rem = self.i.buf.len() - self.i.pos;
                 if self.m.state == State::Done || (used == data.len() && rem > 0) {
                     self.push(&data[used..]);
                     return Ok(());
                 }
                 if rem <= used {
                     // What is left unparsed is the end of `data[..used]`: un-push it.
-                    self.buf.truncate(self.pos);
+                    self.i.buf.truncate(self.i.pos);
                     data = &data[used - rem..];
                     break;
                 }
@@ -813,9 +1125,10 @@ impl Parser {
             visitor.event(ev);
         }
         // Nothing buffered: `data` is the input, starting at `self.offset()`.
-        self.update_crc();
-        let start = self.base + self.pos as u64;
+        self.i.update_crc(&mut self.m.crc);
+        let start = self.i.base + self.i.pos as u64;
         let (mut done, mut crc_done) = (0usize, 0usize);
+        let mut sink = Borrowing(visitor);
         while self.m.state != State::Done {
             if self.m.state == State::Trailer {
                 self.m.crc.update(&data[crc_done..done]);
@@ -826,44 +1139,25 @@ impl Parser {
                 p: 0,
                 base: start + done as u64,
             };
-            let mut stepped = 0;
-            let stop = loop {
-                match self.m.step(visitor, &mut c) {
-                    Ok(()) => {
-                        stepped = c.p;
-                        if matches!(self.m.state, State::Trailer | State::Done) {
-                            break None;
-                        }
-                    }
-                    Err(stop) => break Some(stop),
-                }
-            };
+            let (stepped, stop) = run_steps(&mut self.m, &mut sink, &mut c);
             done += stepped;
             match stop {
                 None => {}
                 Some(Stop::Need) => break,
                 Some(Stop::Err(e)) => {
-                    self.failed = Some(*e);
+                    self.i.failed = Some(*e);
                     break;
                 }
             }
         }
         self.m.crc.update(&data[crc_done..done]);
         // Keep the rest (an incomplete item, or what follows the file) as if pushed.
-        self.base = start + done as u64;
-        self.buf.clear();
-        self.pos = 0;
-        self.crc_pos = 0;
+        self.i.base = start + done as u64;
+        self.i.buf.clear();
+        self.i.pos = 0;
+        self.i.crc_pos = 0;
         self.push(&data[done..]);
         self.parse_with(visitor)
-    }
-
-    /// Adds the consumed bytes not yet in the CRC.
-    fn update_crc(&mut self) {
-        if self.crc_pos < self.pos {
-            self.m.crc.update(&self.buf[self.crc_pos..self.pos]);
-            self.crc_pos = self.pos;
-        }
     }
 
     /// Whether the whole file, checksum included, has been parsed.
@@ -873,18 +1167,52 @@ impl Parser {
 
     /// Absolute offset of the first byte not yet parsed.
     pub fn offset(&self) -> u64 {
-        self.base + self.pos as u64
+        self.i.base + self.i.pos as u64
     }
 
-    /// Bytes pushed but not yet parsed (after the end of the file: what followed it, e.g.
-    /// the AOF part of an AOF file with an RDB preamble).
+    /// After the end of the file: the bytes pushed after it (e.g. the AOF part of an AOF
+    /// file with an RDB preamble). Before, the part of the unparsed input the parser holds
+    /// in its own buffer.
     pub fn remaining(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.i.buf[self.i.pos..]
     }
 
-    /// Number of bytes currently held in the input buffer.
+    /// Number of bytes pushed but not yet parsed.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
+        self.i.buffered()
+    }
+
+    /// Bytes of the current string value still to come after the events returned so far
+    /// (0 outside a string value). With the first [`RdbEvent::StringChunk`] this gives the
+    /// value's length before the rest arrives, e.g. to copy a long value through.
+    ///
+    /// ```
+    /// use respsync::rdb::{Parser, ParserConfig, RdbEvent};
+    ///
+    /// let mut config = ParserConfig::default();
+    /// config.chunk_size(2);
+    /// let mut parser = Parser::new(config);
+    /// parser.push(b"REDIS0003\xfe\x00\x00\x01k\x05hello\xff");
+    /// while let Some(event) = parser.poll_event().unwrap() {
+    ///     if event == RdbEvent::StringChunk("he".into()) {
+    ///         assert_eq!(parser.string_remaining(), 3);
+    ///     }
+    /// }
+    /// ```
+    pub fn string_remaining(&self) -> u64 {
+        let mut queued = 0u64;
+        for ev in self.out.ready.iter().chain(self.out.queue.iter()) {
+            match ev {
+                RdbEvent::StringChunk(c) => queued += c.len() as u64,
+                // The value ends among the queued events: the parser is past it.
+                RdbEvent::KeyEnd => return queued,
+                _ => {}
+            }
+        }
+        match self.m.state {
+            State::StrRaw { left } => queued + left,
+            _ => queued,
+        }
     }
 
     /// The magic and version from the header, once it has been parsed.
@@ -895,13 +1223,13 @@ impl Parser {
 
 impl Machine {
     /// Delivers a whole string value as chunks of the configured size.
-    fn emit_chunks<S: Visitor>(&self, sink: &mut S, data: &[u8]) {
+    fn emit_chunks<S: Sink>(&self, sink: &mut S, data: &[u8]) {
         for piece in data.chunks(self.cfg.chunk_size) {
             sink.string_chunk(piece);
         }
     }
 
-    fn key_end<S: Visitor>(&mut self, sink: &mut S) {
+    fn key_end<S: Sink>(&mut self, sink: &mut S) {
         sink.key_end();
         self.state = State::Record;
     }
@@ -914,7 +1242,7 @@ impl Machine {
         Ok(self.string(c)?.into_bytes())
     }
 
-    fn step<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
+    fn step<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
         match self.state {
             State::Header => self.header(sink, c),
             State::Record => self.record(sink, c),
@@ -1097,7 +1425,7 @@ impl Machine {
         }
     }
 
-    fn header<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
+    fn header<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
         let h: [u8; 9] = c.arr()?;
         let (magic, digits) = if &h[..5] == b"REDIS" {
             (Magic::Redis, &h[5..])
@@ -1113,8 +1441,14 @@ impl Machine {
             }
             version = version * 10 + u32::from(d - b'0');
         }
-        if version == 0 {
-            return Err(RdbError::UnsupportedVersion { version }.into());
+        let newest = magic.newest_version();
+        if version == 0 || (version > newest && !self.cfg.allow_newer_versions) {
+            return Err(RdbError::UnsupportedVersion {
+                version,
+                magic,
+                newest,
+            }
+            .into());
         }
         self.magic = magic;
         self.version = version;
@@ -1123,7 +1457,7 @@ impl Machine {
         Ok(())
     }
 
-    fn record<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
+    fn record<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>) -> R<()> {
         let at = c.off();
         let op = c.u8()?;
         match op {
@@ -1269,7 +1603,7 @@ impl Machine {
     }
 
     /// Starts a value: reads what precedes its elements.
-    fn value_head<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: ObjectKind) -> R<()> {
+    fn value_head<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: ObjectKind) -> R<()> {
         use ObjectKind as K;
         let items = |kind: Items| -> Option<Items> { Some(kind) };
         let collection = match kind {
@@ -1421,7 +1755,7 @@ impl Machine {
         Ok(())
     }
 
-    fn item<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: Items, left: u64) -> R<()> {
+    fn item<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: Items, left: u64) -> R<()> {
         match kind {
             Items::ListOrSet => {
                 let e = self.string(c)?;
@@ -1514,7 +1848,7 @@ impl Machine {
         Ok((s, at))
     }
 
-    fn blob<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: Blob) -> R<()> {
+    fn blob<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>, kind: Blob) -> R<()> {
         if let Blob::HashListpackEx {
             min_expire_prefix: true,
         } = kind
@@ -1528,7 +1862,7 @@ impl Machine {
         Ok(())
     }
 
-    fn quicklist_node<S: Visitor>(
+    fn quicklist_node<S: Sink>(
         &mut self,
         sink: &mut S,
         c: &mut Cur<'_>,
@@ -1560,7 +1894,7 @@ impl Machine {
         Ok(())
     }
 
-    fn stream_node<S: Visitor>(
+    fn stream_node<S: Sink>(
         &mut self,
         sink: &mut S,
         c: &mut Cur<'_>,
@@ -1582,7 +1916,7 @@ impl Machine {
         Ok(())
     }
 
-    fn stream_meta<S: Visitor>(&mut self, sink: &mut S, c: &mut Cur<'_>, v: StreamVer) -> R<()> {
+    fn stream_meta<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>, v: StreamVer) -> R<()> {
         let length = c.len()?;
         let last_id = StreamId {
             ms: c.len()?,
@@ -1621,7 +1955,7 @@ impl Machine {
         Ok(())
     }
 
-    fn stream_group<S: Visitor>(
+    fn stream_group<S: Sink>(
         &mut self,
         sink: &mut S,
         c: &mut Cur<'_>,
@@ -1657,7 +1991,7 @@ impl Machine {
         Ok(())
     }
 
-    fn stream_consumer<S: Visitor>(
+    fn stream_consumer<S: Sink>(
         &mut self,
         sink: &mut S,
         c: &mut Cur<'_>,
@@ -1692,7 +2026,7 @@ impl Machine {
         Ok(())
     }
 
-    fn consumer_done<S: Visitor>(
+    fn consumer_done<S: Sink>(
         &mut self,
         sink: &mut S,
         v: StreamVer,
@@ -1710,7 +2044,7 @@ impl Machine {
         }
     }
 
-    fn group_done<S: Visitor>(&mut self, sink: &mut S, v: StreamVer, groups_left: u64) {
+    fn group_done<S: Sink>(&mut self, sink: &mut S, v: StreamVer, groups_left: u64) {
         if groups_left > 1 {
             self.state = State::StreamGroup {
                 v,
@@ -1722,7 +2056,7 @@ impl Machine {
     }
 
     /// After the groups: version 4 streams have the IDMP trailer.
-    fn stream_done<S: Visitor>(&mut self, sink: &mut S, v: StreamVer) {
+    fn stream_done<S: Sink>(&mut self, sink: &mut S, v: StreamVer) {
         if v == StreamVer::V4 {
             self.state = State::StreamIdmpHead;
         } else {
@@ -1730,12 +2064,7 @@ impl Machine {
         }
     }
 
-    fn module_op<S: Visitor>(
-        &mut self,
-        sink: &mut S,
-        c: &mut Cur<'_>,
-        owner: ModuleOwner,
-    ) -> R<()> {
+    fn module_op<S: Sink>(&mut self, sink: &mut S, c: &mut Cur<'_>, owner: ModuleOwner) -> R<()> {
         let start = c.p;
         let at = c.off();
         let op = c.len()?;

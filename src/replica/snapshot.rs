@@ -1,6 +1,7 @@
 //! [`SnapshotLoader`]: feeds the snapshot of a full sync to the crate's RDB parser and
 //! checks it ends exactly where the transfer ends.
 
+use bytes::Bytes;
 use thiserror::Error;
 
 use crate::rdb::{Checksum, Parser, ParserConfig, RdbError, RdbEvent};
@@ -64,9 +65,27 @@ impl SnapshotLoader {
         }
     }
 
-    /// Feeds snapshot bytes.
+    /// Feeds snapshot bytes (copied; [`SnapshotLoader::push_bytes`] avoids the copy).
     pub fn push(&mut self, data: &[u8]) {
         self.parser.push(data);
+    }
+
+    /// Feeds snapshot bytes without copying them: the events hold slices of `data`
+    /// ([`Parser::push_bytes`]). `RdbChunk` events carry `Bytes`, so this is the fast path.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use respsync::rdb::{ParserConfig, RdbEvent};
+    /// use respsync::replica::SnapshotLoader;
+    ///
+    /// let mut loader = SnapshotLoader::new(ParserConfig::default());
+    /// loader.push_bytes(Bytes::from_static(b"REDIS0010\xff\0\0\0\0\0\0\0\0"));
+    /// loader.finish();
+    /// while loader.poll_event().unwrap().is_some() {}
+    /// assert!(loader.is_done());
+    /// ```
+    pub fn push_bytes(&mut self, data: Bytes) {
+        self.parser.push_bytes(data);
     }
 
     /// Declares that the transfer ended (the session emitted `RdbEnd`).

@@ -52,11 +52,37 @@ pub fn expected(path: &Path) -> J {
 }
 
 /// Parses `data` fed in the given chunk sizes (cycled), returning all events or the error.
+///
+/// Every parse runs through both ways of pushing input — copied slices (`push`) and
+/// zero-copy `Bytes` (`push_bytes`) — and asserts that they give identical results.
 pub fn parse_chunked(
     data: &[u8],
     sizes: &[usize],
     config: &ParserConfig,
 ) -> (Vec<RdbEvent>, Option<RdbError>) {
+    let copied = parse_chunked_with(data, sizes, config, Push::Copy);
+    let in_place = parse_chunked_with(data, sizes, config, Push::Bytes);
+    assert_eq!(copied, in_place, "push and push_bytes differ");
+    copied
+}
+
+/// How a test pushes input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Push {
+    /// `Parser::push(&[u8])`.
+    Copy,
+    /// `Parser::push_bytes`, slices of one `Bytes` holding the file.
+    Bytes,
+}
+
+/// [`parse_chunked`] through one way of pushing.
+pub fn parse_chunked_with(
+    data: &[u8],
+    sizes: &[usize],
+    config: &ParserConfig,
+    how: Push,
+) -> (Vec<RdbEvent>, Option<RdbError>) {
+    let file = bytes::Bytes::copy_from_slice(data);
     let mut parser = Parser::new(config.clone());
     let mut events = Vec::new();
     let mut pos = 0;
@@ -65,7 +91,10 @@ pub fn parse_chunked(
         if pos < data.len() {
             let n = sizes[i % sizes.len()].max(1).min(data.len() - pos);
             i += 1;
-            parser.push(&data[pos..pos + n]);
+            match how {
+                Push::Copy => parser.push(&data[pos..pos + n]),
+                Push::Bytes => parser.push_bytes(file.slice(pos..pos + n)),
+            }
             pos += n;
         } else {
             parser.finish();
