@@ -121,8 +121,10 @@ fn cron(shared: &Arc<Shared>) {
 pub fn start(cfg: Config) -> std::io::Result<Arc<Shared>> {
     let addr = format!("{}:{}", cfg.bind, cfg.port);
     let listener = TcpListener::bind(&addr)?;
+    let mut server = Server::new(cfg);
+    server.load_own_rdb();
     let shared = Arc::new(Shared {
-        state: Mutex::new(Server::new(cfg)),
+        state: Mutex::new(server),
         down: std::sync::atomic::AtomicBool::new(false),
         repl_cv: Condvar::new(),
     });

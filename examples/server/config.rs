@@ -29,6 +29,7 @@ pub struct Config {
     pub min_replicas_to_write: u64,
     pub min_replicas_max_lag: u64,
     pub replica_read_only: bool,
+    pub replica_serve_stale_data: bool,
     pub replica_priority: u64,
 }
 
@@ -56,6 +57,7 @@ impl Default for Config {
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
             replica_read_only: true,
+            replica_serve_stale_data: true,
             replica_priority: 100,
         }
     }
@@ -110,6 +112,7 @@ pub const NAMES: &[&str] = &[
     "min-replicas-to-write",
     "min-replicas-max-lag",
     "replica-read-only",
+    "replica-serve-stale-data",
     "replica-priority",
 ];
 
@@ -121,6 +124,7 @@ fn canonical(name: &str) -> String {
         "min-slaves-to-write" => "min-replicas-to-write".into(),
         "min-slaves-max-lag" => "min-replicas-max-lag".into(),
         "slave-read-only" => "replica-read-only".into(),
+        "slave-serve-stale-data" => "replica-serve-stale-data".into(),
         "slave-priority" => "replica-priority".into(),
         "repl-ping-slave-period" => "repl-ping-replica-period".into(),
         _ => n,
@@ -309,6 +313,7 @@ impl Config {
             "min-replicas-to-write" => self.min_replicas_to_write = parse_int(v)?,
             "min-replicas-max-lag" => self.min_replicas_max_lag = parse_int(v)?,
             "replica-read-only" => self.replica_read_only = parse_bool(v)?,
+            "replica-serve-stale-data" => self.replica_serve_stale_data = parse_bool(v)?,
             "replica-priority" => self.replica_priority = parse_int(v)?,
             _ => return Err(ConfigError::Unknown),
         }
@@ -345,6 +350,7 @@ impl Config {
             "min-replicas-to-write" => self.min_replicas_to_write.to_string(),
             "min-replicas-max-lag" => self.min_replicas_max_lag.to_string(),
             "replica-read-only" => yes_no(self.replica_read_only),
+            "replica-serve-stale-data" => yes_no(self.replica_serve_stale_data),
             "replica-priority" => self.replica_priority.to_string(),
             _ => return None,
         })

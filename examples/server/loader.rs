@@ -58,6 +58,17 @@ struct Sink {
     string: Option<(u64, Blob, Option<i64>, Vec<u8>)>,
     /// The first error the collect layer reported.
     failed: Option<RdbError>,
+    /// The replication aux fields seen so far.
+    repl: ReplAux,
+}
+
+/// The replication aux fields of a snapshot (`repl-id`, `repl-offset`, `repl-stream-db`): what a
+/// server restarted from its own RDB resumes replication from.
+#[derive(Debug, Default, Clone)]
+pub struct ReplAux {
+    pub id: Option<String>,
+    pub offset: Option<i64>,
+    pub stream_db: Option<u32>,
 }
 
 impl Loader {
@@ -72,6 +83,7 @@ impl Loader {
                 current_db: 0,
                 string: None,
                 failed: None,
+                repl: ReplAux::default(),
             },
         }
     }
@@ -83,7 +95,7 @@ impl Loader {
     }
 
     /// Ends the file: checks it was complete and hands the last keys to the inserter.
-    pub fn finish(mut self) -> Result<(), LoadError> {
+    pub fn finish(mut self) -> Result<ReplAux, LoadError> {
         self.parser.finish();
         self.parser.parse_with(&mut self.sink)?;
         self.check()?;
@@ -91,7 +103,7 @@ impl Loader {
             return Err(LoadError::Truncated);
         }
         self.sink.flush();
-        Ok(())
+        Ok(std::mem::take(&mut self.sink.repl))
     }
 
     fn check(&mut self) -> Result<(), LoadError> {
@@ -113,9 +125,17 @@ impl Visitor for Sink {
             RdbEvent::SelectDb { db } => {
                 self.current_db = usize::try_from(db).unwrap_or(usize::MAX);
             }
-            // AUX fields (replication id and offset included) are not needed here: the
-            // session already knows them from the FULLRESYNC reply.
-            RdbEvent::Aux { .. } => {}
+            // The replication fields matter when a server restarts from its own file; during
+            // a full sync the session already knows them from the FULLRESYNC reply.
+            RdbEvent::Aux { name, value } => {
+                let text = String::from_utf8_lossy(&value);
+                match &name[..] {
+                    b"repl-id" => self.repl.id = Some(text.into_owned()),
+                    b"repl-offset" => self.repl.offset = text.parse().ok(),
+                    b"repl-stream-db" => self.repl.stream_db = text.parse().ok(),
+                    _ => {}
+                }
+            }
             RdbEvent::End { .. } => self.done = true,
             ev => match self.collector.handle_event(ev) {
                 Ok(Some((info, value))) => {
@@ -322,12 +342,38 @@ fn insert_all(rx: Receiver<Msg>, databases: usize) -> (Store, u64) {
     (store, keys)
 }
 
+/// A loaded snapshot.
+pub struct Loaded {
+    pub store: Store,
+    pub keys: u64,
+    pub repl: ReplAux,
+}
+
+/// Loads an RDB file from disk (a server's own `dir/dbfilename` at start-up).
+pub fn load_file(path: &std::path::Path, databases: usize) -> Result<Loaded, LoadError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|_| LoadError::Truncated)?;
+    let bg = Background::start(databases);
+    loop {
+        let mut buf = vec![0u8; 1 << 20];
+        let n = f.read(&mut buf).map_err(|_| LoadError::Truncated)?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        if !bg.push(Bytes::from(buf)) {
+            break;
+        }
+    }
+    bg.finish()
+}
+
 /// A snapshot loaded on two threads of its own, so that parsing overlaps with receiving and
 /// with building the hash tables: the replication thread keeps reading the socket (and the
 /// master keeps sending) while one thread parses chunks and another inserts the keys.
 pub struct Background {
     tx: SyncSender<Bytes>,
-    handle: std::thread::JoinHandle<Result<(Store, u64), LoadError>>,
+    handle: std::thread::JoinHandle<Result<Loaded, LoadError>>,
 }
 
 impl Background {
@@ -350,7 +396,9 @@ impl Background {
             let result = result.and_then(|()| loader.finish());
             // `loader` (and its sender) is gone now, so the inserter ends.
             let built = inserter.join().map_err(|_| LoadError::Truncated);
-            result.and(built)
+            let repl = result?;
+            let (store, keys) = built?;
+            Ok(Loaded { store, keys, repl })
         });
         Background { tx, handle }
     }
@@ -362,7 +410,7 @@ impl Background {
     }
 
     /// Waits for the parser to reach the end of the file.
-    pub fn finish(self) -> Result<(Store, u64), LoadError> {
+    pub fn finish(self) -> Result<Loaded, LoadError> {
         drop(self.tx);
         self.handle.join().unwrap_or(Err(LoadError::Truncated))
     }

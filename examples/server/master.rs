@@ -83,6 +83,24 @@ pub fn drain_events(shared: &Arc<Shared>, srv: &mut Server) {
                     let _ = c.sock.shutdown(Shutdown::Both);
                 }
             }
+            NodeEvent::WaitDone { wait, replicas } => {
+                srv.wait_results.insert(wait, replicas);
+                srv.repl_dirty = true;
+            }
+            NodeEvent::FailoverDemote { host, port } => {
+                crate::log!("FAILOVER: following {host}:{port} with PSYNC FAILOVER");
+                srv.replicate(host, port);
+                srv.failover_psync = true;
+            }
+            NodeEvent::PromotedByFailover => {
+                crate::log!("FAILOVER: our master handed us the master role");
+                srv.drop_upstream();
+            }
+            NodeEvent::FailoverAborted { reason } => {
+                crate::log!("FAILOVER aborted: {reason}");
+                srv.drop_upstream();
+                srv.repl_dirty = true;
+            }
             NodeEvent::UnexpectedCommand { link, name } => crate::log!(
                 "replica {link} sent {} on its replication link: not run",
                 String::from_utf8_lossy(&name)

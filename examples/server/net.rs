@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use respsync::resp::Decoder;
@@ -95,7 +96,23 @@ fn serve(shared: &Arc<Shared>, mut sock: TcpStream, addr: SocketAddr) {
             srv.stats.total_net_input_bytes += n as u64;
             srv.stats.total_net_output_bytes += std::mem::take(&mut unaccounted_out);
             for argv in batch.drain(..) {
+                // During a FAILOVER writes wait until it ends.
+                while srv.node.writes_paused() && !cl.is_master && commands::is_write(&argv) {
+                    srv = shared.wait(srv, Duration::from_millis(20));
+                    master::cron(shared, &mut srv);
+                }
                 commands::execute(&mut srv, &mut cl, &argv, &mut out);
+                // A blocked WAIT: wait here, in order, until the node answers it.
+                while let Some(id) = cl.blocked_wait {
+                    master::drain_events(shared, &mut srv);
+                    if let Some(n) = srv.wait_results.remove(&id) {
+                        out.int(n as i64);
+                        cl.blocked_wait = None;
+                        break;
+                    }
+                    srv = shared.wait(srv, Duration::from_millis(5));
+                    srv.node.handle_timeout(Instant::now());
+                }
                 if cl.close {
                     break;
                 }

@@ -37,6 +37,8 @@ struct Target {
     config: ReplicaConfig,
     databases: usize,
     resume: Option<CachedMaster>,
+    /// This link is the second half of our FAILOVER: `PSYNC … FAILOVER`.
+    failover: bool,
 }
 
 fn target(srv: &Server) -> Option<Target> {
@@ -63,7 +65,7 @@ fn target(srv: &Server) -> Option<Target> {
     let resume = (srv.node.offset().value() > 0).then(|| CachedMaster {
         replid: srv.node.ids().id,
         offset: srv.node.offset(),
-        db: 0,
+        db: srv.resume_db,
     });
     Some(Target {
         generation: srv.repl_generation,
@@ -72,6 +74,7 @@ fn target(srv: &Server) -> Option<Target> {
         config,
         databases: cfg.databases,
         resume,
+        failover: srv.failover_psync,
     })
 }
 
@@ -115,6 +118,7 @@ fn run(shared: &Shared) {
             if let Some(c) = keep.or(t.resume) {
                 s.set_cached_master(c);
             }
+            s.set_psync_failover(t.failover);
             session = Some((t.generation, s));
         }
         let Some((_, sess)) = session.as_mut() else {
@@ -379,7 +383,7 @@ impl<'a> Link<'a> {
                         continue;
                     };
                     match loader.finish() {
-                        Ok((store, keys)) => {
+                        Ok(crate::app::loader::Loaded { store, keys, .. }) => {
                             crate::log!(
                                 "MASTER <-> REPLICA sync: loaded {keys} keys from {len} bytes"
                             );
@@ -414,6 +418,7 @@ impl<'a> Link<'a> {
                 } => {
                     let srv = guard.get_or_insert_with(|| shared.lock());
                     srv.node.handle_upstream_continue(replid);
+                    failover_done(srv, true);
                     crate::log!(
                         "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization ({replid}:{offset}{})",
                         if replid_changed { ", new replication id" } else { "" }
@@ -422,6 +427,10 @@ impl<'a> Link<'a> {
                 ReplicaEvent::TransactionDiscarded => self.master.multi = None,
                 ReplicaEvent::LinkLost(e) => {
                     crate::log!("replication link lost: {e}");
+                    if matches!(e, respsync::replica::ReplicaError::FailoverRefused { .. }) {
+                        let srv = guard.get_or_insert_with(|| shared.lock());
+                        failover_done(srv, false);
+                    }
                     keep = false;
                 }
                 ReplicaEvent::Failed(e) => {
@@ -448,5 +457,20 @@ impl<'a> Link<'a> {
             }
         }
         keep
+    }
+}
+
+/// The `PSYNC … FAILOVER` of our FAILOVER got its answer: the node finishes or aborts.
+fn failover_done(srv: &mut Server, succeeded: bool) {
+    if std::mem::take(&mut srv.failover_psync) {
+        srv.node.handle_failover_result(succeeded);
+        crate::log!(
+            "FAILOVER {}",
+            if succeeded {
+                "done: this node follows the new master"
+            } else {
+                "aborted by the target"
+            }
+        );
     }
 }

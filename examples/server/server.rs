@@ -122,6 +122,12 @@ pub struct Server {
     pub pending_files: BTreeMap<respsync::node::LinkId, u64>,
     /// Something for replica writers to send: wake them after this batch.
     pub repl_dirty: bool,
+    /// The stream database to resume a restored replica's history with.
+    pub resume_db: u32,
+    /// Answers to blocked `WAIT`s, picked up by their client threads.
+    pub wait_results: BTreeMap<respsync::node::WaitId, usize>,
+    /// The next link to our master sends `PSYNC … FAILOVER` (we run FAILOVER).
+    pub failover_psync: bool,
     /// Writes of the EXEC being run, propagated together inside MULTI/EXEC.
     pub tx_propagate: Option<Vec<(u32, Vec<bytes::Bytes>)>>,
     /// `Some` while this server is a replica.
@@ -173,6 +179,9 @@ impl Server {
             snapshots_started: 0,
             pending_files: BTreeMap::new(),
             repl_dirty: false,
+            resume_db: 0,
+            wait_results: BTreeMap::new(),
+            failover_psync: false,
             tx_propagate: None,
             upstream,
             repl_generation: 0,
@@ -185,6 +194,46 @@ impl Server {
         };
         srv.node.set_upstream(following, false);
         srv
+    }
+
+    /// Loads `dir/dbfilename` if it exists, as redis-server does at start-up, and resumes the
+    /// replication history saved in it (`repl-id`, `repl-offset`): a replica's first PSYNC
+    /// continues from there, and a master's replicas can continue with it (it keeps the saved
+    /// id as `replid2`).
+    pub fn load_own_rdb(&mut self) {
+        let path = std::path::Path::new(&self.cfg.dir).join(&self.cfg.dbfilename);
+        if !path.exists() {
+            return;
+        }
+        let started = Instant::now();
+        match crate::app::loader::load_file(&path, self.cfg.databases) {
+            Ok(loaded) => {
+                crate::log!(
+                    "DB loaded from disk: {} keys in {:.3} seconds",
+                    loaded.keys,
+                    started.elapsed().as_secs_f64()
+                );
+                self.store = loaded.store;
+                self.last_load_keys = loaded.keys;
+                let id = loaded
+                    .repl
+                    .id
+                    .as_deref()
+                    .and_then(|i| respsync::ids::ReplId::parse(i.as_bytes()).ok());
+                if let (Some(id), Some(off)) = (id, loaded.repl.offset) {
+                    let off = respsync::ids::ReplOffset::new(off);
+                    let config = self.node.config().clone();
+                    self.node = if self.upstream.is_some() {
+                        self.resume_db = loaded.repl.stream_db.unwrap_or(0);
+                        respsync::node::Node::restored_replica(config, Instant::now(), id, off)
+                    } else {
+                        respsync::node::Node::restored(config, Instant::now(), id, off)
+                    };
+                    crate::log!("Replication history restored from the RDB: {id}:{off}");
+                }
+            }
+            Err(e) => crate::log!("Failed loading {}: {e}", path.display()),
+        }
     }
 
     /// Applies the replication options to the node after CONFIG SET.
@@ -216,11 +265,20 @@ impl Server {
     /// Stops replicating (REPLICAOF NO ONE): keeps the data, shifts the replication ids as
     /// Redis does so that former siblings could continue from us later.
     pub fn stop_replicating(&mut self) {
-        if let Some(mut u) = self.upstream.take() {
-            u.kill_link();
+        if self.upstream.is_some() {
             self.node.promote();
         }
+        self.drop_upstream();
+    }
+
+    /// Forgets the master without touching the node (which already promoted itself, after a
+    /// FAILOVER handed it the role or aborted).
+    pub fn drop_upstream(&mut self) {
+        if let Some(mut u) = self.upstream.take() {
+            u.kill_link();
+        }
         self.cfg.replicaof = None;
+        self.failover_psync = false;
         self.repl_generation += 1;
     }
 
@@ -254,6 +312,10 @@ pub struct Client {
     pub close: bool,
     /// PSYNC or SYNC made this connection a replica link (the node writes to it from now on).
     pub replica_link: bool,
+    /// The node's offset after this client's last command (what its `WAIT` waits for).
+    pub woff: respsync::ids::ReplOffset,
+    /// A `WAIT` this client is blocked in.
+    pub blocked_wait: Option<respsync::node::WaitId>,
 }
 
 impl Client {
@@ -268,6 +330,8 @@ impl Client {
             name: Vec::new(),
             close: false,
             replica_link: false,
+            woff: respsync::ids::ReplOffset::new(0),
+            blocked_wait: None,
         }
     }
 

@@ -418,6 +418,23 @@ impl Node {
         node
     }
 
+    /// A replica resuming the history saved in its own RDB: its id and offset are the saved
+    /// ones, so its first `PSYNC <replid> <offset + 1>` continues where it stopped (Redis
+    /// synthesizes a cached master the same way, protocol.md §3.7).
+    pub fn restored_replica(
+        config: NodeConfig,
+        now: Instant,
+        replid: ReplId,
+        offset: ReplOffset,
+    ) -> Node {
+        let mut node = Node::new(config, now);
+        node.ids = ReplicationIds::new(replid);
+        node.offset = offset;
+        node.backlog = Some(Backlog::new(node.config.backlog_size, offset));
+        node.replica_of_master = true;
+        node
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &NodeConfig {
         &self.config

@@ -63,6 +63,8 @@ pub static COMMANDS: &[Command] = table! {
     "replconf" -1 0 => server::replication;
     "psync" -3 NO_MULTI => server::replication;
     "sync" 1 NO_MULTI => server::replication;
+    "failover" -1 NO_MULTI => server::replication;
+    "wait" 3 0 => server::wait;
     "replicaof" 3 NO_MULTI => server::replicaof;
     "slaveof" 3 NO_MULTI => server::replicaof;
     "dbsize" 1 0 => keyspace::dbsize;
@@ -202,11 +204,31 @@ pub fn execute(srv: &mut Server, cl: &mut Client, argv: &[Bytes], out: &mut Out)
             cmd.name
         ));
     }
+    if !cl.is_master && cmd.flags & WRITE != 0 && srv.node.writes_refused(std::time::Instant::now())
+    {
+        if cl.multi.is_some() {
+            cl.multi_failed = true;
+        }
+        return out.error(respsync::commands::NOREPLICAS);
+    }
     if !cl.is_master && cmd.flags & WRITE != 0 && srv.is_replica() && srv.cfg.replica_read_only {
         if cl.multi.is_some() {
             cl.multi_failed = true;
         }
         return out.error(READONLY);
+    }
+    if !cl.is_master
+        && !srv.cfg.replica_serve_stale_data
+        && srv
+            .upstream
+            .as_ref()
+            .is_some_and(|u| u.state != crate::app::server::LinkState::Connected)
+        && !respsync::commands::is_stale_ok(name)
+    {
+        if cl.multi.is_some() {
+            cl.multi_failed = true;
+        }
+        return out.error(respsync::commands::MASTERDOWN);
     }
     if cl.multi.is_some() && cmd.flags & TX == 0 {
         if cmd.flags & NO_MULTI != 0 {
@@ -219,6 +241,14 @@ pub fn execute(srv: &mut Server, cl: &mut Client, argv: &[Bytes], out: &mut Out)
         return out.simple("QUEUED");
     }
     run(srv, cl, cmd, argv, out);
+    cl.woff = srv.node.offset();
+}
+
+/// Whether `argv` is a write this server knows (writes wait while a FAILOVER is in progress).
+pub fn is_write(argv: &[Bytes]) -> bool {
+    argv.first()
+        .and_then(|n| lookup(n))
+        .is_some_and(|c| c.flags & WRITE != 0)
 }
 
 fn run(srv: &mut Server, cl: &mut Client, cmd: &Command, argv: &[Bytes], out: &mut Out) {

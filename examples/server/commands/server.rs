@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::keyspace::glob;
-use super::{eq, int, lossy, parse_i64, Ctx, Res, NOT_INT, SYNTAX};
+use super::{eq, int, lossy, Ctx, Res, SYNTAX};
 
 pub(super) fn ping(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     match a.len() {
@@ -62,6 +62,12 @@ pub(super) fn select(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 }
 
 pub(super) fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    if ctx.cl.replica_link {
+        return Err("ERR Command is not valid when client is a replica.".into());
+    }
+    if ctx.srv.node.writes_paused() {
+        return Err("ERR REPLICAOF not allowed while failing over.".into());
+    }
     if eq(&a[1], "no") && eq(&a[2], "one") {
         if ctx.srv.is_replica() {
             crate::log!("MASTER MODE enabled (user request)");
@@ -70,10 +76,11 @@ pub(super) fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         ctx.out.ok();
         return Ok(());
     }
-    let host = String::from_utf8_lossy(&a[1]).into_owned();
-    let port = parse_i64(&a[2])
-        .filter(|p| (0..=65535).contains(p))
-        .ok_or(NOT_INT)? as u16;
+    let respsync::commands::ReplicaOf::Master { host, port } =
+        respsync::commands::parse_replicaof(&a[1], &a[2])?
+    else {
+        return Ok(());
+    };
     if let Some(u) = &ctx.srv.upstream {
         if u.host == host && u.port == port {
             ctx.out.simple("OK Already connected to specified master");
@@ -237,6 +244,29 @@ pub(super) fn replication(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             ctx.srv.repl_dirty = true;
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: answered by the node now, or later (the client's thread blocks,
+/// see `net.rs`).
+pub(super) fn wait(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+    use respsync::node::WaitOutcome;
+    let (n, timeout) = respsync::commands::parse_wait(&a[1], &a[2])?;
+    // Inside EXEC a client cannot block: it gets the count at once.
+    let can_block = ctx.srv.tx_propagate.is_none();
+    let woff = ctx.cl.woff;
+    match ctx
+        .srv
+        .node
+        .handle_wait(std::time::Instant::now(), woff, n, timeout, can_block)
+    {
+        Err(e) => return Err(format!("ERR {e}").into()),
+        Ok(WaitOutcome::Ready(n)) => ctx.out.int(n as i64),
+        Ok(WaitOutcome::Blocked(id)) => {
+            ctx.cl.blocked_wait = Some(id);
+            ctx.srv.repl_dirty = true; // the GETACK goes out with the next write to replicas
+        }
     }
     Ok(())
 }
