@@ -29,6 +29,10 @@ use crate::app::server::Server;
 use crate::app::snapshot::{self, Spec};
 use crate::app::Shared;
 
+/// A replica writer that just sent less than this sleeps [`COALESCE_FOR`] before looking again.
+const COALESCE_BELOW: u64 = 64 * 1024;
+const COALESCE_FOR: Duration = Duration::from_micros(500);
+
 /// Diskless snapshot bytes queued for the slowest replica before the producer waits.
 const MAX_SNAPSHOT_BUFFER: u64 = 8 << 20;
 
@@ -329,6 +333,12 @@ fn writer(shared: &Arc<Shared>, client_id: u64, mut sock: TcpStream) {
                         break;
                     }
                     n += c.len() as u64;
+                }
+                if n < COALESCE_BELOW {
+                    // Little to send: let writes accumulate a moment, so that a busy master
+                    // wakes its replica writers (and takes its lock for them) a few thousand
+                    // times a second at most rather than once per client batch.
+                    std::thread::sleep(COALESCE_FOR);
                 }
                 srv = shared.lock();
                 srv.stats.total_net_output_bytes += n;
