@@ -30,6 +30,9 @@ pub struct Config {
     pub min_replicas_max_lag: u64,
     pub replica_read_only: bool,
     pub replica_serve_stale_data: bool,
+    /// What a replica does with a command from its master that it cannot apply (an unknown
+    /// command): `stop` the link and report it (default), or `continue` and count it.
+    pub replica_unknown_command_stop: bool,
     pub replica_priority: u64,
 }
 
@@ -58,6 +61,7 @@ impl Default for Config {
             min_replicas_max_lag: 10,
             replica_read_only: true,
             replica_serve_stale_data: true,
+            replica_unknown_command_stop: true,
             replica_priority: 100,
         }
     }
@@ -113,6 +117,7 @@ pub const NAMES: &[&str] = &[
     "min-replicas-max-lag",
     "replica-read-only",
     "replica-serve-stale-data",
+    "replica-unknown-command-policy",
     "replica-priority",
 ];
 
@@ -314,6 +319,17 @@ impl Config {
             "min-replicas-max-lag" => self.min_replicas_max_lag = parse_int(v)?,
             "replica-read-only" => self.replica_read_only = parse_bool(v)?,
             "replica-serve-stale-data" => self.replica_serve_stale_data = parse_bool(v)?,
+            "replica-unknown-command-policy" => {
+                self.replica_unknown_command_stop = match v.to_ascii_lowercase().as_str() {
+                    "stop" => true,
+                    "continue" => false,
+                    _ => {
+                        return Err(ConfigError::Invalid(
+                            "argument must be 'stop' or 'continue'",
+                        ))
+                    }
+                }
+            }
             "replica-priority" => self.replica_priority = parse_int(v)?,
             _ => return Err(ConfigError::Unknown),
         }
@@ -351,6 +367,12 @@ impl Config {
             "min-replicas-max-lag" => self.min_replicas_max_lag.to_string(),
             "replica-read-only" => yes_no(self.replica_read_only),
             "replica-serve-stale-data" => yes_no(self.replica_serve_stale_data),
+            "replica-unknown-command-policy" => if self.replica_unknown_command_stop {
+                "stop"
+            } else {
+                "continue"
+            }
+            .into(),
             "replica-priority" => self.replica_priority.to_string(),
             _ => return None,
         })

@@ -144,6 +144,11 @@ fn stats(srv: &Server, s: &mut String) {
     field!(s, "respsync_repl_snapshots", srv.snapshots_started);
     field!(s, "respsync_repl_obuf_drops", ns.output_buffer_drops);
     field!(s, "respsync_repl_timeout_drops", ns.timeout_drops);
+    field!(
+        s,
+        "respsync_unapplied_master_commands",
+        st.unapplied_master_commands
+    );
     field!(s, "expired_keys", st.expired_keys);
     field!(s, "evicted_keys", 0);
     field!(s, "keyspace_hits", st.keyspace_hits);
@@ -209,6 +214,9 @@ fn replication(srv: &Server, s: &mut String) {
                     "master_link_down_since_seconds",
                     secs_since(u.down_since)
                 );
+            }
+            if let Some(reason) = &u.stopped {
+                field!(s, "respsync_replication_stopped", reason);
             }
             field!(s, "slave_priority", srv.cfg.replica_priority);
             field!(s, "slave_read_only", srv.cfg.replica_read_only as u8);

@@ -42,7 +42,7 @@ struct Target {
 }
 
 fn target(srv: &Server) -> Option<Target> {
-    let u = srv.upstream.as_ref()?;
+    let u = srv.upstream.as_ref().filter(|u| u.stopped.is_none())?;
     let cfg = &srv.cfg;
     let auth = cfg.masterauth.as_ref().map(|p| MasterAuth {
         user: cfg.masteruser.clone(),
@@ -326,6 +326,28 @@ impl<'a> Link<'a> {
                         continue;
                     }
                     let srv = guard.get_or_insert_with(|| shared.lock());
+                    if !commands::known(cmd.name()) {
+                        // Nothing is dropped silently: stop before it, or count it.
+                        srv.stats.unapplied_master_commands += 1;
+                        let name = String::from_utf8_lossy(cmd.name()).into_owned();
+                        if srv.cfg.replica_unknown_command_stop {
+                            let reason = format!(
+                                "master sent '{name}' at offset {}, which this server cannot apply",
+                                cmd.start_offset()
+                            );
+                            crate::log!("# Replication stopped: {reason}");
+                            if let Some(u) = &mut srv.upstream {
+                                u.stopped = Some(reason);
+                            }
+                            self.sess.refuse_command(Instant::now(), &cmd);
+                            keep = false;
+                            break;
+                        }
+                        crate::log!(
+                            "# CRITICAL: master sent '{name}', which this server cannot apply: skipped (replica-unknown-command-policy continue)"
+                        );
+                        continue;
+                    }
                     self.master.db = cmd.db() as usize;
                     self.argv.clear();
                     self.argv.extend(cmd.args_bytes());

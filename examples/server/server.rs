@@ -19,6 +19,9 @@ pub struct Stats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub rejected_connections: u64,
+    /// Commands from our master this server could not apply (policy `continue`), or the one
+    /// that stopped replication (policy `stop`).
+    pub unapplied_master_commands: u64,
 }
 
 /// The state of the link to our master, as INFO replication and ROLE show it.
@@ -68,11 +71,15 @@ pub struct Upstream {
     pub sync_read: i64,
     /// The live link, so that `CLIENT KILL TYPE master` and REPLICAOF can cut it.
     pub sock: Option<TcpStream>,
+    /// Replication stopped because the master sent something this server cannot apply (the
+    /// reason, for INFO and the log); `REPLICAOF` again retries.
+    pub stopped: Option<String>,
 }
 
 impl Upstream {
     pub fn new(host: String, port: u16) -> Upstream {
         Upstream {
+            stopped: None,
             host,
             port,
             state: LinkState::Connect,

@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::ids::ReplOffset;
+
 /// Phase of the link in which something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -104,6 +106,17 @@ pub enum ReplicaError {
     FailoverRefused {
         /// The reply line.
         reply: String,
+    },
+    /// The application could not apply a command of the stream and refused it with
+    /// [`ReplicaSession::refuse_command`](super::ReplicaSession::refuse_command): the link is
+    /// stopped and the cached master ends just before that command, so nothing after it was
+    /// acknowledged and a later `PSYNC` sends it again.
+    #[error("command '{name}' at offset {offset} could not be applied")]
+    CommandRefused {
+        /// The offset just before the command.
+        offset: ReplOffset,
+        /// The command name, printable.
+        name: String,
     },
     /// Nothing was received for longer than the phase's timeout.
     #[error("timed out during {0}")]

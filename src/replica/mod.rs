@@ -487,6 +487,82 @@ impl ReplicaSession {
         &self.ids
     }
 
+    /// The application cannot apply `cmd` (an unknown command, a value it cannot hold): stop
+    /// here rather than diverge silently. The link fails with
+    /// [`ReplicaError::CommandRefused`] (a [`ReplicaEvent::LinkLost`] replaces every event still
+    /// queued after `cmd`), nothing from `cmd` on is acknowledged, handed over by
+    /// [`poll_stream`](Self::poll_stream) or kept in the backlog, and the cached master ends
+    /// just before it, so a later `PSYNC` (after the application learned the command) resumes
+    /// exactly there. Inside `MULTI` the whole transaction is dropped
+    /// ([`ReplicaEvent::TransactionDiscarded`]): apply a transaction's commands only at `EXEC`.
+    ///
+    /// ```
+    /// # use respsync::replica::{ReplicaSession, ReplicaConfig, ReplicaEvent, ReplicaError};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// # let mut s = ReplicaSession::new(ReplicaConfig::default(), now).unwrap();
+    /// # s.connected(now).unwrap();
+    /// # let id = "a".repeat(40);
+    /// # let mut hs = format!("+PONG\r\n+OK\r\n+OK\r\n+FULLRESYNC {id} 1000\r\n$18\r\nREDIS0010").into_bytes();
+    /// # hs.extend_from_slice(&[0xff, 0, 0, 0, 0, 0, 0, 0, 0]);
+    /// # s.handle_input(now, &hs).unwrap();
+    /// # while s.poll_event().is_some() {}
+    /// s.handle_input(now, b"*2\r\n$4\r\nincr\r\n$1\r\nk\r\n*4\r\n$6\r\nhsetex\r\n$1\r\nh\r\n$1\r\nf\r\n$1\r\nv\r\n").unwrap();
+    /// while let Some(ev) = s.poll_event() {
+    ///     if let ReplicaEvent::Command(cmd) = ev {
+    ///         if cmd.name() == b"hsetex" {
+    ///             s.refuse_command(now, &cmd);
+    ///         }
+    ///     } else {
+    ///         assert!(matches!(ev, ReplicaEvent::LinkLost(ReplicaError::CommandRefused { .. })));
+    ///     }
+    /// }
+    /// s.disconnected(now);
+    /// assert_eq!(s.cached_master().unwrap().offset.value(), 1000 + 21); // after the INCR only
+    /// ```
+    pub fn refuse_command(&mut self, now: Instant, cmd: &Command) {
+        self.touch(now);
+        let start = cmd.start_offset();
+        let State::Streaming(s) = &mut self.state else {
+            return;
+        };
+        let credited = s.reploff;
+        if s.multi.is_none() && start < s.reploff {
+            s.reploff = start;
+        }
+        if start < s.read {
+            s.read = start;
+        }
+        // Handed-over stream bytes past the refused command are withdrawn.
+        let mut excess = u64::try_from(credited.value() - s.reploff.value()).unwrap_or(0);
+        while excess > 0 {
+            let Some(last) = self.stream_out.back_mut() else {
+                break;
+            };
+            let len = last.len() as u64;
+            if len <= excess {
+                excess -= len;
+                self.stream_out.pop_back();
+            } else {
+                last.truncate((len - excess) as usize);
+                excess = 0;
+            }
+        }
+        if let Some(b) = &mut self.backlog {
+            if b.end() > s.reploff {
+                // The own backlog took the chunk whole: restart it at the cached offset.
+                b.reset(s.reploff);
+            }
+        }
+        self.events
+            .retain(|e| !matches!(e, ReplicaEvent::Command(_) | ReplicaEvent::Commands(_)));
+        let name = String::from_utf8_lossy(cmd.name()).into_owned();
+        self.fail(ReplicaError::CommandRefused {
+            offset: start,
+            name,
+        });
+    }
+
     /// Makes the next `PSYNC` a `PSYNC <replid> <offset> FAILOVER`: what a master that runs
     /// `FAILOVER` sends to its chosen replica, which then promotes itself and continues the
     /// demoted master partially. Any reply but `+CONTINUE`/`+FULLRESYNC` then fails the link with

@@ -244,6 +244,11 @@ pub fn execute(srv: &mut Server, cl: &mut Client, argv: &[Bytes], out: &mut Out)
     cl.woff = srv.node.offset();
 }
 
+/// Whether this server knows the command named `name`.
+pub fn known(name: &[u8]) -> bool {
+    lookup(name).is_some()
+}
+
 /// Whether `argv` is a write this server knows (writes wait while a FAILOVER is in progress).
 pub fn is_write(argv: &[Bytes]) -> bool {
     argv.first()
