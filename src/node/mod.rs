@@ -498,9 +498,7 @@ impl Node {
         } else {
             return Handled::NotMine;
         };
-        if !caller.authenticated {
-            return reply_static(b"-NOAUTH Authentication required.\r\n");
-        }
+        // Redis checks arity before authentication (`processCommand`).
         let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
         let arity_ok = match cmd {
             Cmd::Replconf => true,
@@ -511,6 +509,9 @@ impl Node {
             return reply_error(&format!(
                 "ERR wrong number of arguments for '{lname}' command"
             ));
+        }
+        if !caller.authenticated {
+            return reply_static(b"-NOAUTH Authentication required.\r\n");
         }
         match cmd {
             Cmd::Role => Handled::Reply(self.role_reply(now)),
