@@ -589,13 +589,17 @@ impl Node {
                     s.capa.psync2 = true;
                 }
             } else if opt.eq_ignore_ascii_case(b"rdb-only") {
-                match val {
-                    b"0" => s.rdb_only = false,
-                    b"1" => s.rdb_only = true,
-                    _ => {
+                // An integer first, then the range, as Redis's getRangeLongFromObjectOrReply.
+                match parse_i64(val) {
+                    Some(0) => s.rdb_only = false,
+                    Some(1) => s.rdb_only = true,
+                    Some(_) => {
                         return reply_static(
                             b"-ERR value is out of range, value must between 0 and 1\r\n",
                         )
+                    }
+                    None => {
+                        return reply_static(b"-ERR value is not an integer or out of range\r\n")
                     }
                 }
             } else if opt.eq_ignore_ascii_case(b"rdb-filter-only") {
