@@ -1112,7 +1112,8 @@ impl Node {
                 ));
             } else if lim.soft > 0 && unsent > lim.soft {
                 let since = *s.soft_since.get_or_insert(now);
-                if now.saturating_duration_since(since) >= lim.soft_duration {
+                // Redis drops only once the limit has been exceeded for *more* than the duration.
+                if now.saturating_duration_since(since) > lim.soft_duration {
                     victims.push((
                         s.link,
                         CloseReason::OutputBufferSoft {
