@@ -1234,3 +1234,383 @@ fn eight_replicas_read_slices_of_one_allocation() {
     assert!(per_link[0].iter().all(inside));
     assert_eq!(node.stats().repl_output_bytes, 8 * node.offset().value() as u64);
 }
+
+// ------------------------------------------------------------------ property tests
+
+/// What an application does with one connection: decode requests, hand them to the node until
+/// it becomes a replica link, then feed the rest to `handle_input`.
+struct App {
+    dec: Decoder,
+    buf: BytesMut,
+    linked: bool,
+    replies: Vec<u8>,
+}
+
+impl App {
+    fn new() -> App {
+        App {
+            dec: Decoder::default(),
+            buf: BytesMut::new(),
+            linked: false,
+            replies: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, node: &mut Node, now: Instant, link: u64, data: &[u8]) {
+        if self.linked {
+            node.handle_input(now, LinkId(link), data);
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        while let Some(c) = self.dec.decode_request(&mut self.buf).unwrap() {
+            if c.argv.is_empty() {
+                continue;
+            }
+            match node.handle_command(now, LinkId(link), &me(), &c.argv) {
+                Handled::Reply(b) => self.replies.extend_from_slice(&b),
+                Handled::NotMine => self.replies.extend_from_slice(b"+PONG\r\n"),
+                Handled::NoReply => {}
+                Handled::ReplicaLink => {
+                    self.linked = true;
+                    let rest = self.buf.split();
+                    node.handle_input(now, LinkId(link), &rest);
+                    return;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+/// Feeds `input` in pieces cut at `cuts` (positions taken modulo the length).
+fn feed_split(app: &mut App, node: &mut Node, now: Instant, input: &[u8], cuts: &[usize]) {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    at.push(0);
+    at.push(input.len());
+    at.sort_unstable();
+    for w in at.windows(2) {
+        app.feed(node, now, 1, &input[w[0]..w[1]]);
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct EndState {
+    replies: Vec<u8>,
+    wire: Vec<u8>,
+    state: ReplicaState,
+    ack: ReplOffset,
+    port: u16,
+    ip: String,
+    events: Vec<NodeEvent>,
+}
+
+fn end_state(app: &App, node: &mut Node, wire: Vec<u8>) -> EndState {
+    let r = node.replica(LinkId(1)).unwrap();
+    EndState {
+        replies: app.replies.clone(),
+        wire,
+        state: r.state(),
+        ack: r.ack_offset(),
+        port: r.listening_port(),
+        ip: r.ip().to_owned(),
+        events: events(node),
+    }
+}
+
+fn handshake(psync: &[&str]) -> Vec<u8> {
+    cat(&[
+        &s(&["PING"]),
+        &s(&["REPLCONF", "listening-port", "7002"]),
+        &s(&["REPLCONF", "ip-address", "10.9.9.9"]),
+        &s(&["REPLCONF", "capa", "eof", "capa", "psync2"]),
+        &s(psync),
+    ])
+}
+
+/// Partial resync: handshake, PSYNC, then keepalives and ACKs in one input.
+fn run_partial(cuts: &[usize]) -> EndState {
+    let t0 = Instant::now();
+    let (mut node, old) = restored(t0, 16 * 1024);
+    node.propagate(0, &["SET", "k", "v"]);
+    let input = cat(&[
+        &handshake(&["PSYNC", &old, "1001"]),
+        b"\n",
+        &s(&["REPLCONF", "ACK", "1025"]),
+        b"\n\n",
+        &s(&["REPLCONF", "ACK", "1050", "FACK", "7"]),
+        &s(&["REPLCONF", "ACK", "1049"]),
+    ]);
+    let mut app = App::new();
+    feed_split(&mut app, &mut node, t0, &input, cuts);
+    let wire = drain(&mut node, 1);
+    end_state(&app, &mut node, wire)
+}
+
+/// Diskless full sync: the handshake split anywhere, then the transfer, then `\n` and ACKs
+/// split anywhere.
+fn run_full(cuts1: &[usize], cuts2: &[usize]) -> EndState {
+    let t0 = Instant::now();
+    let mut node = Node::new(diskless(Duration::ZERO), t0);
+    let mut app = App::new();
+    feed_split(&mut app, &mut node, t0, &handshake(&["PSYNC", "?", "-1"]), cuts1);
+    let (snap, _, _) = requested(&mut node);
+    node.handle_snapshot_started(t0, snap).unwrap();
+    node.propagate(0, &["SET", "k", "v"]);
+    node.handle_snapshot_chunk(t0, snap, Bytes::from_static(RDB)).unwrap();
+    node.handle_snapshot_end(t0, snap).unwrap();
+    let mut wire = drain(&mut node, 1);
+    let after = cat(&[b"\n", &s(&["REPLCONF", "ACK", "0"]), b"\n", &s(&["REPLCONF", "ACK", "50"])]);
+    feed_split(&mut app, &mut node, t0, &after, cuts2);
+    wire.extend(drain(&mut node, 1));
+    end_state(&app, &mut node, wire)
+}
+
+proptest! {
+    #[test]
+    fn replica_input_split_anywhere_gives_the_same_end_state(
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        cuts2 in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let whole = run_partial(&[]);
+        prop_assert_eq!(&whole.replies, b"+PONG\r\n+OK\r\n+OK\r\n+OK\r\n");
+        prop_assert_eq!(whole.ack, ReplOffset::new(1050));
+        prop_assert_eq!(whole.state, ReplicaState::Online);
+        prop_assert_eq!(run_partial(&cuts), whole);
+        let whole = run_full(&[], &[]);
+        prop_assert!(whole.wire.ends_with(&cat(&[SELECT0, SET_KV])));
+        prop_assert_eq!(whole.ack, ReplOffset::new(50));
+        prop_assert_eq!(run_full(&cuts, &cuts2), whole);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Propagate { db: u32, len: usize },
+    Transaction { db: u32, n: usize },
+    Poll(usize),
+    Ack(usize),
+    Newline(usize),
+    Disconnect(usize),
+    Connect { link: usize, eof: bool },
+    Tick(u64),
+    SnapStart,
+    SnapFinish,
+    GetAck,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u32..3, 0usize..3000).prop_map(|(db, len)| Op::Propagate { db, len }),
+        1 => (0u32..3, 1usize..4).prop_map(|(db, n)| Op::Transaction { db, n }),
+        6 => (0usize..4).prop_map(Op::Poll),
+        2 => (0usize..4).prop_map(Op::Ack),
+        1 => (0usize..4).prop_map(Op::Newline),
+        1 => (0usize..4).prop_map(Op::Disconnect),
+        3 => (0usize..4, any::<bool>()).prop_map(|(link, eof)| Op::Connect { link, eof }),
+        2 => (0u64..3000).prop_map(Op::Tick),
+        2 => Just(Op::SnapStart),
+        2 => Just(Op::SnapFinish),
+        1 => Just(Op::GetAck),
+    ]
+}
+
+#[derive(Default)]
+struct Rep {
+    connected: bool,
+    wire: Vec<u8>,
+    /// The offset PSYNC asked for on this connection.
+    asked: i64,
+    /// The next offset it would ask for.
+    next: Option<i64>,
+}
+
+/// Parses what a replica received on one connection and checks that its stream part equals
+/// the recorded stream; returns the offset after the last stream byte (if it got that far).
+fn check_wire(wire: &[u8], asked: i64, stream: &[u8], base: i64) -> Option<i64> {
+    let mut w = wire;
+    let skip_nl = |w: &mut &[u8]| {
+        while let [b'\n', rest @ ..] = *w {
+            *w = rest;
+        }
+    };
+    let line = |w: &mut &[u8]| -> Option<String> {
+        let end = w.windows(2).position(|p| p == b"\r\n")?;
+        let l = text(&w[..end]);
+        *w = &w[end + 2..];
+        Some(l)
+    };
+    skip_nl(&mut w);
+    if w.is_empty() {
+        return None;
+    }
+    let start = if w.starts_with(b"+CONTINUE") {
+        line(&mut w).expect("whole line");
+        asked
+    } else {
+        let l = line(&mut w).expect("reply line");
+        let off: i64 = l.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(l.starts_with("+FULLRESYNC "), "{l:?}");
+        skip_nl(&mut w);
+        if w.is_empty() {
+            return None;
+        }
+        let hdr = line(&mut w).expect("bulk header");
+        if let Some(mark) = hdr.strip_prefix("$EOF:") {
+            let body = w.windows(40).position(|p| p == mark.as_bytes())?;
+            assert_eq!(&w[..body], RDB);
+            w = &w[body + 40..];
+        } else {
+            let len: usize = hdr[1..].parse().unwrap();
+            assert!(w.len() >= len);
+            assert_eq!(&w[..len], RDB);
+            w = &w[len..];
+        }
+        off + 1
+    };
+    let from = usize::try_from(start - base - 1).expect("recorded");
+    assert!(from + w.len() <= stream.len(), "more bytes than the stream");
+    assert_eq!(text(w), text(&stream[from..from + w.len()]), "stream from {start}");
+    Some(start - 1 + w.len() as i64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operations_keep_offsets_and_streams_consistent(
+        diskless_mode in any::<bool>(),
+        delay in 0u64..3,
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let mut now = Instant::now();
+        let hard = 32 * 1024u64;
+        let cfg = NodeConfig {
+            backlog_size: 16 * 1024,
+            backlog_ttl: Duration::ZERO,
+            ping_period: 2 * SECOND,
+            repl_timeout: 5 * SECOND,
+            diskless_sync: diskless_mode,
+            diskless_sync_delay: Duration::from_secs(delay),
+            output_buffer_limit: OutputBufferLimit { hard, soft: 0, soft_duration: Duration::ZERO },
+            id_seed: 3,
+            ..NodeConfig::default()
+        };
+        let mut node = Node::restored(cfg, now, ReplId::parse(&[b'a'; 40]).unwrap(), ReplOffset::new(0));
+        let mut reps: Vec<Rep> = (0..4).map(|_| Rep::default()).collect();
+        let mut stream: Vec<u8> = Vec::new(); // every byte of the history since offset 0
+        let mut snap: Option<(SnapshotId, SnapshotTarget, bool)> = None;
+        let value = vec![b'x'; 3000];
+        let mut key = 0u64;
+        for op in ops {
+            match op {
+                Op::Propagate { db, len } => {
+                    key += 1;
+                    let k = key.to_string();
+                    node.propagate(db, &[&b"SET"[..], k.as_bytes(), &value[..len]]);
+                }
+                Op::Transaction { db, n } => {
+                    let cmds: Vec<Vec<&[u8]>> = (0..n).map(|_| vec![&b"INCR"[..], b"counter"]).collect();
+                    node.propagate_transaction(db, &cmds);
+                }
+                Op::Poll(i) => {
+                    if reps[i].connected {
+                        let wire = drain_file(&mut node, now, i as u64, RDB);
+                        reps[i].wire.extend(wire);
+                    }
+                }
+                Op::Ack(i) => {
+                    if reps[i].connected {
+                        let at = check_wire(&reps[i].wire, reps[i].asked, &stream, 0).unwrap_or(0);
+                        ack(&mut node, now, i as u64, at);
+                    }
+                }
+                Op::Newline(i) => node.handle_input(now, LinkId(i as u64), b"\n"),
+                Op::Disconnect(i) => {
+                    if reps[i].connected {
+                        node.handle_disconnect(now, LinkId(i as u64));
+                        let r = &mut reps[i];
+                        r.next = check_wire(&r.wire, r.asked, &stream, 0).map(|o| o + 1).or(r.next);
+                        r.connected = false;
+                    }
+                }
+                Op::Connect { link, eof } => {
+                    if !reps[link].connected {
+                        let id = node.ids().id.to_string();
+                        let r = &mut reps[link];
+                        r.wire.clear();
+                        r.asked = r.next.unwrap_or(-1);
+                        let psync_id = if r.next.is_some() { id.as_str() } else { "?" };
+                        let h = psync(&mut node, now, link as u64, eof, psync_id, r.asked);
+                        prop_assert_eq!(h, Handled::ReplicaLink);
+                        r.connected = true;
+                    }
+                }
+                Op::Tick(ms) => {
+                    now += Duration::from_millis(ms);
+                    node.handle_timeout(now);
+                }
+                Op::SnapStart => {
+                    if let Some((id, target, false)) = snap {
+                        snap = node.handle_snapshot_started(now, id).is_ok().then_some((id, target, true));
+                    }
+                }
+                Op::SnapFinish => {
+                    if let Some((id, target, true)) = snap {
+                        snap = None;
+                        let done = match target {
+                            SnapshotTarget::Disk => node.handle_snapshot_file(now, id, RDB.len() as u64),
+                            _ => node
+                                .handle_snapshot_chunk(now, id, Bytes::from_static(RDB))
+                                .and_then(|()| node.handle_snapshot_end(now, id)),
+                        };
+                        prop_assert!(done.is_ok(), "{:?}", done);
+                    }
+                }
+                Op::GetAck => node.request_acks(),
+            }
+            while let Some(ev) = node.poll_event() {
+                match ev {
+                    NodeEvent::SnapshotRequested { snapshot, target, .. } => {
+                        prop_assert!(snap.is_none());
+                        snap = Some((snapshot, target, false));
+                    }
+                    NodeEvent::SnapshotAbandoned { snapshot } => {
+                        prop_assert_eq!(snap.map(|s| s.0), Some(snapshot));
+                        snap = None;
+                    }
+                    NodeEvent::Close { link, reason } => {
+                        let i = link.0 as usize;
+                        if reason.flush_first() {
+                            let wire = drain_file(&mut node, now, link.0, RDB);
+                            reps[i].wire.extend(wire);
+                        }
+                        node.handle_disconnect(now, link);
+                        let r = &mut reps[i];
+                        r.next = check_wire(&r.wire, r.asked, &stream, 0).map(|o| o + 1).or(r.next);
+                        r.connected = false;
+                    }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            // Record the history, flushing pending bytes first.
+            node.links_with_output();
+            let b = node.backlog().expect("restored nodes keep a backlog (TTL off)");
+            prop_assert_eq!(b.end(), node.offset());
+            let recorded = stream.len() as i64;
+            prop_assert!(b.first().value() <= recorded + 1, "history lost before recording");
+            stream.extend(b.range(ReplOffset::new(recorded + 1)).unwrap().flatten());
+            prop_assert_eq!(stream.len() as i64, node.offset().value());
+            prop_assert!(b.histlen() <= hard + 16 * 1024 + 4 * 1024, "histlen {}", b.histlen());
+        }
+        for (i, r) in reps.iter_mut().enumerate() {
+            if r.connected {
+                r.wire.extend(drain_file(&mut node, now, i as u64, RDB));
+                let reached = check_wire(&r.wire, r.asked, &stream, 0);
+                let st = node.replica(LinkId(i as u64)).unwrap().state();
+                if st == ReplicaState::Online {
+                    prop_assert_eq!(reached, Some(node.offset().value()), "online replica {} has everything", i);
+                }
+            }
+        }
+    }
+}
