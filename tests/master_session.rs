@@ -1614,3 +1614,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_long_clock_jump_is_one_tick_in_constant_time() {
+    let t0 = Instant::now();
+    let mut node = online_disk(t0, &[1]);
+    // A thousand years between two calls (a suspended machine, a bad clock): the cron must
+    // not walk every second in between.
+    let later = t0 + Duration::from_secs(1000 * 365 * 24 * 3600);
+    let started = Instant::now();
+    node.handle_timeout(later);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let next = node.poll_timeout().unwrap();
+    assert!(next > later && next <= later + SECOND);
+    assert_eq!(
+        events(&mut node),
+        vec![NodeEvent::Close {
+            link: LinkId(1),
+            reason: CloseReason::Timeout
+        }]
+    );
+}

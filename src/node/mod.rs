@@ -1280,9 +1280,9 @@ impl Node {
         if now < self.next_tick {
             return;
         }
-        while self.next_tick <= now {
-            self.next_tick += Duration::from_secs(1);
-        }
+        // The next whole second after `now`, in constant time whatever the gap.
+        let late = now.saturating_duration_since(self.next_tick).as_secs();
+        self.next_tick += Duration::from_secs(late.saturating_add(1));
         self.ticks += 1;
         let any_replica = self.replicas().next().is_some();
         let period = self.config.ping_period.as_secs().max(1);
