@@ -1080,9 +1080,14 @@ impl Node {
             return;
         }
         let chunk = self.pending.split().freeze();
-        match &mut self.backlog {
-            Some(b) => b.append(chunk),
-            None => return,
+        if self.backlog.is_none() {
+            return;
+        }
+        // Replicas' read positions move on every poll; the backlog needs the slowest one only
+        // when it may trim, that is here, before an append (once per flush, not per poll).
+        self.update_retain();
+        if let Some(b) = &mut self.backlog {
+            b.append(chunk);
         }
         self.check_output_limits();
     }
@@ -1232,13 +1237,15 @@ impl Node {
         if s.state != ReplicaState::Online || s.rdb_only {
             return None;
         }
+        if s.pos > self.offset {
+            return None; // up to date
+        }
         let chunk = self.backlog.as_ref()?.range(s.pos)?.next()?;
         if chunk.is_empty() {
             return None;
         }
         s.pos = s.pos.add(chunk.len() as u64);
         self.stats.repl_output_bytes += chunk.len() as u64;
-        self.update_retain();
         Some(Transmit::Bytes(chunk))
     }
 
@@ -1403,6 +1410,7 @@ impl Node {
         }
         self.flush();
         let len = bytes.len() as u64;
+        self.update_retain();
         let (size, offset) = (self.config.backlog_size, self.offset);
         self.backlog
             .get_or_insert_with(|| Backlog::new(size, offset))
