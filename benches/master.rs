@@ -21,14 +21,18 @@ fn master(n: u64) -> Node {
     let who = Caller::default();
     for l in 0..n {
         let argv: [&[u8]; 3] = [b"PSYNC", b"?", b"-1"];
-        assert_eq!(node.handle_command(now, LinkId(l), &who, &argv), Handled::ReplicaLink);
+        assert_eq!(
+            node.handle_command(now, LinkId(l), &who, &argv),
+            Handled::ReplicaLink
+        );
     }
     if n > 0 {
         let Some(NodeEvent::SnapshotRequested { snapshot, .. }) = node.poll_event() else {
             panic!("no snapshot request");
         };
         node.handle_snapshot_started(now, snapshot).unwrap();
-        node.handle_snapshot_file(now, snapshot, RDB.len() as u64).unwrap();
+        node.handle_snapshot_file(now, snapshot, RDB.len() as u64)
+            .unwrap();
         for l in 0..n {
             while let Some(t) = node.poll_transmit(LinkId(l)) {
                 if let Transmit::File { .. } = t {

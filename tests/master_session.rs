@@ -82,7 +82,12 @@ fn psync(node: &mut Node, now: Instant, link: u64, eof: bool, id: &str, off: i64
     );
     if eof {
         assert_eq!(
-            reply(node, now, link, &["REPLCONF", "capa", "eof", "capa", "psync2"]),
+            reply(
+                node,
+                now,
+                link,
+                &["REPLCONF", "capa", "eof", "capa", "psync2"]
+            ),
             "+OK\r\n"
         );
     }
@@ -133,7 +138,11 @@ fn requested(node: &mut Node) -> (SnapshotId, SnapshotTarget, RdbFilter) {
 }
 
 fn ack(node: &mut Node, now: Instant, link: u64, off: i64) {
-    node.handle_input(now, LinkId(link), &s(&["REPLCONF", "ACK", &off.to_string()]));
+    node.handle_input(
+        now,
+        LinkId(link),
+        &s(&["REPLCONF", "ACK", &off.to_string()]),
+    );
 }
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
@@ -148,15 +157,22 @@ fn text(b: &[u8]) -> String {
 fn online_disk(now: Instant, links: &[u64]) -> Node {
     let mut node = Node::new(disk(), now);
     for &l in links {
-        assert_eq!(psync(&mut node, now, l, true, "?", -1), Handled::ReplicaLink);
+        assert_eq!(
+            psync(&mut node, now, l, true, "?", -1),
+            Handled::ReplicaLink
+        );
     }
     let (id, target, _) = requested(&mut node);
     assert_eq!(target, SnapshotTarget::Disk);
     node.handle_snapshot_started(now, id).unwrap();
-    node.handle_snapshot_file(now, id, RDB.len() as u64).unwrap();
+    node.handle_snapshot_file(now, id, RDB.len() as u64)
+        .unwrap();
     for &l in links {
         drain_file(&mut node, now, l, RDB);
-        assert_eq!(node.replica(LinkId(l)).unwrap().state(), ReplicaState::Online);
+        assert_eq!(
+            node.replica(LinkId(l)).unwrap().state(),
+            ReplicaState::Online
+        );
     }
     node
 }
@@ -174,14 +190,23 @@ fn replconf_replies_and_errors_are_redis_s() {
     let now = Instant::now();
     let mut node = Node::new(disk(), now);
     let r = |node: &mut Node, argv: &[&str]| reply(node, now, 1, argv);
-    assert_eq!(r(&mut node, &["REPLCONF", "listening-port", "7002"]), "+OK\r\n");
-    assert_eq!(r(&mut node, &["replconf", "IP-ADDRESS", "10.9.9.9"]), "+OK\r\n");
+    assert_eq!(
+        r(&mut node, &["REPLCONF", "listening-port", "7002"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        r(&mut node, &["replconf", "IP-ADDRESS", "10.9.9.9"]),
+        "+OK\r\n"
+    );
     assert_eq!(
         r(&mut node, &["REPLCONF", "capa", "eof", "capa", "psync2"]),
         "+OK\r\n"
     );
     // Unknown capabilities are ignored silently.
-    assert_eq!(r(&mut node, &["REPLCONF", "capa", "dual-channel"]), "+OK\r\n");
+    assert_eq!(
+        r(&mut node, &["REPLCONF", "capa", "dual-channel"]),
+        "+OK\r\n"
+    );
     assert_eq!(r(&mut node, &["REPLCONF"]), "+OK\r\n");
     let session = node.replica(LinkId(1)).unwrap();
     assert_eq!(session.listening_port(), 7002);
@@ -203,7 +228,10 @@ fn replconf_replies_and_errors_are_redis_s() {
     );
     // Options run left to right: the first one applies, the second one fails.
     assert_eq!(
-        r(&mut node, &["REPLCONF", "listening-port", "7003", "nope", "x"]),
+        r(
+            &mut node,
+            &["REPLCONF", "listening-port", "7003", "nope", "x"]
+        ),
         "-ERR Unrecognized REPLCONF option: nope\r\n"
     );
     assert_eq!(node.replica(LinkId(1)).unwrap().listening_port(), 7003);
@@ -248,9 +276,18 @@ fn replconf_replies_and_errors_are_redis_s() {
         }
     );
     // ACK and GETACK never reply, not even from a client that is not a replica.
-    assert_eq!(cmd(&mut node, now, 1, &["REPLCONF", "ACK", "5"]), Handled::NoReply);
-    assert_eq!(node.replica(LinkId(1)).unwrap().ack_offset(), ReplOffset::new(0));
-    assert_eq!(cmd(&mut node, now, 1, &["REPLCONF", "GETACK", "*"]), Handled::NoReply);
+    assert_eq!(
+        cmd(&mut node, now, 1, &["REPLCONF", "ACK", "5"]),
+        Handled::NoReply
+    );
+    assert_eq!(
+        node.replica(LinkId(1)).unwrap().ack_offset(),
+        ReplOffset::new(0)
+    );
+    assert_eq!(
+        cmd(&mut node, now, 1, &["REPLCONF", "GETACK", "*"]),
+        Handled::NoReply
+    );
     assert_eq!(cmd(&mut node, now, 1, &["GET", "x"]), Handled::NotMine);
     assert!(events(&mut node).is_empty());
 }
@@ -361,9 +398,15 @@ fn sync_and_psync_pre_checks() {
     );
 
     // A second PSYNC/SYNC on a replica link is ignored without a reply.
-    assert_eq!(cmd(&mut node, now, 1, &["PSYNC", "?", "-1"]), Handled::ReplicaLink);
+    assert_eq!(
+        cmd(&mut node, now, 1, &["PSYNC", "?", "-1"]),
+        Handled::ReplicaLink
+    );
     let before = node.stats().sync_full;
-    assert_eq!(cmd(&mut node, now, 1, &["PSYNC", "?", "-1"]), Handled::NoReply);
+    assert_eq!(
+        cmd(&mut node, now, 1, &["PSYNC", "?", "-1"]),
+        Handled::NoReply
+    );
     assert_eq!(cmd(&mut node, now, 1, &["SYNC"]), Handled::NoReply);
     assert_eq!(node.stats().sync_full, before);
     assert_eq!(requested(&mut node).1, SnapshotTarget::Disk);
@@ -398,17 +441,36 @@ fn partial_resync_boundaries_with_replid2() {
     )), "{t}");
 
     // Old id up to second_repl_offset: continue, zero bytes, current id announced.
-    assert_eq!(psync(&mut node, now, 1, true, &old, 1001), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, now, 1, true, &old, 1001),
+        Handled::ReplicaLink
+    );
     assert_eq!(text(&drain(&mut node, 1)), format!("+CONTINUE {cur}\r\n"));
     // One past it: the id no longer matches.
-    assert_eq!(psync(&mut node, now, 2, true, &old, 1002), Handled::ReplicaLink);
-    assert_eq!(drain(&mut node, 2), b"");
-    assert_eq!(node.replica(LinkId(2)).unwrap().state(), ReplicaState::WaitBgsaveStart);
-    // Below the backlog's first byte: full.
-    assert_eq!(psync(&mut node, now, 3, true, &old, 1000), Handled::ReplicaLink);
-    assert_eq!(node.replica(LinkId(3)).unwrap().state(), ReplicaState::WaitBgsaveStart);
     assert_eq!(
-        (node.stats().sync_partial_ok, node.stats().sync_partial_err, node.stats().sync_full),
+        psync(&mut node, now, 2, true, &old, 1002),
+        Handled::ReplicaLink
+    );
+    assert_eq!(drain(&mut node, 2), b"");
+    assert_eq!(
+        node.replica(LinkId(2)).unwrap().state(),
+        ReplicaState::WaitBgsaveStart
+    );
+    // Below the backlog's first byte: full.
+    assert_eq!(
+        psync(&mut node, now, 3, true, &old, 1000),
+        Handled::ReplicaLink
+    );
+    assert_eq!(
+        node.replica(LinkId(3)).unwrap().state(),
+        ReplicaState::WaitBgsaveStart
+    );
+    assert_eq!(
+        (
+            node.stats().sync_partial_ok,
+            node.stats().sync_partial_err,
+            node.stats().sync_full
+        ),
         (1, 2, 2)
     );
     assert_eq!(requested(&mut node).1, SnapshotTarget::Disk);
@@ -419,22 +481,31 @@ fn partial_resync_boundaries_with_replid2() {
     assert_eq!(node.offset(), ReplOffset::new(1050));
     let upper = cur.to_uppercase();
     let cases: [(u64, &str, i64, Option<&[u8]>); 7] = [
-        (10, &cur, 1051, Some(b"")),             // master_repl_offset + 1: zero bytes
-        (11, &cur, 1052, None),                  // beyond: full
+        (10, &cur, 1051, Some(b"")), // master_repl_offset + 1: zero bytes
+        (11, &cur, 1052, None),      // beyond: full
         (12, &cur, 1001, Some(&[SELECT0, SET_KV].concat())), // first byte: everything
-        (13, &upper, 1024, Some(SET_KV)),        // ids compare case-insensitively
+        (13, &upper, 1024, Some(SET_KV)), // ids compare case-insensitively
         (14, &old, 1001, Some(&[SELECT0, SET_KV].concat())), // replid2 path, same bytes
-        (15, &old, 1002, None),                  // replid2 beyond second_repl_offset
-        (16, "?", -1, None),                     // `?` is not an error
+        (15, &old, 1002, None),      // replid2 beyond second_repl_offset
+        (16, "?", -1, None),         // `?` is not an error
     ];
     let stats0 = *node.stats();
     for (link, id, off, want) in cases {
-        assert_eq!(psync(&mut node, now, link, true, id, off), Handled::ReplicaLink);
+        assert_eq!(
+            psync(&mut node, now, link, true, id, off),
+            Handled::ReplicaLink
+        );
         let got = drain(&mut node, link);
         match want {
             Some(bytes) => {
-                assert_eq!(got, cat(&[format!("+CONTINUE {cur}\r\n").as_bytes(), bytes]));
-                assert_eq!(node.replica(LinkId(link)).unwrap().state(), ReplicaState::Online);
+                assert_eq!(
+                    got,
+                    cat(&[format!("+CONTINUE {cur}\r\n").as_bytes(), bytes])
+                );
+                assert_eq!(
+                    node.replica(LinkId(link)).unwrap().state(),
+                    ReplicaState::Online
+                );
             }
             None => assert_eq!(got, b"", "{link}"),
         }
@@ -461,10 +532,16 @@ fn below_the_first_byte_of_a_trimmed_backlog_is_refused() {
     assert_eq!(b.end(), node.offset());
     let first = b.first().value();
     let whole: Vec<u8> = b.range(b.first()).unwrap().flatten().collect();
-    assert_eq!(psync(&mut node, now, 1, false, &cur, first - 1), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, now, 1, false, &cur, first - 1),
+        Handled::ReplicaLink
+    );
     assert_eq!(drain(&mut node, 1), b"");
     assert_eq!(node.stats().sync_partial_err, 1);
-    assert_eq!(psync(&mut node, now, 2, false, &cur, first), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, now, 2, false, &cur, first),
+        Handled::ReplicaLink
+    );
     // Without capa psync2: a bare +CONTINUE.
     assert_eq!(drain(&mut node, 2), cat(&[b"+CONTINUE\r\n", &whole]));
     assert_eq!(whole.len(), 16 * 1024);
@@ -500,19 +577,32 @@ fn disk_full_sync_then_stream_right_after_the_file() {
     node.handle_snapshot_file(t0 + 2 * SECOND, snap, RDB.len() as u64)
         .unwrap();
     assert!(info(&node, t0).contains("state=send_bulk"));
-    assert_eq!(node.poll_transmit(LinkId(1)), Some(Transmit::Bytes(Bytes::from_static(b"$18\r\n"))));
     assert_eq!(
         node.poll_transmit(LinkId(1)),
-        Some(Transmit::File { snapshot: snap, len: 18 })
+        Some(Transmit::Bytes(Bytes::from_static(b"$18\r\n")))
+    );
+    assert_eq!(
+        node.poll_transmit(LinkId(1)),
+        Some(Transmit::File {
+            snapshot: snap,
+            len: 18
+        })
     );
     // Nothing else until the file is written.
     node.propagate(0, &["SET", "k", "v"]);
     assert_eq!(node.poll_transmit(LinkId(1)), None);
     node.handle_timeout(t0 + 3 * SECOND);
-    assert_eq!(node.poll_transmit(LinkId(1)), None, "no keepalive in send_bulk");
+    assert_eq!(
+        node.poll_transmit(LinkId(1)),
+        None,
+        "no keepalive in send_bulk"
+    );
     node.handle_file_sent(t0 + 3 * SECOND, LinkId(1));
     assert_eq!(drain(&mut node, 1), cat(&[SELECT0, SET_KV, SET_KV]));
-    assert_eq!(node.replica(LinkId(1)).unwrap().state(), ReplicaState::Online);
+    assert_eq!(
+        node.replica(LinkId(1)).unwrap().state(),
+        ReplicaState::Online
+    );
     assert_eq!(node.offset(), ReplOffset::new(23 + 27 + 27));
     assert_eq!(node.stats().sync_full, 1);
     assert_eq!(node.stats().snapshots, 1);
@@ -526,11 +616,17 @@ fn handshake_capture_of_protocol_md_1_5() {
     let t0 = Instant::now();
     let (mut node, _) = restored(t0, 1024 * 1024);
     let mut input = BytesMut::new();
-    input.extend_from_slice(b"*1\r\n$4\r\nPING\r\n*3\r\n$4\r\nAUTH\r\n$8\r\nrepluser\r\n$6\r\nsekret\r\n");
+    input.extend_from_slice(
+        b"*1\r\n$4\r\nPING\r\n*3\r\n$4\r\nAUTH\r\n$8\r\nrepluser\r\n$6\r\nsekret\r\n",
+    );
     input.extend_from_slice(b"*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n7002\r\n");
     input.extend_from_slice(b"*3\r\n$8\r\nREPLCONF\r\n$10\r\nip-address\r\n$8\r\n10.9.9.9\r\n");
-    input.extend_from_slice(b"*5\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n$4\r\ncapa\r\n$6\r\npsync2\r\n");
-    input.extend_from_slice(b"*3\r\n$5\r\nPSYNC\r\n$40\r\n7a81a83af48c8fb429245b3228cc826f9eed4370\r\n$1\r\n1\r\n");
+    input.extend_from_slice(
+        b"*5\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n$4\r\ncapa\r\n$6\r\npsync2\r\n",
+    );
+    input.extend_from_slice(
+        b"*3\r\n$5\r\nPSYNC\r\n$40\r\n7a81a83af48c8fb429245b3228cc826f9eed4370\r\n$1\r\n1\r\n",
+    );
     let mut dec = Decoder::default();
     let mut replies = Vec::new();
     let mut outcome = Vec::new();
@@ -551,7 +647,8 @@ fn handshake_capture_of_protocol_md_1_5() {
     let start = node.handle_snapshot_started(t0, snap).unwrap();
     assert_eq!(start.offset, ReplOffset::new(1000));
     node.propagate(0, &["set", "foo", "bar"]);
-    node.handle_snapshot_file(t0, snap, RDB.len() as u64).unwrap();
+    node.handle_snapshot_file(t0, snap, RDB.len() as u64)
+        .unwrap();
     let wire = drain_file(&mut node, t0, 1, RDB);
     let mut want = format!("+FULLRESYNC {} 1000\r\n$18\r\n", start.replid).into_bytes();
     want.extend_from_slice(RDB);
@@ -559,10 +656,19 @@ fn handshake_capture_of_protocol_md_1_5() {
     want.extend_from_slice(b"*3\r\n$3\r\nset\r\n$3\r\nfoo\r\n$3\r\nbar\r\n");
     assert_eq!(text(&wire), text(&want));
     // The capture's ACK: 1000 + 23 + 31.
-    node.handle_input(t0, LinkId(1), b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$4\r\n1054\r\n");
-    assert_eq!(node.replica(LinkId(1)).unwrap().ack_offset(), ReplOffset::new(1054));
+    node.handle_input(
+        t0,
+        LinkId(1),
+        b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$4\r\n1054\r\n",
+    );
+    assert_eq!(
+        node.replica(LinkId(1)).unwrap().ack_offset(),
+        ReplOffset::new(1054)
+    );
     assert_eq!(node.offset(), ReplOffset::new(1054));
-    assert!(info(&node, t0).contains("slave0:ip=10.9.9.9,port=7002,state=online,offset=1054,lag=0\r\n"));
+    assert!(
+        info(&node, t0).contains("slave0:ip=10.9.9.9,port=7002,state=online,offset=1054,lag=0\r\n")
+    );
 }
 
 /// Splits an `$EOF:` transfer into (header, body, mark) and checks the framing.
@@ -570,14 +676,19 @@ fn eof_parts(wire: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let w = text(wire);
     let at = w.find("$EOF:").expect("EOF header");
     let mark = &wire[at + 5..at + 45];
-    assert!(mark.iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(mark
+        .iter()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     assert_eq!(&wire[at + 45..at + 47], b"\r\n");
     let body = &wire[at + 47..];
     let end = body
         .windows(40)
         .position(|w| w == mark)
         .expect("closing mark");
-    (wire[..at].to_vec(), [&body[..end], &body[end + 40..]].concat())
+    (
+        wire[..at].to_vec(),
+        [&body[..end], &body[end + 40..]].concat(),
+    )
 }
 
 #[test]
@@ -611,7 +722,10 @@ fn diskless_full_sync_waits_for_the_first_ack() {
     assert_eq!(node.links_with_output(), Vec::<LinkId>::new());
     ack(&mut node, t0 + 4 * SECOND, 1, 0);
     assert_eq!(drain(&mut node, 1), cat(&[SELECT0, SET_KV, SET_KV]));
-    assert_eq!(node.replica(LinkId(1)).unwrap().state(), ReplicaState::Online);
+    assert_eq!(
+        node.replica(LinkId(1)).unwrap().state(),
+        ReplicaState::Online
+    );
 }
 
 #[test]
@@ -643,21 +757,30 @@ fn capture_a1_keepalives_then_fullresync_14() {
     );
     // The ping is in the backlog, not on this replica's wire.
     let b = node.backlog().unwrap();
-    assert_eq!(b.range(b.first()).unwrap().flatten().collect::<Vec<u8>>(), PING);
+    assert_eq!(
+        b.range(b.first()).unwrap().flatten().collect::<Vec<u8>>(),
+        PING
+    );
 }
 
 #[test]
 fn replicas_arriving_during_a_disk_snapshot_share_it() {
     let t0 = Instant::now();
     let mut node = Node::new(disk(), t0);
-    assert_eq!(psync(&mut node, t0, 1, false, "?", -1), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, t0, 1, false, "?", -1),
+        Handled::ReplicaLink
+    );
     let (snap, _, _) = requested(&mut node);
     node.propagate(0, &["SET", "k", "v"]); // before the snapshot: in the RDB
     let start = node.handle_snapshot_started(t0, snap).unwrap();
     assert_eq!(start.offset, ReplOffset::new(50));
     node.propagate(0, &["SET", "k", "v"]); // during: follows it
     for l in [2, 3] {
-        assert_eq!(psync(&mut node, t0 + SECOND, l, true, "?", -1), Handled::ReplicaLink);
+        assert_eq!(
+            psync(&mut node, t0 + SECOND, l, true, "?", -1),
+            Handled::ReplicaLink
+        );
         node.propagate(1, &["SET", "k", "v"]);
     }
     assert!(events(&mut node).is_empty(), "no second snapshot");
@@ -706,7 +829,8 @@ fn diskless_delay_max_replicas_and_late_arrivals() {
     // A third replica arriving mid-transfer waits for the next snapshot.
     let t3 = t0 + SECOND * 11 / 2;
     assert_eq!(psync(&mut node, t3, 3, true, "?", -1), Handled::ReplicaLink);
-    node.handle_snapshot_chunk(t3, snap, Bytes::from_static(RDB)).unwrap();
+    node.handle_snapshot_chunk(t3, snap, Bytes::from_static(RDB))
+        .unwrap();
     assert_eq!(drain(&mut node, 3), b"");
     node.handle_snapshot_end(t3, snap).unwrap();
     assert!(events(&mut node).is_empty(), "its own delay is not over");
@@ -718,11 +842,20 @@ fn diskless_delay_max_replicas_and_late_arrivals() {
     node.handle_timeout(t0 + 11 * SECOND);
     let (snap2, _, _) = requested(&mut node);
     assert_ne!(snap2, snap);
-    let start2 = node.handle_snapshot_started(t0 + 11 * SECOND, snap2).unwrap();
+    let start2 = node
+        .handle_snapshot_started(t0 + 11 * SECOND, snap2)
+        .unwrap();
     let w3 = text(&drain(&mut node, 3));
     let want = format!("+FULLRESYNC {} {}\r\n$EOF:", start2.replid, start2.offset);
-    assert!(w3.starts_with(&format!("\n\n\n\n\n\n{want}")), "keepalives at 6..=11 s: {w3:?}");
-    assert_ne!(w3[6 + want.len()..6 + want.len() + 40], w1[5 + full.len()..5 + full.len() + 40], "a new mark");
+    assert!(
+        w3.starts_with(&format!("\n\n\n\n\n\n{want}")),
+        "keepalives at 6..=11 s: {w3:?}"
+    );
+    assert_ne!(
+        w3[6 + want.len()..6 + want.len() + 40],
+        w1[5 + full.len()..5 + full.len() + 40],
+        "a new mark"
+    );
     assert_eq!(node.stats().snapshots, 2);
 
     // max-replicas: the second replica starts it at once despite a long delay.
@@ -736,7 +869,10 @@ fn diskless_delay_max_replicas_and_late_arrivals() {
     assert_eq!(psync(&mut node, t0, 1, true, "?", -1), Handled::ReplicaLink);
     node.handle_timeout(t0 + SECOND);
     assert!(events(&mut node).is_empty());
-    assert_eq!(psync(&mut node, t0 + SECOND, 2, true, "?", -1), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, t0 + SECOND, 2, true, "?", -1),
+        Handled::ReplicaLink
+    );
     let (snap, _, _) = requested(&mut node);
     node.handle_snapshot_started(t0 + SECOND, snap).unwrap();
     for l in [1, 2] {
@@ -757,7 +893,11 @@ fn ping_every_period_counted_in_the_offset_without_select() {
     for k in 1..=9 {
         node.handle_timeout(t0 + k * SECOND);
         ack(&mut node, t0 + k * SECOND, 1, 0);
-        assert_eq!(drain(&mut node, 1), b"", "tick {k}: no keepalive to online replicas");
+        assert_eq!(
+            drain(&mut node, 1),
+            b"",
+            "tick {k}: no keepalive to online replicas"
+        );
     }
     node.handle_timeout(t0 + 10 * SECOND);
     assert_eq!(drain(&mut node, 1), PING);
@@ -787,7 +927,10 @@ fn getack_is_37_bytes_in_the_stream() {
     assert_eq!(node.replicas_acked(ReplOffset::new(37)), 1);
     // ACKs never go backwards.
     ack(&mut node, t0, 1, 5);
-    assert_eq!(node.replica(LinkId(1)).unwrap().ack_offset(), ReplOffset::new(37));
+    assert_eq!(
+        node.replica(LinkId(1)).unwrap().ack_offset(),
+        ReplOffset::new(37)
+    );
 }
 
 #[test]
@@ -836,7 +979,10 @@ fn select_again_after_each_new_snapshot() {
     node.propagate(0, &["SET", "k", "v"]);
     node.propagate(0, &["SET", "k", "v"]);
     assert_eq!(drain(&mut node, 1), cat(&[SELECT0, SET_KV, SET_KV]));
-    assert_eq!(psync(&mut node, t0, 2, false, "?", -1), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, t0, 2, false, "?", -1),
+        Handled::ReplicaLink
+    );
     let (snap, _, _) = requested(&mut node);
     let start = node.handle_snapshot_started(t0, snap).unwrap();
     assert_eq!((start.offset, start.stream_db), (ReplOffset::new(77), 0));
@@ -867,7 +1013,10 @@ fn repl_timeout_drops_silent_online_replicas_but_not_legacy_sync() {
         // Replica 2 stays alive with `\n` only.
         node.handle_input(now, LinkId(2), b"\n");
     }
-    assert!(events(&mut node).is_empty(), "60 s is not more than repl-timeout");
+    assert!(
+        events(&mut node).is_empty(),
+        "60 s is not more than repl-timeout"
+    );
     node.handle_timeout(t0 + 61 * SECOND);
     assert_eq!(
         events(&mut node),
@@ -887,7 +1036,10 @@ fn repl_timeout_drops_silent_online_replicas_but_not_legacy_sync() {
         }]
     );
     assert_eq!(node.stats().timeout_drops, 2);
-    assert_eq!(node.replica(LinkId(3)).unwrap().state(), ReplicaState::Online);
+    assert_eq!(
+        node.replica(LinkId(3)).unwrap().state(),
+        ReplicaState::Online
+    );
 }
 
 #[test]
@@ -904,7 +1056,10 @@ fn hard_output_limit_drops_a_replica_that_never_reads_and_memory_returns() {
     };
     let mut node = Node::new(cfg, t0);
     for l in [1, 2] {
-        assert_eq!(psync(&mut node, t0, l, false, "?", -1), Handled::ReplicaLink);
+        assert_eq!(
+            psync(&mut node, t0, l, false, "?", -1),
+            Handled::ReplicaLink
+        );
     }
     let (snap, _, _) = requested(&mut node);
     node.handle_snapshot_started(t0, snap).unwrap();
@@ -958,7 +1113,10 @@ fn soft_output_limit_needs_its_duration() {
         ..disk()
     };
     let mut node = Node::new(cfg, t0);
-    assert_eq!(psync(&mut node, t0, 1, false, "?", -1), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, t0, 1, false, "?", -1),
+        Handled::ReplicaLink
+    );
     let (snap, _, _) = requested(&mut node);
     node.handle_snapshot_started(t0, snap).unwrap();
     node.handle_snapshot_file(t0, snap, 18).unwrap();
@@ -984,7 +1142,10 @@ fn soft_output_limit_needs_its_duration() {
     for k in 11..=20 {
         node.handle_timeout(t0 + k * SECOND);
         ack(&mut node, t0 + k * SECOND, 1, 0);
-        assert!(events(&mut node).is_empty(), "tick {k}: not more than 10 s yet");
+        assert!(
+            events(&mut node).is_empty(),
+            "tick {k}: not more than 10 s yet"
+        );
     }
     node.handle_timeout(t0 + 21 * SECOND);
     match events(&mut node).as_slice() {
@@ -1004,7 +1165,10 @@ fn backlog_ttl_frees_the_backlog_and_changes_the_replid() {
         ..disk()
     };
     let mut node = Node::new(cfg, t0);
-    assert_eq!(psync(&mut node, t0, 1, false, "?", -1), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, t0, 1, false, "?", -1),
+        Handled::ReplicaLink
+    );
     let (snap, _, _) = requested(&mut node);
     node.handle_snapshot_started(t0, snap).unwrap();
     node.handle_snapshot_file(t0, snap, 18).unwrap();
@@ -1027,9 +1191,15 @@ fn backlog_ttl_frees_the_backlog_and_changes_the_replid() {
     assert_eq!(node.offset(), ReplOffset::new(50));
     // The old history is gone: a full sync, counted as a refused partial one.
     let old = id.to_string();
-    assert_eq!(psync(&mut node, t0 + 16 * SECOND, 2, false, &old, 51), Handled::ReplicaLink);
+    assert_eq!(
+        psync(&mut node, t0 + 16 * SECOND, 2, false, &old, 51),
+        Handled::ReplicaLink
+    );
     assert_eq!(node.stats().sync_partial_err, 1);
-    assert_eq!(node.replica(LinkId(2)).unwrap().state(), ReplicaState::WaitBgsaveStart);
+    assert_eq!(
+        node.replica(LinkId(2)).unwrap().state(),
+        ReplicaState::WaitBgsaveStart
+    );
 }
 
 // ------------------------------------------------------------------ §1.6 / §3.6 clients
@@ -1038,10 +1208,20 @@ fn backlog_ttl_frees_the_backlog_and_changes_the_replid() {
 fn rdb_only_client_gets_the_snapshot_then_close() {
     for diskless_mode in [false, true] {
         let t0 = Instant::now();
-        let cfg = if diskless_mode { diskless(Duration::ZERO) } else { disk() };
+        let cfg = if diskless_mode {
+            diskless(Duration::ZERO)
+        } else {
+            disk()
+        };
         let mut node = Node::new(cfg, t0);
-        assert_eq!(reply(&mut node, t0, 1, &["REPLCONF", "capa", "eof"]), "+OK\r\n");
-        assert_eq!(reply(&mut node, t0, 1, &["REPLCONF", "rdb-only", "1"]), "+OK\r\n");
+        assert_eq!(
+            reply(&mut node, t0, 1, &["REPLCONF", "capa", "eof"]),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            reply(&mut node, t0, 1, &["REPLCONF", "rdb-only", "1"]),
+            "+OK\r\n"
+        );
         assert_eq!(cmd(&mut node, t0, 1, &["SYNC"]), Handled::ReplicaLink);
         let (snap, target, filter) = requested(&mut node);
         assert_eq!(filter, RdbFilter::ALL);
@@ -1049,7 +1229,8 @@ fn rdb_only_client_gets_the_snapshot_then_close() {
         node.propagate(0, &["SET", "k", "v"]);
         let wire = if diskless_mode {
             assert_eq!(target, SnapshotTarget::Socket);
-            node.handle_snapshot_chunk(t0, snap, Bytes::from_static(RDB)).unwrap();
+            node.handle_snapshot_chunk(t0, snap, Bytes::from_static(RDB))
+                .unwrap();
             node.handle_snapshot_end(t0, snap).unwrap();
             let w = drain(&mut node, 1);
             let (pre, rest) = eof_parts(&w);
@@ -1071,7 +1252,9 @@ fn rdb_only_client_gets_the_snapshot_then_close() {
                 reason: CloseReason::RdbTransmitted
             }]
         );
-        let NodeEvent::Close { reason, .. } = &ev[0] else { unreachable!() };
+        let NodeEvent::Close { reason, .. } = &ev[0] else {
+            unreachable!()
+        };
         assert!(reason.flush_first());
         node.propagate(0, &["SET", "k", "v"]);
         assert_eq!(drain(&mut node, 1), b"");
@@ -1085,11 +1268,13 @@ fn rdb_only_client_gets_the_snapshot_then_close() {
 fn redis_cli_replica_sequence() {
     let t0 = Instant::now();
     let mut node = Node::new(diskless(Duration::ZERO), t0);
-    let mut input = BytesMut::from(&cat(&[
-        &s(&["REPLCONF", "capa", "eof"]),
-        &s(&["REPLCONF", "rdb-filter-only", ""]),
-        b"SYNC\r\n",
-    ])[..]);
+    let mut input = BytesMut::from(
+        &cat(&[
+            &s(&["REPLCONF", "capa", "eof"]),
+            &s(&["REPLCONF", "rdb-filter-only", ""]),
+            b"SYNC\r\n",
+        ])[..],
+    );
     let mut dec = Decoder::default();
     let mut out = Vec::new();
     let mut last = None;
@@ -1113,7 +1298,8 @@ fn redis_cli_replica_sequence() {
     );
     node.handle_snapshot_started(t0, snap).unwrap();
     node.propagate(0, &["SET", "k", "v"]);
-    node.handle_snapshot_chunk(t0, snap, Bytes::from_static(RDB)).unwrap();
+    node.handle_snapshot_chunk(t0, snap, Bytes::from_static(RDB))
+        .unwrap();
     node.handle_snapshot_end(t0, snap).unwrap();
     let (pre, rest) = eof_parts(&drain(&mut node, 1));
     assert_eq!((pre, rest), (Vec::new(), RDB.to_vec()));
@@ -1128,7 +1314,8 @@ fn redis_cli_replica_sequence() {
         node.handle_timeout(t0 + k * SECOND);
     }
     assert!(events(&mut node).is_empty());
-    assert!(info(&node, t0 + 200 * SECOND).contains("slave0:ip=,port=0,state=online,offset=0,lag=199\r\n"));
+    assert!(info(&node, t0 + 200 * SECOND)
+        .contains("slave0:ip=,port=0,state=online,offset=0,lag=199\r\n"));
 }
 
 // ------------------------------------------------------------------ §10 INFO and ROLE
@@ -1146,7 +1333,10 @@ fn info_lines_and_role_reply() {
         let v: [&[u8]; 3] = [b"REPLCONF", b"listening-port", port.as_bytes()];
         node.handle_command(t0, LinkId(l), &peer(ip), &v);
         let v: [&[u8]; 3] = [b"PSYNC", b"?", b"-1"];
-        assert_eq!(node.handle_command(t0, LinkId(l), &peer(ip), &v), Handled::ReplicaLink);
+        assert_eq!(
+            node.handle_command(t0, LinkId(l), &peer(ip), &v),
+            Handled::ReplicaLink
+        );
     }
     let (snap, _, _) = requested(&mut node);
     node.handle_snapshot_started(t0, snap).unwrap();
@@ -1164,8 +1354,14 @@ fn info_lines_and_role_reply() {
     assert!(text(&wire).ends_with(" 0\r\n$18\r\n"));
     drain_file(&mut node, t0, 2, RDB);
     // Replica 3 announces an address and waits for the next snapshot.
-    assert_eq!(reply(&mut node, t0, 3, &["REPLCONF", "ip-address", "192.168.1.9"]), "+OK\r\n");
-    assert_eq!(psync(&mut node, t0, 3, false, "?", -1), Handled::ReplicaLink);
+    assert_eq!(
+        reply(&mut node, t0, 3, &["REPLCONF", "ip-address", "192.168.1.9"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        psync(&mut node, t0, 3, false, "?", -1),
+        Handled::ReplicaLink
+    );
     let t = t0 + 3 * SECOND;
     node.handle_input(t0 + 2 * SECOND, LinkId(2), &s(&["REPLCONF", "ACK", "50"]));
     let id = node.ids().id;
@@ -1221,7 +1417,10 @@ fn eight_replicas_read_slices_of_one_allocation() {
     }
     assert!(!per_link[0].is_empty());
     for other in &per_link[1..] {
-        assert_eq!(other, &per_link[0], "every replica is handed the same memory");
+        assert_eq!(
+            other, &per_link[0],
+            "every replica is handed the same memory"
+        );
     }
     // And that memory is the backlog's own.
     let b = node.backlog().unwrap();
@@ -1230,9 +1429,13 @@ fn eight_replicas_read_slices_of_one_allocation() {
         .unwrap()
         .map(|c| (c.as_ptr() as usize, c.len()))
         .collect();
-    let inside = |&(p, l): &(usize, usize)| held.iter().any(|&(hp, hl)| p >= hp && p + l <= hp + hl);
+    let inside =
+        |&(p, l): &(usize, usize)| held.iter().any(|&(hp, hl)| p >= hp && p + l <= hp + hl);
     assert!(per_link[0].iter().all(inside));
-    assert_eq!(node.stats().repl_output_bytes, 8 * node.offset().value() as u64);
+    assert_eq!(
+        node.stats().repl_output_bytes,
+        8 * node.offset().value() as u64
+    );
 }
 
 // ------------------------------------------------------------------ property tests
@@ -1352,14 +1555,26 @@ fn run_full(cuts1: &[usize], cuts2: &[usize]) -> EndState {
     let t0 = Instant::now();
     let mut node = Node::new(diskless(Duration::ZERO), t0);
     let mut app = App::new();
-    feed_split(&mut app, &mut node, t0, &handshake(&["PSYNC", "?", "-1"]), cuts1);
+    feed_split(
+        &mut app,
+        &mut node,
+        t0,
+        &handshake(&["PSYNC", "?", "-1"]),
+        cuts1,
+    );
     let (snap, _, _) = requested(&mut node);
     node.handle_snapshot_started(t0, snap).unwrap();
     node.propagate(0, &["SET", "k", "v"]);
-    node.handle_snapshot_chunk(t0, snap, Bytes::from_static(RDB)).unwrap();
+    node.handle_snapshot_chunk(t0, snap, Bytes::from_static(RDB))
+        .unwrap();
     node.handle_snapshot_end(t0, snap).unwrap();
     let mut wire = drain(&mut node, 1);
-    let after = cat(&[b"\n", &s(&["REPLCONF", "ACK", "0"]), b"\n", &s(&["REPLCONF", "ACK", "50"])]);
+    let after = cat(&[
+        b"\n",
+        &s(&["REPLCONF", "ACK", "0"]),
+        b"\n",
+        &s(&["REPLCONF", "ACK", "50"]),
+    ]);
     feed_split(&mut app, &mut node, t0, &after, cuts2);
     wire.extend(drain(&mut node, 1));
     end_state(&app, &mut node, wire)
@@ -1469,7 +1684,11 @@ fn check_wire(wire: &[u8], asked: i64, stream: &[u8], base: i64) -> Option<i64> 
     };
     let from = usize::try_from(start - base - 1).expect("recorded");
     assert!(from + w.len() <= stream.len(), "more bytes than the stream");
-    assert_eq!(text(w), text(&stream[from..from + w.len()]), "stream from {start}");
+    assert_eq!(
+        text(w),
+        text(&stream[from..from + w.len()]),
+        "stream from {start}"
+    );
     Some(start - 1 + w.len() as i64)
 }
 

@@ -39,7 +39,12 @@ fuzz_target!(|data: &[u8]| {
         },
         ..NodeConfig::default()
     };
-    let mut node = Node::restored(cfg, now, ReplId::parse(&[b'a'; 40]).unwrap(), ReplOffset::new(100));
+    let mut node = Node::restored(
+        cfg,
+        now,
+        ReplId::parse(&[b'a'; 40]).unwrap(),
+        ReplOffset::new(100),
+    );
     let value = [b'v'; 3000];
     let mut snap: Option<(respsync::node::SnapshotId, SnapshotTarget, bool)> = None;
     let caller = Caller {
@@ -91,14 +96,19 @@ fuzz_target!(|data: &[u8]| {
             10 => {
                 if let Some((id, target, started)) = snap {
                     if !started {
-                        snap = node.handle_snapshot_started(now, id).ok().map(|_| (id, target, true));
+                        snap = node
+                            .handle_snapshot_started(now, id)
+                            .ok()
+                            .map(|_| (id, target, true));
                     } else if op & 0x10 != 0 {
                         snap = None;
                         node.handle_snapshot_failed(now, id);
                     } else {
                         snap = None;
                         let _ = match target {
-                            SnapshotTarget::Disk => node.handle_snapshot_file(now, id, RDB.len() as u64),
+                            SnapshotTarget::Disk => {
+                                node.handle_snapshot_file(now, id, RDB.len() as u64)
+                            }
                             _ => node
                                 .handle_snapshot_chunk(now, id, Bytes::from_static(RDB))
                                 .and_then(|()| node.handle_snapshot_end(now, id)),
@@ -116,7 +126,9 @@ fuzz_target!(|data: &[u8]| {
         }
         while let Some(ev) = node.poll_event() {
             match ev {
-                NodeEvent::SnapshotRequested { snapshot, target, .. } => {
+                NodeEvent::SnapshotRequested {
+                    snapshot, target, ..
+                } => {
                     assert!(snap.is_none(), "one snapshot at a time");
                     snap = Some((snapshot, target, false));
                 }
@@ -128,7 +140,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = node.links_with_output(); // flushes pending bytes
         if let Some(b) = node.backlog() {
             assert_eq!(b.end(), node.offset());
-            assert!(b.histlen() <= BACKLOG.max(HARD) + CHUNK, "histlen {}", b.histlen());
+            assert!(
+                b.histlen() <= BACKLOG.max(HARD) + CHUNK,
+                "histlen {}",
+                b.histlen()
+            );
         }
     }
 });
