@@ -155,7 +155,12 @@ fn text(b: &[u8]) -> String {
 
 /// A disk-mode node with replica `link` online after a full sync of [`RDB`] (stream db unset).
 fn online_disk(now: Instant, links: &[u64]) -> Node {
-    let mut node = Node::new(disk(), now);
+    online_with(disk(), now, links)
+}
+
+/// Like [`online_disk`] with the given settings (which must be disk mode).
+fn online_with(cfg: NodeConfig, now: Instant, links: &[u64]) -> Node {
+    let mut node = Node::new(cfg, now);
     for &l in links {
         assert_eq!(
             psync(&mut node, now, l, true, "?", -1),
@@ -214,60 +219,54 @@ fn replconf_replies_and_errors_are_redis_s() {
     assert!(session.capabilities().eof && session.capabilities().psync2);
     assert_eq!(session.state(), ReplicaState::Handshake);
 
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "listening-port"]),
-        "-ERR syntax error\r\n"
-    );
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "capa", "eof", "capa"]),
-        "-ERR syntax error\r\n"
-    );
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "foo", "bar"]),
-        "-ERR Unrecognized REPLCONF option: foo\r\n"
-    );
-    // Options run left to right: the first one applies, the second one fails.
-    assert_eq!(
-        r(
-            &mut node,
-            &["REPLCONF", "listening-port", "7003", "nope", "x"]
-        ),
-        "-ERR Unrecognized REPLCONF option: nope\r\n"
-    );
-    assert_eq!(node.replica(LinkId(1)).unwrap().listening_port(), 7003);
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "listening-port", "abc"]),
-        "-ERR value is not an integer or out of range\r\n"
-    );
     let long = "1".repeat(256);
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "ip-address", &long]),
-        "-ERR REPLCONF ip-address provided by replica instance is too long: 256 bytes\r\n"
-    );
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "ip-address", &long[..255]]),
-        "+OK\r\n"
-    );
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "rdb-only", "2"]),
-        "-ERR value is out of range, value must between 0 and 1\r\n"
-    );
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "rdb-only", "-1"]),
-        "-ERR value is out of range, value must between 0 and 1\r\n"
-    );
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "rdb-only", "x"]),
-        "-ERR value is not an integer or out of range\r\n"
-    );
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "rdb-filter-only", "functions foo"]),
-        "-ERR Unsupported rdb-filter-only option: foo\r\n"
-    );
-    assert_eq!(
-        r(&mut node, &["REPLCONF", "rdb-filter-only", "functions"]),
-        "+OK\r\n"
-    );
+    let table: [(&[&str], &str); 13] = [
+        (&["REPLCONF", "listening-port"], "-ERR syntax error\r\n"),
+        (
+            &["REPLCONF", "capa", "eof", "capa"],
+            "-ERR syntax error\r\n",
+        ),
+        (
+            &["REPLCONF", "foo", "bar"],
+            "-ERR Unrecognized REPLCONF option: foo\r\n",
+        ),
+        // Options run left to right: the first one applies, the second one fails.
+        (
+            &["REPLCONF", "listening-port", "7003", "nope", "x"],
+            "-ERR Unrecognized REPLCONF option: nope\r\n",
+        ),
+        (
+            &["REPLCONF", "listening-port", "abc"],
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (
+            &["REPLCONF", "ip-address", &long],
+            "-ERR REPLCONF ip-address provided by replica instance is too long: 256 bytes\r\n",
+        ),
+        (&["REPLCONF", "ip-address", &long[..255]], "+OK\r\n"),
+        (
+            &["REPLCONF", "rdb-only", "2"],
+            "-ERR value is out of range, value must between 0 and 1\r\n",
+        ),
+        (
+            &["REPLCONF", "rdb-only", "-1"],
+            "-ERR value is out of range, value must between 0 and 1\r\n",
+        ),
+        (
+            &["REPLCONF", "rdb-only", "x"],
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (
+            &["REPLCONF", "rdb-filter-only", "functions foo"],
+            "-ERR Unsupported rdb-filter-only option: foo\r\n",
+        ),
+        (&["REPLCONF", "rdb-filter-only", "functions"], "+OK\r\n"),
+        (&["REPLCONF", "rdb-only", "0"], "+OK\r\n"),
+    ];
+    for (argv, want) in table {
+        assert_eq!(r(&mut node, argv), want, "{argv:?}");
+    }
+    assert_eq!(node.replica(LinkId(1)).unwrap().listening_port(), 7003);
     assert_eq!(
         node.replica(LinkId(1)).unwrap().filter(),
         RdbFilter {
@@ -1054,19 +1053,7 @@ fn hard_output_limit_drops_a_replica_that_never_reads_and_memory_returns() {
         },
         ..disk()
     };
-    let mut node = Node::new(cfg, t0);
-    for l in [1, 2] {
-        assert_eq!(
-            psync(&mut node, t0, l, false, "?", -1),
-            Handled::ReplicaLink
-        );
-    }
-    let (snap, _, _) = requested(&mut node);
-    node.handle_snapshot_started(t0, snap).unwrap();
-    node.handle_snapshot_file(t0, snap, 18).unwrap();
-    for l in [1, 2] {
-        drain_file(&mut node, t0, l, RDB);
-    }
+    let mut node = online_with(cfg, t0, &[1, 2]);
     let value = "v".repeat(1000);
     let mut max_hist = 0;
     let mut got = Vec::new();
@@ -1112,15 +1099,7 @@ fn soft_output_limit_needs_its_duration() {
         },
         ..disk()
     };
-    let mut node = Node::new(cfg, t0);
-    assert_eq!(
-        psync(&mut node, t0, 1, false, "?", -1),
-        Handled::ReplicaLink
-    );
-    let (snap, _, _) = requested(&mut node);
-    node.handle_snapshot_started(t0, snap).unwrap();
-    node.handle_snapshot_file(t0, snap, 18).unwrap();
-    drain_file(&mut node, t0, 1, RDB);
+    let mut node = online_with(cfg, t0, &[1]);
     let value = "v".repeat(1000);
     let fill = |node: &mut Node, n: usize| {
         for i in 0..n {
@@ -1164,15 +1143,7 @@ fn backlog_ttl_frees_the_backlog_and_changes_the_replid() {
         backlog_ttl: 10 * SECOND,
         ..disk()
     };
-    let mut node = Node::new(cfg, t0);
-    assert_eq!(
-        psync(&mut node, t0, 1, false, "?", -1),
-        Handled::ReplicaLink
-    );
-    let (snap, _, _) = requested(&mut node);
-    node.handle_snapshot_started(t0, snap).unwrap();
-    node.handle_snapshot_file(t0, snap, 18).unwrap();
-    drain_file(&mut node, t0, 1, RDB);
+    let mut node = online_with(cfg, t0, &[1]);
     node.propagate(0, &["SET", "k", "v"]);
     drain(&mut node, 1);
     let id = node.ids().id;
