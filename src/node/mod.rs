@@ -564,9 +564,7 @@ impl Node {
         } else {
             return Handled::NotMine;
         };
-        if !caller.authenticated {
-            return reply_static(b"-NOAUTH Authentication required.\r\n");
-        }
+        // Redis checks arity before authentication (`processCommand`).
         let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
         let arity_ok = match cmd {
             Cmd::Replconf => true,
@@ -578,6 +576,9 @@ impl Node {
             return reply_error(&format!(
                 "ERR wrong number of arguments for '{lname}' command"
             ));
+        }
+        if !caller.authenticated {
+            return reply_static(b"-NOAUTH Authentication required.\r\n");
         }
         match cmd {
             Cmd::Role => Handled::Reply(self.role_reply(now)),
@@ -656,13 +657,17 @@ impl Node {
                     s.capa.psync2 = true;
                 }
             } else if opt.eq_ignore_ascii_case(b"rdb-only") {
-                match val {
-                    b"0" => s.rdb_only = false,
-                    b"1" => s.rdb_only = true,
-                    _ => {
+                // An integer first, then the range, as Redis's getRangeLongFromObjectOrReply.
+                match parse_i64(val) {
+                    Some(0) => s.rdb_only = false,
+                    Some(1) => s.rdb_only = true,
+                    Some(_) => {
                         return reply_static(
                             b"-ERR value is out of range, value must between 0 and 1\r\n",
                         )
+                    }
+                    None => {
+                        return reply_static(b"-ERR value is not an integer or out of range\r\n")
                     }
                 }
             } else if opt.eq_ignore_ascii_case(b"rdb-filter-only") {
@@ -1167,9 +1172,14 @@ impl Node {
             return;
         }
         let chunk = self.pending.split().freeze();
-        match &mut self.backlog {
-            Some(b) => b.append(chunk),
-            None => return,
+        if self.backlog.is_none() {
+            return;
+        }
+        // Replicas' read positions move on every poll; the backlog needs the slowest one only
+        // when it may trim, that is here, before an append (once per flush, not per poll).
+        self.update_retain();
+        if let Some(b) = &mut self.backlog {
+            b.append(chunk);
         }
         self.check_output_limits();
     }
@@ -1199,7 +1209,8 @@ impl Node {
                 ));
             } else if lim.soft > 0 && unsent > lim.soft {
                 let since = *s.soft_since.get_or_insert(now);
-                if now.saturating_duration_since(since) >= lim.soft_duration {
+                // Redis drops only once the limit has been exceeded for *more* than the duration.
+                if now.saturating_duration_since(since) > lim.soft_duration {
                     victims.push((
                         s.link,
                         CloseReason::OutputBufferSoft {
@@ -1324,13 +1335,15 @@ impl Node {
         if s.state != ReplicaState::Online || s.rdb_only {
             return None;
         }
+        if s.pos > self.offset {
+            return None; // up to date
+        }
         let chunk = self.backlog.as_ref()?.range(s.pos)?.next()?;
         if chunk.is_empty() {
             return None;
         }
         s.pos = s.pos.add(chunk.len() as u64);
         self.stats.repl_output_bytes += chunk.len() as u64;
-        self.update_retain();
         Some(Transmit::Bytes(chunk))
     }
 
@@ -1379,9 +1392,9 @@ impl Node {
         if now < self.next_tick {
             return;
         }
-        while self.next_tick <= now {
-            self.next_tick += Duration::from_secs(1);
-        }
+        // The next whole second after `now`, in constant time whatever the gap.
+        let late = now.saturating_duration_since(self.next_tick).as_secs();
+        self.next_tick += Duration::from_secs(late.saturating_add(1));
         self.ticks += 1;
         let any_replica = self.replicas().next().is_some();
         let period = self.config.ping_period.as_secs().max(1);
@@ -1553,6 +1566,7 @@ impl Node {
         }
         self.flush();
         let len = bytes.len() as u64;
+        self.update_retain();
         let (size, offset) = (self.config.backlog_size, self.offset);
         self.backlog
             .get_or_insert_with(|| Backlog::new(size, offset))
