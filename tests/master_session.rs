@@ -937,7 +937,7 @@ fn without_a_backlog_nothing_moves_the_offset() {
     let t0 = Instant::now();
     let mut node = Node::new(disk(), t0);
     node.propagate(0, &["SET", "k", "v"]);
-    node.propagate_transaction(0, &[["SET", "k", "v"]]);
+    node.propagate_transaction(&[(0, ["SET", "k", "v"])]);
     node.request_acks();
     for k in 1..=30 {
         node.handle_timeout(t0 + k * SECOND);
@@ -952,7 +952,7 @@ fn without_a_backlog_nothing_moves_the_offset() {
 fn transactions_stay_together_and_select_follows_db_changes() {
     let t0 = Instant::now();
     let mut node = online_disk(t0, &[1]);
-    node.propagate_transaction(3, &[vec!["set", "a", "1"], vec!["incr", "a"]]);
+    node.propagate_transaction(&[(3, vec!["set", "a", "1"]), (3, vec!["incr", "a"])]);
     node.propagate(3, &["set", "b", "2"]);
     node.propagate(12, &["set", "c", "3"]);
     let want = cat(&[
@@ -1473,7 +1473,7 @@ struct EndState {
     wire: Vec<u8>,
     state: ReplicaState,
     ack: ReplOffset,
-    port: u16,
+    port: i64,
     ip: String,
     events: Vec<NodeEvent>,
 }
@@ -1699,8 +1699,9 @@ proptest! {
                     node.propagate(db, &[&b"SET"[..], k.as_bytes(), &value[..len]]);
                 }
                 Op::Transaction { db, n } => {
-                    let cmds: Vec<Vec<&[u8]>> = (0..n).map(|_| vec![&b"INCR"[..], b"counter"]).collect();
-                    node.propagate_transaction(db, &cmds);
+                    let cmds: Vec<(u32, Vec<&[u8]>)> =
+                        (0..n).map(|_| (db, vec![&b"INCR"[..], b"counter"])).collect();
+                    node.propagate_transaction(&cmds);
                 }
                 Op::Poll(i) => {
                     if reps[i].connected {

@@ -125,7 +125,7 @@ impl RdbFilter {
 pub struct MasterSession {
     pub(crate) link: LinkId,
     pub(crate) state: ReplicaState,
-    pub(crate) listening_port: u16,
+    pub(crate) listening_port: i64,
     pub(crate) announced_ip: Option<String>,
     pub(crate) peer_ip: Option<String>,
     pub(crate) capa: Capabilities,
@@ -196,7 +196,7 @@ impl MasterSession {
     }
 
     /// The port announced with `REPLCONF listening-port` (0 if none).
-    pub fn listening_port(&self) -> u16 {
+    pub fn listening_port(&self) -> i64 {
         self.listening_port
     }
 

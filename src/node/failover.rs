@@ -144,7 +144,7 @@ impl Node {
 
     fn find_replica(&self, host: &str, port: u16) -> Option<LinkId> {
         self.replicas()
-            .find(|r| r.ip() == host && r.listening_port == port)
+            .find(|r| r.ip() == host && r.listening_port == i64::from(port))
             .map(|r| r.link)
     }
 
@@ -167,8 +167,9 @@ impl Node {
                 .map(|_| (host.clone(), *port)),
             None => self
                 .replicas()
-                .find(|r| caught_up(r))
-                .map(|r| (r.ip().to_owned(), r.listening_port)),
+                .filter(|r| caught_up(r))
+                .filter_map(|r| Some((r.ip().to_owned(), u16::try_from(r.listening_port).ok()?)))
+                .next(),
         };
         let expired = f.deadline.is_some_and(|d| now >= d);
         let target = match (chosen, expired, f.force, &f.target) {

@@ -636,8 +636,9 @@ impl Node {
             }
             let s = self.session(link, now, caller);
             if opt.eq_ignore_ascii_case(b"listening-port") {
-                match parse_i64(val).and_then(|p| u16::try_from(p).ok()) {
-                    Some(p) => s.listening_port = p,
+                // Redis takes any `long` here (stored in an int) and shows it as given.
+                match parse_i64(val).and_then(|p| i32::try_from(p).ok()) {
+                    Some(p) => s.listening_port = i64::from(p),
                     None => {
                         return reply_static(b"-ERR value is not an integer or out of range\r\n")
                     }
