@@ -69,6 +69,18 @@ pub struct ReplicaConfig {
     /// [`ReplicaSession::poll_stream`](super::ReplicaSession::poll_stream): that is how a
     /// [`Node`](crate::node::Node) keeps one backlog per server whatever its role.
     pub stream_handoff: bool,
+    /// Offer Redis 8's two-connection full sync (`REPLCONF capa rdb-channel-repl`, Redis's
+    /// `repl-rdb-channel`; default on, as in Redis 8.2). Masters that do not know it ignore it.
+    pub rdb_channel: bool,
+    /// Offer Valkey 8's two-connection full sync (`REPLCONF capa dual-channel`, Valkey's
+    /// `dual-channel-replication-enabled`; default off, as in Valkey 8).
+    pub dual_channel: bool,
+    /// During a two-connection full sync, the stream received on the main connection is kept
+    /// until the snapshot is loaded; above this many bytes
+    /// [`main_read_paused`](super::ReplicaSession::main_read_paused) asks the application to
+    /// stop reading it (Redis's `replica-full-sync-buffer-limit`, defaulting to the replica
+    /// output-buffer hard limit, 256 MiB).
+    pub full_sync_buffer_limit: u64,
     /// Number of databases (`databases`, default 16): a `SELECT` outside the range is ignored,
     /// as Redis logs and ignores errors from its master.
     pub databases: u32,
@@ -104,6 +116,9 @@ impl Default for ReplicaConfig {
             keepalive_period: Duration::from_secs(1),
             backlog_size: DEFAULT_BACKLOG_SIZE,
             stream_handoff: false,
+            rdb_channel: true,
+            dual_channel: false,
+            full_sync_buffer_limit: 256 * 1024 * 1024,
             databases: 16,
             max_line_len: 64 * 1024,
             max_bulk_len: 512 * 1024 * 1024,

@@ -118,6 +118,11 @@ pub enum ReplicaError {
         /// The command name, printable.
         name: String,
     },
+    /// The second connection of a two-connection full sync failed or closed before the
+    /// snapshot was complete: the whole attempt is abandoned (close both connections and
+    /// reconnect), as Redis and Valkey do.
+    #[error("rdb channel lost before the snapshot was complete")]
+    RdbChannelLost,
     /// Nothing was received for longer than the phase's timeout.
     #[error("timed out during {0}")]
     Timeout(Phase),

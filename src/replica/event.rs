@@ -301,6 +301,15 @@ pub enum ReplicaEvent {
         /// The id differs from the cached one: the session shifted its ids.
         replid_changed: bool,
     },
+    /// The master wants a two-connection full sync (Redis 8 `+RDBCHANNELSYNC`, Valkey 8
+    /// `+DUALCHANNELSYNC`): open a second connection to the same master address, call
+    /// [`rdb_channel_connected`](super::ReplicaSession::rdb_channel_connected), feed what it
+    /// sends to [`handle_rdb_channel_input`](super::ReplicaSession::handle_rdb_channel_input)
+    /// and write what [`poll_rdb_channel_transmit`](super::ReplicaSession::poll_rdb_channel_transmit)
+    /// gives. The snapshot arrives there; the stream keeps arriving on the main connection.
+    RdbChannelOpen,
+    /// The snapshot of a two-connection sync is complete: close the second connection.
+    RdbChannelClose,
     /// The snapshot starts. `len` is `None` for a diskless (`$EOF:`) transfer.
     RdbBegin {
         /// Announced size in bytes, if known.

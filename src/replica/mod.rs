@@ -36,6 +36,7 @@
 //! ```
 
 mod aux;
+mod channel;
 mod config;
 mod error;
 mod event;
@@ -106,6 +107,8 @@ impl LinkState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Pong,
+    /// `REPLCONF set-rdb-client-id` on the main connection of a Valkey dual-channel sync.
+    RdbClientId,
     Auth,
     Port,
     Ip,
@@ -229,6 +232,8 @@ pub struct ReplicaSession {
     stream_out: VecDeque<Bytes>,
     /// The next PSYNC carries `FAILOVER` (see [`ReplicaSession::set_psync_failover`]).
     psync_failover: bool,
+    /// The second connection of a two-connection full sync in progress.
+    chan: Option<channel::Channel>,
     buf: BytesMut,
     out: BytesMut,
     events: VecDeque<ReplicaEvent>,
@@ -263,6 +268,7 @@ impl ReplicaSession {
             backlog: None,
             stream_out: VecDeque::new(),
             psync_failover: false,
+            chan: None,
             buf: BytesMut::new(),
             out: BytesMut::new(),
             events: VecDeque::new(),
@@ -318,6 +324,7 @@ impl ReplicaSession {
     /// A failed session stays failed.
     pub fn disconnected(&mut self, now: Instant) {
         self.touch(now);
+        self.chan = None;
         self.drop_link();
         if !matches!(self.state, State::Failed(_)) {
             self.state = State::Idle;
@@ -343,6 +350,13 @@ impl ReplicaSession {
             return Ok(());
         }
         self.last_rx = self.now;
+        if let Some(ch) = &mut self.chan {
+            // During a two-connection sync the main connection carries the stream (and, for
+            // Valkey, two replies before it): kept until the snapshot is loaded.
+            ch.main.extend_from_slice(data);
+            self.arm_silence();
+            return Ok(());
+        }
         self.buf.extend_from_slice(data);
         if let Err(e) = self.process() {
             self.fail(e.clone());
@@ -640,6 +654,7 @@ impl ReplicaSession {
         if matches!(self.state, State::LinkDown(_) | State::Failed(_)) {
             return;
         }
+        self.chan = None;
         self.drop_link();
         if matches!(e, ReplicaError::Protocol { .. }) {
             self.cached = None;
@@ -733,6 +748,11 @@ impl ReplicaSession {
                     }
                 }
                 Some(Step::Port) | Some(Step::Ip) => {} // errors are not critical
+                Some(Step::RdbClientId) => {
+                    if line.starts_with(b"-") {
+                        return Err(ReplicaError::MasterError { reply: reply() });
+                    }
+                }
                 Some(Step::Capa) => self.send_psync(),
                 Some(Step::Psync) => return self.psync_reply(&line).map(|()| true),
                 None => return Err(self.protocol(0, ProtocolError::BadPsyncReply)),
@@ -763,10 +783,14 @@ impl ReplicaSession {
             expect.push_back(Step::Ip);
         }
         if self.config.capa_eof {
-            put_array(
-                &mut self.out,
-                &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"],
-            );
+            let mut capa: Vec<&[u8]> = vec![b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"];
+            if self.config.rdb_channel {
+                capa.extend([&b"capa"[..], b"rdb-channel-repl"]);
+            }
+            if self.config.dual_channel {
+                capa.extend([&b"capa"[..], b"dual-channel"]);
+            }
+            put_array(&mut self.out, &capa);
         } else {
             put_array(&mut self.out, &[b"REPLCONF", b"capa", b"psync2"]);
         }
@@ -824,6 +848,9 @@ impl ReplicaSession {
                 aux: AuxScan::default(),
             });
             return Ok(());
+        }
+        if let Some(kind) = self.two_channel_reply(line) {
+            return kind;
         }
         if let PsyncReply::Continue(id) = reply_kind {
             let Some(cached) = self.cached else {
@@ -1005,6 +1032,9 @@ impl ReplicaSession {
             stream_db,
         });
         self.cached = None;
+        if self.finish_two_channel(t.sync, stream_db) {
+            return;
+        }
         match t.sync {
             Some((replid, offset)) => {
                 self.ids = ReplicationIds::new(replid);
