@@ -7,95 +7,14 @@
 mod support;
 
 use respsync::resp::Frame;
-use support::{assert_same_data, wait_for, wait_in_sync, Conn, Proc};
-
-fn s(v: &[&str]) -> Vec<Vec<u8>> {
-    v.iter().map(|a| a.as_bytes().to_vec()).collect()
-}
-
-fn run(c: &mut Conn, cmds: Vec<Vec<Vec<u8>>>) {
-    for (cmd, reply) in cmds.iter().zip(c.pipeline(&cmds)) {
-        if let Frame::Error(e) = reply {
-            panic!(
-                "{:?} failed: {}",
-                String::from_utf8_lossy(&cmd.concat()),
-                String::from_utf8_lossy(&e)
-            );
-        }
-    }
-}
-
-/// A dataset with every type and several encodings (small/compact and large/hashtable),
-/// binary-safe keys and values, TTLs, and several databases.
-fn populate(c: &mut Conn) {
-    let mut cmds = vec![
-        s(&["SET", "str", "hello"]),
-        s(&["SET", "int", "12345"]),
-        s(&["SET", "neg", "-42"]),
-        s(&["SET", "empty", ""]),
-        s(&["SET", "ttl", "v", "EX", "100000"]),
-        s(&["RPUSH", "list", "a", "b", "c", "1", "2"]),
-        s(&["SADD", "intset", "1", "2", "3", "-7"]),
-        s(&["SADD", "set", "x", "y", "z"]),
-        s(&["HSET", "hash", "f1", "v1", "f2", "2"]),
-        s(&[
-            "ZADD", "zset", "1", "a", "2.5", "b", "-inf", "c", "inf", "d",
-        ]),
-        s(&["XADD", "stream", "1-1", "f", "v"]),
-        s(&["XADD", "stream", "2-1", "f", "w", "g", "x"]),
-        s(&["XADD", "stream", "3-0", "a", "b"]),
-        s(&["XDEL", "stream", "2-1"]),
-        s(&["XGROUP", "CREATE", "stream", "grp", "0"]),
-        s(&[
-            "XREADGROUP",
-            "GROUP",
-            "grp",
-            "alice",
-            "COUNT",
-            "1",
-            "STREAMS",
-            "stream",
-            ">",
-        ]),
-        s(&["SELECT", "3"]),
-        s(&["SET", "db3key", "three"]),
-        s(&["HSET", "db3hash", "a", "b"]),
-        s(&["SELECT", "15"]),
-        s(&["RPUSH", "db15list", "z"]),
-        s(&["SELECT", "0"]),
-    ];
-    cmds.push(vec![
-        b"SET".to_vec(),
-        b"bin\x00\r\nkey".to_vec(),
-        (0..=255u8).collect(),
-    ]);
-    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    cmds.push(vec![b"SET".to_vec(), b"bigstr".to_vec(), big]);
-    let mut biglist = s(&["RPUSH", "biglist"]);
-    let mut bigset = s(&["SADD", "bigset"]);
-    let mut bighash = s(&["HSET", "bighash"]);
-    let mut bigzset = s(&["ZADD", "bigzset"]);
-    for i in 0..1000 {
-        biglist.push(format!("element-{i}").into_bytes());
-        bigset.push(format!("member-{i}").into_bytes());
-        bighash.push(format!("field-{i}").into_bytes());
-        bighash.push(format!("value-{}", i * 3).into_bytes());
-        bigzset.push(format!("{}", i as f64 / 7.0).into_bytes());
-        bigzset.push(format!("m{i}").into_bytes());
-    }
-    cmds.extend([biglist, bigset, bighash, bigzset]);
-    for i in 0..300 {
-        cmds.push(s(&["SET", &format!("key:{i}"), &format!("value:{i}")]));
-    }
-    run(c, cmds);
-}
+use support::{assert_same_data, populate, run, s, wait_for, wait_in_sync, Conn, Proc};
 
 /// Writes of many kinds, as the stream carries them (MULTI/EXEC, SELECT, expiries, ...).
 fn write_more(c: &mut Conn, round: usize) {
     let r = round.to_string();
     run(
         c,
-        vec![
+        &[
             s(&["SET", "str", &format!("changed-{r}")]),
             s(&["INCR", "int"]),
             s(&["INCRBY", "neg", "10"]),
@@ -260,7 +179,7 @@ fn backlog_overflow_falls_back_to_full_sync() {
     let cmds: Vec<Vec<Vec<u8>>> = (0..400)
         .map(|i| s(&["SET", &format!("flood:{i}"), &"x".repeat(200)]))
         .collect();
-    run(&mut mc, cmds);
+    run(&mut mc, &cmds);
     replica.signal("-CONT");
 
     wait_for(20, "a full resync", || {

@@ -1199,7 +1199,10 @@ impl Node {
             if !s.pins_stream() {
                 continue;
             }
-            let unsent = u64::try_from(end.value() - s.pos.value() + 1).unwrap_or(0) + s.out_len;
+            // Only the stream counts, as in Redis: the snapshot bytes queued ahead of it are
+            // bounded by the producer's pacing (`snapshot_buffered`), and counting them would
+            // drop every replica whose diskless transfer is larger than the limit.
+            let unsent = u64::try_from(end.value() - s.pos.value() + 1).unwrap_or(0);
             if hard > 0 && unsent > hard {
                 victims.push((
                     s.link,

@@ -2,6 +2,7 @@
 //! - [`server`]: real peers (`Peer`: Redis 6.2, 7.0, 8.2, Valkey 8.1) and example binaries on free loopback
 //!   ports in temp dirs, killed on drop; binary lookup; wait-until helpers; dataset comparison.
 //! - [`client`]: a tiny blocking RESP client on the crate's own codec.
+//! - [`dataset`]: argument vectors, pipelines that must not fail, a dataset with every type.
 //! - [`corpus`]: the RDB corpus location and its `.expected.json` conventions.
 //! - [`replica`]: a scripted master and an applying app for the replica session tests.
 //!
@@ -10,10 +11,13 @@
 
 pub mod client;
 pub mod corpus;
+pub mod dataset;
 pub mod replica;
 pub mod server;
 
 #[allow(unused_imports)]
 pub use client::{Conn, FrameExt};
+#[allow(unused_imports)]
+pub use dataset::{populate, run, s};
 #[allow(unused_imports)]
 pub use server::*;
