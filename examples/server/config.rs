@@ -26,6 +26,11 @@ pub struct Config {
     /// every supported replica loads).
     pub repl_rdb_version: u8,
     pub repl_timeout: u64,
+    /// `repl-rdb-channel` (Redis 8): two-connection full syncs, offered as a replica and
+    /// honoured as a master.
+    pub repl_rdb_channel: bool,
+    /// `dual-channel-replication-enabled` (Valkey 8): likewise for Valkey's protocol.
+    pub dual_channel: bool,
     pub min_replicas_to_write: u64,
     pub min_replicas_max_lag: u64,
     pub replica_read_only: bool,
@@ -57,6 +62,8 @@ impl Default for Config {
             replica_obuf: (256 << 20, 64 << 20, 60),
             repl_rdb_version: crate::app::snapshot::DEFAULT_RDB_VERSION,
             repl_timeout: 60,
+            repl_rdb_channel: true,
+            dual_channel: false,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
             replica_read_only: true,
@@ -113,6 +120,8 @@ pub const NAMES: &[&str] = &[
     "client-output-buffer-limit",
     "repl-rdb-version",
     "repl-timeout",
+    "repl-rdb-channel",
+    "dual-channel-replication-enabled",
     "min-replicas-to-write",
     "min-replicas-max-lag",
     "replica-read-only",
@@ -315,6 +324,8 @@ impl Config {
                 }
                 self.repl_timeout = n;
             }
+            "repl-rdb-channel" => self.repl_rdb_channel = parse_bool(v)?,
+            "dual-channel-replication-enabled" => self.dual_channel = parse_bool(v)?,
             "min-replicas-to-write" => self.min_replicas_to_write = parse_int(v)?,
             "min-replicas-max-lag" => self.min_replicas_max_lag = parse_int(v)?,
             "replica-read-only" => self.replica_read_only = parse_bool(v)?,
@@ -363,6 +374,8 @@ impl Config {
             }
             "repl-rdb-version" => self.repl_rdb_version.to_string(),
             "repl-timeout" => self.repl_timeout.to_string(),
+            "repl-rdb-channel" => yes_no(self.repl_rdb_channel),
+            "dual-channel-replication-enabled" => yes_no(self.dual_channel),
             "min-replicas-to-write" => self.min_replicas_to_write.to_string(),
             "min-replicas-max-lag" => self.min_replicas_max_lag.to_string(),
             "replica-read-only" => yes_no(self.replica_read_only),

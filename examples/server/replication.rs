@@ -9,6 +9,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,8 @@ fn target(srv: &Server) -> Option<Target> {
         id_seed: seed,
         // The node keeps the one backlog of this server: the session hands the stream over.
         stream_handoff: true,
+        rdb_channel: cfg.repl_rdb_channel,
+        dual_channel: cfg.dual_channel,
         ..ReplicaConfig::default()
     };
     // After REPLICAOF, try to continue our own history with the new master (PSYNC2).
@@ -144,7 +147,9 @@ fn run(shared: &Shared) {
             backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
         };
-        let reached = Link::new(shared, &t, sess).run(sock);
+        let mut link = Link::new(shared, &t, sess);
+        link.addr = addr;
+        let reached = link.run(sock);
         if reached {
             backoff = Duration::from_millis(50);
         } else {
@@ -182,6 +187,10 @@ struct Link<'a> {
     sync_started: Option<Instant>,
     /// The `+FULLRESYNC` id and offset of the transfer in progress.
     full_sync: Option<(ReplId, ReplOffset)>,
+    /// The master's address (a two-connection sync opens a second connection to it).
+    addr: Option<std::net::SocketAddr>,
+    /// The second connection of a two-connection full sync, and what its reader thread read.
+    chan: Option<(TcpStream, Receiver<Option<Bytes>>)>,
 }
 
 impl<'a> Link<'a> {
@@ -198,6 +207,8 @@ impl<'a> Link<'a> {
             reached_connected: false,
             sync_started: None,
             full_sync: None,
+            addr: None,
+            chan: None,
         }
     }
 
@@ -227,6 +238,14 @@ impl<'a> Link<'a> {
                     .poll_timeout()
                     .map_or(MAX_WAIT, |t| t.saturating_duration_since(now))
                     .clamp(Duration::from_millis(1), MAX_WAIT);
+                if self.chan.is_some() {
+                    // A two-connection sync: the snapshot comes on the second connection, and
+                    // the main one is read only as long as its kept stream is within bounds.
+                    if !self.drive_chan(&mut sock, &mut buf, wait) {
+                        break;
+                    }
+                    continue;
+                }
                 let _ = sock.set_read_timeout(Some(wait));
                 match sock.read(&mut buf) {
                     Ok(0) => break,
@@ -249,6 +268,7 @@ impl<'a> Link<'a> {
             }
         }
         let _ = sock.shutdown(std::net::Shutdown::Both);
+        self.close_chan();
         self.sess.disconnected(Instant::now());
         // Drain what `disconnected` reported (a MULTI cut short).
         self.events();
@@ -270,7 +290,96 @@ impl<'a> Link<'a> {
         self.reached_connected
     }
 
+    /// Opens the second connection of a two-connection full sync, with a reader thread.
+    fn open_chan(&mut self) -> bool {
+        let Some(addr) = self.addr else {
+            return false;
+        };
+        let Ok(b) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+            crate::log!("rdb channel: cannot connect to {addr}");
+            self.sess.rdb_channel_disconnected(Instant::now());
+            return true;
+        };
+        let _ = b.set_nodelay(true);
+        let Ok(mut reader) = b.try_clone() else {
+            return false;
+        };
+        let (tx, rx) = sync_channel::<Option<Bytes>>(64);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(None);
+                        return;
+                    }
+                    Ok(n) => {
+                        if tx.send(Some(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        crate::log!("rdb channel: second connection to {addr} open");
+        let _ = self.sess.rdb_channel_connected(Instant::now());
+        self.chan = Some((b, rx));
+        true
+    }
+
+    /// One turn while the second connection is open: its input (blocking up to `wait`), then
+    /// whatever the main connection has, without blocking.
+    fn drive_chan(&mut self, sock: &mut TcpStream, buf: &mut [u8], wait: Duration) -> bool {
+        let Some((_, rx)) = &self.chan else {
+            return true;
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Some(data)) => {
+                let _ = self.sess.handle_rdb_channel_input(Instant::now(), &data);
+                self.note_input(data.len());
+            }
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => {
+                self.chan = None;
+                self.sess.rdb_channel_disconnected(Instant::now());
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if !self.sess.main_read_paused() {
+            let _ = sock.set_nonblocking(true);
+            let r = sock.read(buf);
+            let _ = sock.set_nonblocking(false);
+            match r {
+                Ok(0) => return false,
+                Ok(n) => {
+                    let _ = self.sess.handle_input(Instant::now(), &buf[..n]);
+                    self.note_input(n);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(_) => return false,
+            }
+        }
+        let now = Instant::now();
+        if self.sess.poll_timeout().is_some_and(|t| t <= now) {
+            self.sess.handle_timeout(now);
+        }
+        true
+    }
+
+    fn close_chan(&mut self) {
+        if let Some((b, _)) = self.chan.take() {
+            let _ = b.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
     fn flush(&mut self, sock: &mut TcpStream) -> bool {
+        if let Some((b, _)) = &mut self.chan {
+            while let Some(bytes) = self.sess.poll_rdb_channel_transmit() {
+                if b.write_all(&bytes).is_err() {
+                    self.sess.rdb_channel_disconnected(Instant::now());
+                    break;
+                }
+            }
+        }
         while let Some(bytes) = self.sess.poll_transmit() {
             if sock.write_all(&bytes).is_err() {
                 return false;
@@ -447,6 +556,13 @@ impl<'a> Link<'a> {
                     );
                 }
                 ReplicaEvent::TransactionDiscarded => self.master.multi = None,
+                ReplicaEvent::RdbChannelOpen => {
+                    crate::log!("PSYNC is not possible, initialize RDB channel.");
+                    if !self.open_chan() {
+                        keep = false;
+                    }
+                }
+                ReplicaEvent::RdbChannelClose => self.close_chan(),
                 ReplicaEvent::LinkLost(e) => {
                     crate::log!("replication link lost: {e}");
                     if matches!(e, respsync::replica::ReplicaError::FailoverRefused { .. }) {

@@ -62,6 +62,16 @@ pub(super) struct Channel {
     pub(super) main: BytesMut,
     /// Valkey: the `$ENDOFF:` fields (replid, offset, db).
     endoff: Option<(ReplId, ReplOffset, u32)>,
+    /// Valkey: replies still expected first on the main connection.
+    main_pending: Option<MainStep>,
+}
+
+/// Valkey's main connection answers `REPLCONF set-rdb-client-id` (after which we send
+/// `PSYNC`, not before: a server refuses a PSYNC while a reply is pending) and then `PSYNC`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MainStep {
+    RdbClientId,
+    Continue,
 }
 
 impl ReplicaSession {
@@ -96,6 +106,7 @@ impl ReplicaSession {
             buf: BytesMut::new(),
             main,
             endoff: None,
+            main_pending: None,
         });
         self.events.push_back(ReplicaEvent::RdbChannelOpen);
         Some(Ok(()))
@@ -297,13 +308,13 @@ impl ReplicaSession {
                                 return Err(ReplicaError::MasterError { reply: reply() });
                             };
                             // The main connection resumes the stream from the snapshot point.
+                            // The main connection resumes the stream from the snapshot point:
+                            // first `set-rdb-client-id`, then (after its `+OK`) `PSYNC`.
                             let id = f.3.to_string();
-                            let off = f.1.next().to_string();
                             put_array(
                                 &mut self.out,
                                 &[b"REPLCONF", b"set-rdb-client-id", id.as_bytes()],
                             );
-                            put_array(&mut self.out, &[b"PSYNC", f.0.as_bytes(), off.as_bytes()]);
                             (f.0, f.1, f.2)
                         }
                     };
@@ -312,6 +323,9 @@ impl ReplicaSession {
                     };
                     ch.endoff = Some((replid, offset, db));
                     ch.phase = Phase::Transfer;
+                    if ch.kind == Kind::Valkey {
+                        ch.main_pending = Some(MainStep::RdbClientId);
+                    }
                     // The snapshot follows on this connection, as a classic transfer.
                     self.buf = ch.buf.split();
                     self.events
@@ -328,8 +342,53 @@ impl ReplicaSession {
         }
     }
 
+    /// Valkey: the replies at the front of the main connection, as they arrive.
+    pub(super) fn process_main_replies(&mut self) -> Result<(), ReplicaError> {
+        loop {
+            let Some(ch) = &mut self.chan else {
+                return Ok(());
+            };
+            let (Some(step), Some((replid, offset, _))) = (ch.main_pending, ch.endoff) else {
+                return Ok(());
+            };
+            let Some(nl) = ch.main.iter().position(|&b| b == b'\n') else {
+                if ch.main.len() > self.config.max_line_len {
+                    return Err(self.protocol(0, ProtocolError::LineTooLong));
+                }
+                return Ok(());
+            };
+            let mut line = ch.main.split_to(nl + 1).freeze();
+            line.truncate(nl);
+            if line.last() == Some(&b'\r') {
+                line.truncate(nl - 1);
+            }
+            if line.is_empty() {
+                continue;
+            }
+            let reply = || String::from_utf8_lossy(&line).into_owned();
+            match step {
+                MainStep::RdbClientId => {
+                    if !line.starts_with(b"+") {
+                        return Err(ReplicaError::MasterError { reply: reply() });
+                    }
+                    let off = offset.next().to_string();
+                    put_array(
+                        &mut self.out,
+                        &[b"PSYNC", replid.as_bytes(), off.as_bytes()],
+                    );
+                    ch.main_pending = Some(MainStep::Continue);
+                }
+                MainStep::Continue => match super::psync_reply(&line) {
+                    super::PsyncReply::Continue(_) => ch.main_pending = None,
+                    _ => return Err(ReplicaError::MasterError { reply: reply() }),
+                },
+            }
+        }
+    }
+
     /// Called when a transfer ends: for a two-connection sync, brings the kept main-connection
-    /// bytes back as the input. Returns true when it set up the rest itself (Valkey).
+    /// bytes back as the input. Returns true when it set up the rest itself (Valkey still
+    /// waiting for its main connection's replies).
     pub(super) fn finish_two_channel(
         &mut self,
         sync: Option<(ReplId, ReplOffset)>,
@@ -341,8 +400,8 @@ impl ReplicaSession {
         self.events.push_back(ReplicaEvent::RdbChannelClose);
         self.buf = ch.main;
         match (ch.kind, ch.endoff.or(sync.map(|(r, o)| (r, o, stream_db)))) {
-            (Kind::Valkey, Some((replid, offset, db))) => {
-                // Valkey: the main connection answers our set-rdb-client-id and PSYNC first.
+            (Kind::Valkey, Some((replid, offset, db))) if ch.main_pending.is_some() => {
+                // Valkey, replies not all in yet: the main connection answers them first.
                 self.ids = ReplicationIds::new(replid);
                 self.stream_out.clear();
                 self.cached = Some(CachedMaster {
@@ -354,8 +413,16 @@ impl ReplicaSession {
                         stream_db
                     },
                 });
+                let expect = match ch.main_pending {
+                    Some(MainStep::RdbClientId) => vec![Step::RdbClientId, Step::Psync],
+                    _ => vec![Step::Psync],
+                };
+                if ch.main_pending == Some(MainStep::Continue) {
+                    // (`PSYNC` already sent.)
+                }
+                self.strict_psync = Some((replid, offset));
                 self.state = State::Handshake(Handshake {
-                    expect: VecDeque::from([Step::RdbClientId, Step::Psync]),
+                    expect: expect.into(),
                 });
                 true
             }

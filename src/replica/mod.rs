@@ -234,6 +234,9 @@ pub struct ReplicaSession {
     psync_failover: bool,
     /// The second connection of a two-connection full sync in progress.
     chan: Option<channel::Channel>,
+    /// Valkey dual channel, replies arriving after the snapshot: `PSYNC <replid> <off+1>` is
+    /// (or is about to be) sent, and anything but `+CONTINUE` fails the attempt.
+    strict_psync: Option<(ReplId, ReplOffset)>,
     buf: BytesMut,
     out: BytesMut,
     events: VecDeque<ReplicaEvent>,
@@ -269,6 +272,7 @@ impl ReplicaSession {
             stream_out: VecDeque::new(),
             psync_failover: false,
             chan: None,
+            strict_psync: None,
             buf: BytesMut::new(),
             out: BytesMut::new(),
             events: VecDeque::new(),
@@ -325,6 +329,7 @@ impl ReplicaSession {
     pub fn disconnected(&mut self, now: Instant) {
         self.touch(now);
         self.chan = None;
+        self.strict_psync = None;
         self.drop_link();
         if !matches!(self.state, State::Failed(_)) {
             self.state = State::Idle;
@@ -354,6 +359,10 @@ impl ReplicaSession {
             // During a two-connection sync the main connection carries the stream (and, for
             // Valkey, two replies before it): kept until the snapshot is loaded.
             ch.main.extend_from_slice(data);
+            if let Err(e) = self.process_main_replies() {
+                self.fail(e.clone());
+                return Err(e);
+            }
             self.arm_silence();
             return Ok(());
         }
@@ -749,8 +758,15 @@ impl ReplicaSession {
                 }
                 Some(Step::Port) | Some(Step::Ip) => {} // errors are not critical
                 Some(Step::RdbClientId) => {
-                    if line.starts_with(b"-") {
+                    if !line.starts_with(b"+") {
                         return Err(ReplicaError::MasterError { reply: reply() });
+                    }
+                    if let Some((replid, offset)) = self.strict_psync {
+                        let off = offset.next().to_string();
+                        put_array(
+                            &mut self.out,
+                            &[b"PSYNC", replid.as_bytes(), off.as_bytes()],
+                        );
                     }
                 }
                 Some(Step::Capa) => self.send_psync(),
@@ -825,6 +841,9 @@ impl ReplicaSession {
         let reply = || String::from_utf8_lossy(line).into_owned();
         let reply_kind = psync_reply(line);
         let failover = std::mem::take(&mut self.psync_failover);
+        if self.strict_psync.take().is_some() && !matches!(reply_kind, PsyncReply::Continue(_)) {
+            return Err(ReplicaError::MasterError { reply: reply() });
+        }
         if failover
             && !matches!(
                 reply_kind,
