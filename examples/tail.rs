@@ -56,25 +56,6 @@ fn parse_args() -> Option<Args> {
     Some(a)
 }
 
-/// Appends `arg` quoted the way redis-cli's `sdscatrepr` does.
-fn quote(out: &mut Vec<u8>, arg: &[u8]) {
-    out.push(b'"');
-    for &b in arg {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x07 => out.extend_from_slice(b"\\a"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x20..=0x7e => out.push(b),
-            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
-        }
-    }
-    out.push(b'"');
-}
-
 /// Drains parsed snapshot events, counting keys.
 fn count_keys(rdb: &mut SnapshotLoader, keys: &mut u64) -> Result<(), SnapshotError> {
     while let Some(ev) = rdb.poll_event()? {
@@ -152,12 +133,7 @@ fn run_link(
                     }
                     line.clear();
                     line.extend_from_slice(format!("{} {} ", c.db(), c.offset()).as_bytes());
-                    for (i, arg) in c.args().enumerate() {
-                        if i > 0 {
-                            line.push(b',');
-                        }
-                        quote(&mut line, arg);
-                    }
+                    respsync::resp::quote_args(c.args(), &mut line);
                     line.push(b'\n');
                     if out.write_all(&line).is_err() {
                         return Outcome::Fatal; // stdout closed

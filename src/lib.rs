@@ -25,6 +25,44 @@
 //! returns `None`, then wait for the socket or the deadline, whichever comes first. Time never goes
 //! backwards: an older `now` is treated as the last one seen.
 //!
+//! ## Async embedding
+//!
+//! The same loop runs under any runtime: the session never blocks, so an async task awaits
+//! whichever comes first, the socket or the session's deadline. Under tokio
+//! (`examples/tokio-replica.rs` is the complete program, with reconnection):
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::{Duration, Instant};
+//! use respsync::replica::{ReplicaConfig, ReplicaEvent, ReplicaSession};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let mut sock = tokio::net::TcpStream::connect("127.0.0.1:6379").await?;
+//! let mut link = ReplicaSession::new(ReplicaConfig::default(), Instant::now())?;
+//! link.connected(Instant::now())?;
+//! let mut buf = vec![0u8; 64 * 1024];
+//! loop {
+//!     while let Some(bytes) = link.poll_transmit() {
+//!         sock.write_all(&bytes).await?;
+//!     }
+//!     while let Some(ev) = link.poll_event() {
+//!         if let ReplicaEvent::Command(cmd) = ev {
+//!             println!("{} {:?}", cmd.db(), cmd.name());
+//!         }
+//!     }
+//!     let deadline = link.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+//!     tokio::select! {
+//!         n = sock.read(&mut buf) => match n? {
+//!             0 => break,
+//!             n => link.handle_input(Instant::now(), &buf[..n])?,
+//!         },
+//!         _ = tokio::time::sleep_until(deadline.into()) => link.handle_timeout(Instant::now()),
+//!     }
+//! }
+//! link.disconnected(Instant::now());
+//! # Ok(()) }
+//! ```
+//!
 //! ## Layers
 //!
 //! - [`resp`]: RESP2/RESP3 frames, a streaming decoder (commands, inline, replication-link

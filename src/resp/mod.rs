@@ -58,6 +58,7 @@ mod error;
 mod frame;
 mod limits;
 pub(crate) mod line;
+mod repr;
 mod scan;
 
 pub use decode::{Command, Decoded, Decoder, Keepalives, TransferHeader};
@@ -70,4 +71,5 @@ pub use encode::{
 pub use error::{DecodeError, DecodeErrorKind};
 pub use frame::Frame;
 pub use limits::Limits;
+pub use repr::{quote_arg, quote_args};
 pub use scan::CommandScanner;
