@@ -2,7 +2,7 @@
 //! printable ASCII as is, `\\ \" \n \r \t \a \b` escaped and other bytes as `\xhh`
 //! (Redis's `sdscatrepr`), separated by commas.
 
-/// Appends `arg`, quoted (see the [module docs](self)).
+/// Appends `arg` quoted as `redis-cli --replica` prints it: printable ASCII as is, `\\ \" \n \r \t \a \b` escaped, other bytes as `\xhh` (Redis's `sdscatrepr`).
 ///
 /// ```
 /// let mut out = Vec::new();
