@@ -61,8 +61,8 @@ fn target(srv: &Server) -> Option<Target> {
         stream_handoff: true,
         ..ReplicaConfig::default()
     };
-    // After REPLICAOF, try to continue our own history with the new master (PSYNC2).
-    let resume = (srv.node.offset().value() > 0).then(|| CachedMaster {
+    // After REPLICAOF or a restart, try to continue our own history (PSYNC2).
+    let resume = srv.has_history.then(|| CachedMaster {
         replid: srv.node.ids().id,
         offset: srv.node.offset(),
         db: srv.resume_db,
@@ -399,6 +399,7 @@ impl<'a> Link<'a> {
                             if let Some((replid, offset)) = self.full_sync.take() {
                                 srv.node
                                     .handle_upstream_full_sync(replid, offset, stream_db);
+                                srv.has_history = true;
                             }
                         }
                         Err(e) => {
@@ -418,6 +419,7 @@ impl<'a> Link<'a> {
                 } => {
                     let srv = guard.get_or_insert_with(|| shared.lock());
                     srv.node.handle_upstream_continue(replid);
+                    srv.has_history = true;
                     failover_done(srv, true);
                     crate::log!(
                         "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization ({replid}:{offset}{})",
