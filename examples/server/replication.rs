@@ -300,6 +300,9 @@ impl<'a> Link<'a> {
         }
         let connected = self.sess.state() == respsync::replica::LinkState::Connected;
         srv.node.set_upstream(true, connected);
+        if let Some(db) = self.sess.db() {
+            srv.resume_db = db;
+        }
         let (applied, read) = (self.sess.offset(), self.sess.read_offset());
         if let Some(u) = &mut srv.upstream {
             if let (Some(applied), Some(read)) = (applied, read) {
