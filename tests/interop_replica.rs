@@ -14,15 +14,7 @@ fn s(v: &[&str]) -> Vec<Vec<u8>> {
 }
 
 fn run(c: &mut Conn, cmds: Vec<Vec<Vec<u8>>>) {
-    for (cmd, reply) in cmds.iter().zip(c.pipeline(&cmds)) {
-        if let Frame::Error(e) = reply {
-            panic!(
-                "{:?} failed: {}",
-                String::from_utf8_lossy(&cmd.concat()),
-                String::from_utf8_lossy(&e)
-            );
-        }
-    }
+    c.pipeline_ok(&cmds);
 }
 
 /// A dataset with every type and several encodings (small/compact and large/hashtable),
