@@ -54,7 +54,13 @@ pub fn save(ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
     let spec = Spec {
         version: srv.cfg.repl_rdb_version.max(10),
         repl: Some(ReplInfo {
-            stream_db: 0,
+            // A replica's file resumes its master's stream in the database it was in; a
+            // master's restored node starts its stream with SELECT anyway.
+            stream_db: if srv.is_replica() {
+                u64::from(srv.resume_db)
+            } else {
+                0
+            },
             id: Bytes::copy_from_slice(srv.node.ids().id.as_bytes()),
             offset: srv.node.offset().value(),
         }),

@@ -64,8 +64,8 @@ fn target(srv: &Server) -> Option<Target> {
         dual_channel: cfg.dual_channel,
         ..ReplicaConfig::default()
     };
-    // After REPLICAOF, try to continue our own history with the new master (PSYNC2).
-    let resume = (srv.node.offset().value() > 0).then(|| CachedMaster {
+    // After REPLICAOF or a restart, try to continue our own history (PSYNC2).
+    let resume = srv.has_history.then(|| CachedMaster {
         replid: srv.node.ids().id,
         offset: srv.node.offset(),
         db: srv.resume_db,
@@ -409,6 +409,9 @@ impl<'a> Link<'a> {
         }
         let connected = self.sess.state() == respsync::replica::LinkState::Connected;
         srv.node.set_upstream(true, connected);
+        if let Some(db) = self.sess.db() {
+            srv.resume_db = db;
+        }
         let (applied, read) = (self.sess.offset(), self.sess.read_offset());
         if let Some(u) = &mut srv.upstream {
             if let (Some(applied), Some(read)) = (applied, read) {
@@ -530,6 +533,7 @@ impl<'a> Link<'a> {
                             if let Some((replid, offset)) = self.full_sync.take() {
                                 srv.node
                                     .handle_upstream_full_sync(replid, offset, stream_db);
+                                srv.has_history = true;
                             }
                         }
                         Err(e) => {
@@ -549,6 +553,7 @@ impl<'a> Link<'a> {
                 } => {
                     let srv = guard.get_or_insert_with(|| shared.lock());
                     srv.node.handle_upstream_continue(replid);
+                    srv.has_history = true;
                     failover_done(srv, true);
                     crate::log!(
                         "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization ({replid}:{offset}{})",

@@ -129,8 +129,14 @@ pub struct Server {
     pub pending_files: BTreeMap<respsync::node::LinkId, u64>,
     /// Something for replica writers to send: wake them after this batch.
     pub repl_dirty: bool,
-    /// The stream database to resume a restored replica's history with.
+    /// The master stream's database at the node's offset: resumed with our history, and
+    /// saved as `repl-stream-db` by a replica.
     pub resume_db: u32,
+    /// Whether the node's ids and offset are a history others may share (restored from our
+    /// RDB, synced with a master, or we were a master): a new link to a master then resumes it
+    /// with `PSYNC <replid> <offset+1>`, even at offset 0, as Redis does with its cached master.
+    /// A server started with `--replicaof` and no RDB asks `PSYNC ? -1`.
+    pub has_history: bool,
     /// Answers to blocked `WAIT`s, picked up by their client threads.
     pub wait_results: BTreeMap<respsync::node::WaitId, usize>,
     /// The next link to our master sends `PSYNC … FAILOVER` (we run FAILOVER).
@@ -187,6 +193,7 @@ impl Server {
             pending_files: BTreeMap::new(),
             repl_dirty: false,
             resume_db: 0,
+            has_history: false,
             wait_results: BTreeMap::new(),
             failover_psync: false,
             tx_propagate: None,
@@ -236,6 +243,7 @@ impl Server {
                     } else {
                         respsync::node::Node::restored(config, Instant::now(), id, off)
                     };
+                    self.has_history = true;
                     crate::log!("Replication history restored from the RDB: {id}:{off}");
                 }
             }
@@ -260,8 +268,12 @@ impl Server {
 
     /// Becomes a replica of `host:port` (or changes master).
     pub fn replicate(&mut self, host: String, port: u16) {
-        if let Some(u) = &mut self.upstream {
-            u.kill_link();
+        match &mut self.upstream {
+            Some(u) => {
+                u.kill_link();
+            }
+            // A master that follows continues its own history (Redis caches itself).
+            None => self.has_history = true,
         }
         self.cfg.replicaof = Some((host.clone(), port));
         self.upstream = Some(Upstream::new(host, port));

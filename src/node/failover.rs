@@ -61,23 +61,23 @@ impl Node {
     }
 
     pub(super) fn failover_command<A: AsRef<[u8]>>(&mut self, now: Instant, argv: &[A]) -> Handled {
-        let mut target: Option<(String, u16)> = None;
-        let (mut force, mut abort) = (false, false);
+        // Redis reads ABORT only as the sole argument; elsewhere it is a syntax error.
+        if argv.len() == 2 && argv[1].as_ref().eq_ignore_ascii_case(b"abort") {
+            if self.failover.is_none() {
+                return reply_static(b"-ERR No failover in progress.\r\n");
+            }
+            self.abort_failover("Failover manually aborted");
+            return reply_static(b"+OK\r\n");
+        }
+        // Each option at most once (a repeated one is a syntax error). The port is any integer:
+        // one out of range simply matches no replica.
+        let mut target: Option<(String, i64)> = None;
+        let mut force = false;
         let mut timeout_ms: Option<i64> = None;
         let mut j = 1;
         while j < argv.len() {
             let a = argv[j].as_ref();
-            if a.eq_ignore_ascii_case(b"to") && j + 2 < argv.len() {
-                let host = String::from_utf8_lossy(argv[j + 1].as_ref()).into_owned();
-                let Some(port) = parse_i64(argv[j + 2].as_ref()) else {
-                    return reply_static(b"-ERR value is not an integer or out of range\r\n");
-                };
-                let Ok(port) = u16::try_from(port) else {
-                    return reply_static(b"-ERR Invalid master port\r\n");
-                };
-                target = Some((host, port));
-                j += 3;
-            } else if a.eq_ignore_ascii_case(b"timeout") && j + 1 < argv.len() {
+            if a.eq_ignore_ascii_case(b"timeout") && j + 1 < argv.len() && timeout_ms.is_none() {
                 let Some(ms) = parse_i64(argv[j + 1].as_ref()) else {
                     return reply_static(b"-ERR value is not an integer or out of range\r\n");
                 };
@@ -86,30 +86,19 @@ impl Node {
                 }
                 timeout_ms = Some(ms);
                 j += 2;
-            } else if a.eq_ignore_ascii_case(b"force") {
+            } else if a.eq_ignore_ascii_case(b"to") && j + 2 < argv.len() && target.is_none() {
+                let Some(port) = parse_i64(argv[j + 2].as_ref()) else {
+                    return reply_static(b"-ERR value is not an integer or out of range\r\n");
+                };
+                let host = String::from_utf8_lossy(argv[j + 1].as_ref()).into_owned();
+                target = Some((host, port));
+                j += 3;
+            } else if a.eq_ignore_ascii_case(b"force") && !force {
                 force = true;
-                j += 1;
-            } else if a.eq_ignore_ascii_case(b"abort") {
-                abort = true;
                 j += 1;
             } else {
                 return reply_static(b"-ERR syntax error\r\n");
             }
-        }
-        if abort {
-            if target.is_some() || force || timeout_ms.is_some() {
-                return reply_static(b"-ERR syntax error\r\n");
-            }
-            if self.failover.is_none() {
-                return reply_static(b"-ERR No failover in progress.\r\n");
-            }
-            self.abort_failover("Failover manually aborted");
-            return reply_static(b"+OK\r\n");
-        }
-        if force && (timeout_ms.is_none() || target.is_none()) {
-            return reply_static(
-                b"-ERR FAILOVER with force option requires both a timeout and target HOST and IP.\r\n",
-            );
         }
         if self.failover.is_some() {
             return reply_static(b"-ERR FAILOVER already in progress.\r\n");
@@ -120,17 +109,31 @@ impl Node {
         if self.replicas().next().is_none() {
             return reply_static(b"-ERR FAILOVER requires connected replicas.\r\n");
         }
-        if let Some((host, port)) = &target {
-            let Some(r) = self.find_replica(host, *port) else {
-                return reply_static(b"-ERR FAILOVER target HOST and PORT is not a replica.\r\n");
-            };
-            if !matches!(
-                self.links[&r].state,
-                ReplicaState::Online | ReplicaState::WaitFirstAck
-            ) {
-                return reply_static(b"-ERR FAILOVER target replica is not online.\r\n");
-            }
+        if force && (timeout_ms.is_none() || target.is_none()) {
+            return reply_static(
+                b"-ERR FAILOVER with force option requires both a timeout and target HOST and IP.\r\n",
+            );
         }
+        let target = match target {
+            None => None,
+            Some((host, port)) => {
+                let found = u16::try_from(port)
+                    .ok()
+                    .and_then(|p| self.find_replica(&host, p).map(|r| (r, p)));
+                let Some((r, port)) = found else {
+                    return reply_static(
+                        b"-ERR FAILOVER target HOST and PORT is not a replica.\r\n",
+                    );
+                };
+                if !matches!(
+                    self.links[&r].state,
+                    ReplicaState::Online | ReplicaState::WaitFirstAck
+                ) {
+                    return reply_static(b"-ERR FAILOVER target replica is not online.\r\n");
+                }
+                Some((host, port))
+            }
+        };
         self.flush();
         self.failover = Some(Failover {
             target,

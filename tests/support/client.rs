@@ -122,6 +122,19 @@ impl Conn {
         cmds.iter().map(|_| self.read()).collect()
     }
 
+    /// Sends many commands in one pipeline; an error reply to any of them is a panic.
+    pub fn pipeline_ok(&mut self, cmds: &[Vec<Vec<u8>>]) {
+        for (cmd, reply) in cmds.iter().zip(self.pipeline(cmds)) {
+            if let Frame::Error(e) = reply {
+                panic!(
+                    "{:?} failed: {}",
+                    String::from_utf8_lossy(&cmd.concat()),
+                    String::from_utf8_lossy(&e)
+                );
+            }
+        }
+    }
+
     /// Runs a command that must not fail (any non-error reply).
     pub fn ok<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
         match self.cmd(argv) {

@@ -541,10 +541,22 @@ impl Proc {
 
     /// The example server (plus `extra` flags).
     pub fn example(extra: &[&str]) -> Proc {
-        Self::start_on_free_port(
+        Self::example_loading(extra, None, &mut free_ports())
+    }
+
+    /// The example server on the first of `ports` not taken meanwhile, which first loads `rdb`
+    /// as its `dump.rdb` (a restart from its own saved file; pass `std::iter::once(port)` to
+    /// come back on the port its replicas know).
+    pub fn example_loading(
+        extra: &[&str],
+        rdb: Option<&[u8]>,
+        ports: &mut dyn Iterator<Item = u16>,
+    ) -> Proc {
+        Self::try_start_on_ports(
             &example_binary("server"),
             "example server",
-            None,
+            rdb,
+            ports,
             |port, dir| {
                 let mut args: Vec<String> = vec![
                     "--port".into(),
@@ -556,6 +568,7 @@ impl Proc {
                 args
             },
         )
+        .unwrap_or_else(|e| panic!("example server did not start: {e}"))
     }
 
     pub fn conn(&self) -> Conn {
