@@ -2266,7 +2266,12 @@ fn packed_int(v: PackedValue<'_>) -> Option<i64> {
 }
 
 /// Decodes one container blob into the visitor.
-pub(super) fn decode_blob<S: Visitor>(kind: Blob, data: &[u8], at: u64, sink: &mut S) -> Result<(), RdbError> {
+pub(super) fn decode_blob<S: Visitor>(
+    kind: Blob,
+    data: &[u8],
+    at: u64,
+    sink: &mut S,
+) -> Result<(), RdbError> {
     let lp_err =
         |e: super::encoding::ContainerError| container_err(ContainerKind::Listpack, at, &e);
     let zl_err = |e: super::encoding::ContainerError| container_err(ContainerKind::Ziplist, at, &e);

@@ -297,10 +297,12 @@ impl<'a> RawRef<'a> {
         let data = self.decompressed()?;
         let container = |e| container_err(ContainerKind::Listpack, self.at, &e);
         let entries = match self.kind {
-            RawKind::ListZiplist | RawKind::ZsetZiplist | RawKind::HashZiplist => Ziplist::parse(&data)
-                .map_err(|e| container_err(ContainerKind::Ziplist, self.at, &e))?
-                .iter()
-                .count() as u64,
+            RawKind::ListZiplist | RawKind::ZsetZiplist | RawKind::HashZiplist => {
+                Ziplist::parse(&data)
+                    .map_err(|e| container_err(ContainerKind::Ziplist, self.at, &e))?
+                    .iter()
+                    .count() as u64
+            }
             RawKind::SetIntset => Intset::parse(&data)
                 .map_err(|e| container_err(ContainerKind::Intset, self.at, &e))?
                 .len() as u64,
