@@ -263,32 +263,8 @@ fn long_values_are_encoded_in_pieces_identically() {
     }
 }
 
-#[test]
-fn strings_over_the_hold_limit_stream_out_as_base64() {
-    // UTF-8 text, longer than the dumper holds: written as base64 while it arrives.
-    let data: Vec<u8> = "abc✓".repeat(dump::HOLD_AT_MOST / 2).into_bytes();
-    for piece in [1000, 65536, 7] {
-        let mut dumper = dump::JsonDumper::new();
-        let mut out = Vec::new();
-        let start = RdbEvent::KeyStart(KeyInfo::new(
-            0,
-            Bytes::from_static(b"k"),
-            ObjectKind::String,
-        ));
-        dumper.event(&start, &mut out).unwrap();
-        for c in data.chunks(piece) {
-            dumper
-                .event(&RdbEvent::StringChunk(Bytes::copy_from_slice(c)), &mut out)
-                .unwrap();
-        }
-        dumper.event(&RdbEvent::KeyEnd, &mut out).unwrap();
-        dumper.flush(&mut out).unwrap();
-        let line: J = serde_json::from_slice(&out).unwrap();
-        assert!(line["value"]["base64"].is_string(), "piece {piece}");
-        assert_eq!(raw(&line["value"]), data, "piece {piece}");
-    }
-    // At the limit, the value is still held and written as text.
-    let short = vec![b'x'; dump::HOLD_AT_MOST];
+/// The JSON line `rdb-dump` writes for a string key whose value arrives in `piece`-byte chunks.
+fn dump_string(data: &[u8], piece: usize) -> J {
     let mut dumper = dump::JsonDumper::new();
     let mut out = Vec::new();
     let start = RdbEvent::KeyStart(KeyInfo::new(
@@ -297,11 +273,27 @@ fn strings_over_the_hold_limit_stream_out_as_base64() {
         ObjectKind::String,
     ));
     dumper.event(&start, &mut out).unwrap();
-    dumper
-        .event(&RdbEvent::StringChunk(short.clone().into()), &mut out)
-        .unwrap();
+    for c in data.chunks(piece) {
+        dumper
+            .event(&RdbEvent::StringChunk(Bytes::copy_from_slice(c)), &mut out)
+            .unwrap();
+    }
     dumper.event(&RdbEvent::KeyEnd, &mut out).unwrap();
     dumper.flush(&mut out).unwrap();
-    let line: J = serde_json::from_slice(&out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[test]
+fn strings_over_the_hold_limit_stream_out_as_base64() {
+    // UTF-8 text, longer than the dumper holds: written as base64 while it arrives.
+    let data: Vec<u8> = "abc✓".repeat(dump::HOLD_AT_MOST / 2).into_bytes();
+    for piece in [1000, 65536, 7] {
+        let line = dump_string(&data, piece);
+        assert!(line["value"]["base64"].is_string(), "piece {piece}");
+        assert_eq!(raw(&line["value"]), data, "piece {piece}");
+    }
+    // At the limit, the value is still held and written as text.
+    let short = vec![b'x'; dump::HOLD_AT_MOST];
+    let line = dump_string(&short, 1 << 16);
     assert_eq!(line["value"].as_str().unwrap().as_bytes(), &short[..]);
 }

@@ -521,42 +521,7 @@ impl Stats {
             }
             RdbEvent::ModuleChunk(c) => self.add(c.len(), 0),
             RdbEvent::Raw(raw) => self.raw_value(raw.as_raw_ref()),
-            RdbEvent::KeyEnd => {
-                if std::mem::take(&mut self.in_key) {
-                    let (db, bytes, elems) = (self.db, self.bytes, self.elems);
-                    if self.keys_per_db.last_key_value().map(|(k, _)| *k) == Some(db) {
-                        // Keys come grouped by db: the common case skips the tree search.
-                        if let Some(mut last) = self.keys_per_db.last_entry() {
-                            *last.get_mut() += 1;
-                        }
-                    } else {
-                        *self.keys_per_db.entry(db).or_default() += 1;
-                    }
-                    if self.expire {
-                        *self.expires_per_db.entry(db).or_default() += 1;
-                    }
-                    let Some(kind) = self.kind else { return };
-                    if self.per_kind.is_empty() {
-                        self.per_kind = vec![(None, 0, 0); 256];
-                    }
-                    let e = &mut self.per_kind[usize::from(kind.type_byte())];
-                    e.0 = Some(kind);
-                    e.1 += 1;
-                    e.2 += bytes;
-                    self.total_bytes += bytes;
-                    if self.largest.len() < TOP || bytes > self.largest[TOP - 1].0 {
-                        self.largest.push((
-                            bytes,
-                            elems,
-                            db,
-                            lossy(&self.key),
-                            kind.value_type().name(),
-                        ));
-                        self.largest.sort_by_key(|e| std::cmp::Reverse(e.0));
-                        self.largest.truncate(TOP);
-                    }
-                }
-            }
+            RdbEvent::KeyEnd => self.key_done(),
             RdbEvent::End { checksum } => {
                 self.checksum = match checksum {
                     Checksum::Verified(v) => format!("ok ({v:016x})"),
@@ -566,6 +531,40 @@ impl Stats {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Accounts for the key that just ended.
+    fn key_done(&mut self) {
+        if !std::mem::take(&mut self.in_key) {
+            return;
+        }
+        let (db, bytes, elems) = (self.db, self.bytes, self.elems);
+        if self.keys_per_db.last_key_value().map(|(k, _)| *k) == Some(db) {
+            // Keys come grouped by db: the common case skips the tree search.
+            if let Some(mut last) = self.keys_per_db.last_entry() {
+                *last.get_mut() += 1;
+            }
+        } else {
+            *self.keys_per_db.entry(db).or_default() += 1;
+        }
+        if self.expire {
+            *self.expires_per_db.entry(db).or_default() += 1;
+        }
+        let Some(kind) = self.kind else { return };
+        if self.per_kind.is_empty() {
+            self.per_kind = vec![(None, 0, 0); 256];
+        }
+        let e = &mut self.per_kind[usize::from(kind.type_byte())];
+        e.0 = Some(kind);
+        e.1 += 1;
+        e.2 += bytes;
+        self.total_bytes += bytes;
+        if self.largest.len() < TOP || bytes > self.largest[TOP - 1].0 {
+            self.largest
+                .push((bytes, elems, db, lossy(&self.key), kind.value_type().name()));
+            self.largest.sort_by_key(|e| std::cmp::Reverse(e.0));
+            self.largest.truncate(TOP);
         }
     }
 

@@ -89,7 +89,7 @@ impl RawKind {
     }
 }
 
-/// A lazy value borrowed from the parser's input (see the [module docs](self)), as
+/// A lazy value borrowed from the parser's input (see [lazy values](super#lazy-values)), as
 /// [`Visitor::raw_value`] receives it.
 ///
 /// ```
