@@ -6,8 +6,11 @@
 //!
 //! `respsync_visitor` is the zero-allocation API (`Parser::feed_with` with a visitor that
 //! borrows); `respsync` is the owned-event API (`push` + `poll_event`); `respsync_bytes` is
-//! the owned-event API on input pushed in place (`push_bytes` + `poll_event`). Both decode every key
-//! and value and check the CRC, as the `rdb` crate does with its `Nil` formatter.
+//! the owned-event API on input pushed in place (`push_bytes` + `poll_event`). These decode every
+//! key and value and check the CRC, as the `rdb` crate does with its `Nil` formatter. The
+//! `_lazy` rows turn on `ParserConfig::lazy_values` (compressed strings and containers are
+//! delivered undecoded, as `rdb-dump --stats` reads them); `plain_read` sums every byte of the
+//! file in memory, the floor any parser that looks at every byte pays.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -87,8 +90,8 @@ fn respsync_parse(data: &[u8]) -> u64 {
 }
 
 /// The owned-event API on `Bytes` pushed in place (`push_bytes` + `poll_event`).
-fn respsync_parse_bytes(data: &bytes::Bytes) -> u64 {
-    let mut parser = Parser::new(ParserConfig::default());
+fn respsync_parse_bytes(data: &bytes::Bytes, config: ParserConfig) -> u64 {
+    let mut parser = Parser::new(config);
     let mut events = 0u64;
     let mut pos = 0;
     while pos < data.len() {
@@ -128,14 +131,17 @@ impl Visitor for Nil {
     fn hash_field(&mut self, _field: &[u8], _value: &[u8], _expire_ms: Option<i64>) {
         self.0 += 1;
     }
+    fn raw_value(&mut self, _value: respsync::rdb::RawRef<'_>) {
+        self.0 += 1;
+    }
     fn key_end(&mut self) {
         self.0 += 1;
     }
 }
 
 /// The zero-allocation API: `feed_with` and a visitor that borrows.
-fn respsync_visit(data: &[u8]) -> u64 {
-    let mut parser = Parser::new(ParserConfig::default());
+fn respsync_visit(data: &[u8], config: ParserConfig) -> u64 {
+    let mut parser = Parser::new(config);
     let mut nil = Nil::default();
     for piece in data.chunks(CHUNK) {
         parser.feed_with(piece, &mut nil).unwrap();
@@ -163,13 +169,43 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(15));
     // Both APIs report the same number of events/callbacks.
-    assert_eq!(respsync_parse(&data), respsync_visit(&data));
+    let eager = ParserConfig::default;
+    let lazy = || {
+        let mut c = ParserConfig::default();
+        c.lazy_values(true);
+        c
+    };
+    assert_eq!(respsync_parse(&data), respsync_visit(&data, eager()));
     let shared = bytes::Bytes::from(data.clone());
-    assert_eq!(respsync_parse_bytes(&shared), respsync_visit(&data));
-    g.bench_function("respsync_visitor", |b| b.iter(|| respsync_visit(&data)));
+    assert_eq!(
+        respsync_parse_bytes(&shared, eager()),
+        respsync_visit(&data, eager())
+    );
+    assert_eq!(
+        respsync_parse_bytes(&shared, lazy()),
+        respsync_visit(&data, lazy())
+    );
+    g.bench_function("respsync_visitor", |b| {
+        b.iter(|| respsync_visit(&data, eager()))
+    });
+    // Values not decoded (what `rdb-dump --stats` does): the library's fastest path.
+    g.bench_function("respsync_visitor_lazy", |b| {
+        b.iter(|| respsync_visit(&data, lazy()))
+    });
     g.bench_function("respsync", |b| b.iter(|| respsync_parse(&data)));
     g.bench_function("respsync_bytes", |b| {
-        b.iter(|| respsync_parse_bytes(&shared))
+        b.iter(|| respsync_parse_bytes(&shared, eager()))
+    });
+    g.bench_function("respsync_bytes_lazy", |b| {
+        b.iter(|| respsync_parse_bytes(&shared, lazy()))
+    });
+    // The floor: touching every byte once (a sum over the file in memory).
+    g.bench_function("plain_read", |b| {
+        b.iter(|| {
+            data.chunks(CHUNK)
+                .map(|c| c.iter().map(|&x| u64::from(x)).sum::<u64>())
+                .sum::<u64>()
+        })
     });
     g.bench_function("rdb_crate_0_4", |b| b.iter(|| rdb_crate_parse(&data)));
     g.bench_function("crc64_only", |b| b.iter(|| crc64(0, &data)));

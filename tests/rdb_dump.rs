@@ -6,6 +6,8 @@
 mod dump;
 mod support;
 
+use bytes::Bytes;
+use respsync::rdb::{KeyInfo, ObjectKind, Parser, ParserConfig, RdbEvent};
 use serde_json::{json, Map, Value as J};
 use support::corpus::*;
 
@@ -140,6 +142,23 @@ fn rdb_dump_lines_match_the_corpus() {
             dumper.event(ev, &mut out).unwrap();
         }
         dumper.flush(&mut out).unwrap();
+        // The visitor path rdb-dump runs gives the same bytes.
+        let mut dumper2 = dump::JsonDumper::new();
+        let mut out2 = Vec::new();
+        let mut parser = Parser::new(ParserConfig::default());
+        let mut v = dump::JsonVisitor {
+            dumper: &mut dumper2,
+            w: &mut out2,
+            error: None,
+        };
+        for piece in data.chunks(1000) {
+            parser.feed_with(piece, &mut v).unwrap();
+        }
+        parser.finish();
+        parser.parse_with(&mut v).unwrap();
+        assert!(v.error.is_none());
+        dumper2.flush(&mut out2).unwrap();
+        assert!(out == out2, "{}: visitor output differs", path.display());
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), want.keys.len(), "{}", path.display());
@@ -242,4 +261,39 @@ fn long_values_are_encoded_in_pieces_identically() {
         let back: J = serde_json::from_slice(&pieces).unwrap();
         assert_eq!(raw(&back), data);
     }
+}
+
+/// The JSON line `rdb-dump` writes for a string key whose value arrives in `piece`-byte chunks.
+fn dump_string(data: &[u8], piece: usize) -> J {
+    let mut dumper = dump::JsonDumper::new();
+    let mut out = Vec::new();
+    let start = RdbEvent::KeyStart(KeyInfo::new(
+        0,
+        Bytes::from_static(b"k"),
+        ObjectKind::String,
+    ));
+    dumper.event(&start, &mut out).unwrap();
+    for c in data.chunks(piece) {
+        dumper
+            .event(&RdbEvent::StringChunk(Bytes::copy_from_slice(c)), &mut out)
+            .unwrap();
+    }
+    dumper.event(&RdbEvent::KeyEnd, &mut out).unwrap();
+    dumper.flush(&mut out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[test]
+fn strings_over_the_hold_limit_stream_out_as_base64() {
+    // UTF-8 text, longer than the dumper holds: written as base64 while it arrives.
+    let data: Vec<u8> = "abc✓".repeat(dump::HOLD_AT_MOST / 2).into_bytes();
+    for piece in [1000, 65536, 7] {
+        let line = dump_string(&data, piece);
+        assert!(line["value"]["base64"].is_string(), "piece {piece}");
+        assert_eq!(raw(&line["value"]), data, "piece {piece}");
+    }
+    // At the limit, the value is still held and written as text.
+    let short = vec![b'x'; dump::HOLD_AT_MOST];
+    let line = dump_string(&short, 1 << 16);
+    assert_eq!(line["value"].as_str().unwrap().as_bytes(), &short[..]);
 }

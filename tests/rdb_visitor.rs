@@ -7,7 +7,7 @@ mod support;
 use bytes::Bytes;
 use proptest::prelude::*;
 use respsync::rdb::encoding::crc64::crc64;
-use respsync::rdb::{KeyRef, Parser, ParserConfig, RdbError, RdbEvent, Visitor};
+use respsync::rdb::{KeyRef, Parser, ParserConfig, RawRef, RdbError, RdbEvent, Visitor};
 use support::corpus::*;
 
 /// Uses only the default callbacks.
@@ -69,8 +69,85 @@ impl Visitor for Borrowed {
     }
 }
 
+/// Lazy values on: decodes each raw value in place through the borrowed callbacks, and
+/// keeps the first decode error (what the eager parse would have stopped with).
+#[derive(Default)]
+struct Lazy(Borrowed, Option<RdbError>);
+
+impl Visitor for Lazy {
+    fn event(&mut self, event: RdbEvent) {
+        if self.1.is_none() {
+            assert!(!matches!(event, RdbEvent::Raw(_)), "raw_value not called");
+            self.0.event(event);
+        }
+    }
+    fn key_start(&mut self, key: KeyRef<'_>) {
+        if self.1.is_none() {
+            self.0.key_start(key);
+        }
+    }
+    fn string_chunk(&mut self, data: &[u8]) {
+        if self.1.is_none() {
+            self.0.string_chunk(data);
+        }
+    }
+    fn element(&mut self, element: &[u8]) {
+        if self.1.is_none() {
+            self.0.element(element);
+        }
+    }
+    fn zset_member(&mut self, member: &[u8], score: f64) {
+        if self.1.is_none() {
+            self.0.zset_member(member, score);
+        }
+    }
+    fn hash_field(&mut self, field: &[u8], value: &[u8], expire_ms: Option<i64>) {
+        if self.1.is_none() {
+            self.0.hash_field(field, value, expire_ms);
+        }
+    }
+    fn raw_value(&mut self, value: RawRef<'_>) {
+        if self.1.is_none() {
+            if let Err(e) = value.decode(&mut self.0) {
+                self.1 = Some(e);
+            }
+        }
+    }
+    fn key_end(&mut self) {
+        if self.1.is_none() {
+            self.0.key_end();
+        }
+    }
+}
+
 trait Collect: Visitor + Default {
     fn into_events(self) -> Vec<RdbEvent>;
+    /// The first error the visitor itself found, if any (it comes before the parser's).
+    fn error(&self) -> Option<RdbError> {
+        None
+    }
+    fn config() -> ParserConfig {
+        ParserConfig::default()
+    }
+}
+impl Collect for Lazy {
+    fn into_events(self) -> Vec<RdbEvent> {
+        self.0 .0
+    }
+    fn error(&self) -> Option<RdbError> {
+        self.1.clone()
+    }
+    fn config() -> ParserConfig {
+        let mut c = ParserConfig::default();
+        c.lazy_values(true);
+        c
+    }
+}
+
+/// The visitor's result: its own error first, else the parser's.
+fn result<V: Collect>(v: V, parser_err: Option<RdbError>) -> (Vec<RdbEvent>, Option<RdbError>) {
+    let err = v.error().or(parser_err);
+    (v.into_events(), err)
 }
 impl Collect for Events {
     fn into_events(self) -> Vec<RdbEvent> {
@@ -85,7 +162,7 @@ impl Collect for Borrowed {
 
 /// Feeds `data` in pieces of the given sizes (cycled) through `parse_with`.
 fn visit_chunked<V: Collect>(data: &[u8], sizes: &[usize]) -> (Vec<RdbEvent>, Option<RdbError>) {
-    let mut parser = Parser::new(ParserConfig::default());
+    let mut parser = Parser::new(V::config());
     let mut v = V::default();
     let (mut pos, mut i) = (0, 0);
     loop {
@@ -100,10 +177,10 @@ fn visit_chunked<V: Collect>(data: &[u8], sizes: &[usize]) -> (Vec<RdbEvent>, Op
         if let Err(e) = parser.parse_with(&mut v) {
             // Sticky: asking again gives the same error.
             assert_eq!(parser.parse_with(&mut v).unwrap_err(), e);
-            return (v.into_events(), Some(e));
+            return result(v, Some(e));
         }
         if pos >= data.len() && parser.is_done() {
-            return (v.into_events(), None);
+            return result(v, None);
         }
     }
 }
@@ -111,7 +188,7 @@ fn visit_chunked<V: Collect>(data: &[u8], sizes: &[usize]) -> (Vec<RdbEvent>, Op
 /// Feeds `data` in pieces of the given sizes (cycled) through `feed_with` (no copy when
 /// nothing is buffered).
 fn feed_chunked<V: Collect>(data: &[u8], sizes: &[usize]) -> (Vec<RdbEvent>, Option<RdbError>) {
-    let mut parser = Parser::new(ParserConfig::default());
+    let mut parser = Parser::new(V::config());
     let mut v = V::default();
     let (mut pos, mut i) = (0, 0);
     while pos < data.len() {
@@ -121,21 +198,21 @@ fn feed_chunked<V: Collect>(data: &[u8], sizes: &[usize]) -> (Vec<RdbEvent>, Opt
         pos += n;
         if let Err(e) = r {
             assert_eq!(parser.parse_with(&mut v).unwrap_err(), e);
-            return (v.into_events(), Some(e));
+            return result(v, Some(e));
         }
         // Unparsed input is kept, as with `push`.
         assert_eq!(parser.offset() as usize + parser.buffered(), pos);
     }
     parser.finish();
     match parser.parse_with(&mut v) {
-        Err(e) => (v.into_events(), Some(e)),
+        Err(e) => result(v, Some(e)),
         Ok(()) => {
             assert!(parser.is_done());
             assert_eq!(
                 parser.offset() as usize + parser.remaining().len(),
                 data.len()
             );
-            (v.into_events(), None)
+            result(v, None)
         }
     }
 }
@@ -187,6 +264,16 @@ fn visitor_sees_the_event_stream_for_every_corpus_file() {
             "{name}: fed 1 byte at a time"
         );
         assert_eq!(
+            feed_chunked::<Lazy>(data, &[usize::MAX]),
+            want,
+            "{name}: fed whole, lazy values decoded"
+        );
+        assert_eq!(
+            visit_chunked::<Lazy>(data, &[1]),
+            want,
+            "{name}: 1 byte at a time, lazy values decoded"
+        );
+        assert_eq!(
             feed_chunked::<Events>(data, &[3, 1, 4096, 7, 100]),
             want,
             "{name}: fed mixed pieces"
@@ -211,6 +298,7 @@ fn truncated_files_give_the_same_error() {
                 "{name}"
             );
             assert_eq!(feed_chunked::<Borrowed>(part, &[777]), want, "{name}");
+            assert_eq!(feed_chunked::<Lazy>(part, &[777]), want, "{name}: lazy");
         }
     }
 }
@@ -358,5 +446,6 @@ proptest! {
         let want = parse_whole(data);
         prop_assert_eq!(&visit_chunked::<Borrowed>(data, &sizes), &want, "{}", name);
         prop_assert_eq!(&feed_chunked::<Borrowed>(data, &sizes), &want, "{}", name);
+        prop_assert_eq!(&feed_chunked::<Lazy>(data, &sizes), &want, "{} (lazy)", name);
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use respsync::rdb::{Checksum, KeyInfo, ObjectKind, RdbEvent, ValueType};
+use respsync::rdb::{
+    Checksum, Expiry, KeyRef, ObjectKind, RawRef, RdbError, RdbEvent, ValueType, Visitor,
+};
 
 /// Writes `data` as a JSON string if it is UTF-8, else as `{"base64":"..."}`.
 pub fn write_bytes(out: &mut Vec<u8>, data: &[u8]) {
@@ -20,6 +22,10 @@ pub fn write_bytes(out: &mut Vec<u8>, data: &[u8]) {
 
 /// Values longer than this are encoded to the output piece by piece.
 const STREAM_ABOVE: usize = 64 << 10;
+
+/// String values longer than this are not held whole: they are written as base64 (whether
+/// or not they are UTF-8) piece by piece as they arrive.
+pub const HOLD_AT_MOST: usize = 1 << 20;
 
 /// Like [`write_bytes`], but writes to `w` in pieces of about 64 KiB (using `buf`).
 pub fn write_bytes_to(w: &mut impl Write, data: &[u8], buf: &mut Vec<u8>) -> io::Result<()> {
@@ -159,6 +165,8 @@ pub struct JsonDumper {
     module_bytes: u64,
     stream: StreamPart,
     first_consumer: bool,
+    /// A long string value is being written as base64; up to 2 bytes wait for a full triple.
+    base64_tail: Option<Vec<u8>>,
 }
 
 impl Default for JsonDumper {
@@ -179,6 +187,7 @@ impl JsonDumper {
             module_bytes: 0,
             stream: StreamPart::Entries,
             first_consumer: true,
+            base64_tail: None,
         }
     }
 
@@ -193,36 +202,15 @@ impl JsonDumper {
     /// whenever the line buffer grows past 64 KiB.
     pub fn event(&mut self, ev: &RdbEvent, w: &mut impl Write) -> io::Result<()> {
         match ev {
-            RdbEvent::KeyStart(info) => self.key_start(info),
-            RdbEvent::StringChunk(c) => self.string.extend_from_slice(c),
-            RdbEvent::Element(e) => {
-                self.sep();
-                write_bytes(&mut self.line, e);
-            }
-            RdbEvent::ZsetMember { member, score } => {
-                self.sep();
-                self.line.push(b'[');
-                write_bytes(&mut self.line, member);
-                self.line.push(b',');
-                write_score(&mut self.line, *score);
-                self.line.push(b']');
-            }
+            RdbEvent::KeyStart(info) => self.key_start(info.db, &info.key, info.kind, info.expire),
+            RdbEvent::StringChunk(c) => return self.string_chunk(c, w),
+            RdbEvent::Element(e) => self.element(e),
+            RdbEvent::ZsetMember { member, score } => self.zset_member(member, *score),
             RdbEvent::HashField {
                 field,
                 value,
                 expire_ms,
-            } => {
-                self.sep();
-                self.line.push(b'[');
-                write_bytes(&mut self.line, field);
-                self.line.push(b',');
-                write_bytes(&mut self.line, value);
-                if let Some(t) = expire_ms {
-                    self.line.push(b',');
-                    write_int(&mut self.line, i128::from(*t));
-                }
-                self.line.push(b']');
-            }
+            } => self.hash_field(field, value, *expire_ms),
             RdbEvent::StreamEntry { id, fields } => {
                 self.sep();
                 let out = &mut self.line;
@@ -284,17 +272,74 @@ impl JsonDumper {
         Ok(())
     }
 
-    fn key_start(&mut self, info: &KeyInfo) {
+    fn element(&mut self, e: &[u8]) {
+        self.sep();
+        write_bytes(&mut self.line, e);
+    }
+
+    fn zset_member(&mut self, member: &[u8], score: f64) {
+        self.sep();
+        self.line.push(b'[');
+        write_bytes(&mut self.line, member);
+        self.line.push(b',');
+        write_score(&mut self.line, score);
+        self.line.push(b']');
+    }
+
+    fn hash_field(&mut self, field: &[u8], value: &[u8], expire_ms: Option<i64>) {
+        self.sep();
+        self.line.push(b'[');
+        write_bytes(&mut self.line, field);
+        self.line.push(b',');
+        write_bytes(&mut self.line, value);
+        if let Some(t) = expire_ms {
+            self.line.push(b',');
+            write_int(&mut self.line, i128::from(t));
+        }
+        self.line.push(b']');
+    }
+
+    /// A piece of a string value: held until the key ends, unless the value grows past
+    /// [`HOLD_AT_MOST`]; then it is written out as base64 as it comes.
+    fn string_chunk(&mut self, c: &[u8], w: &mut impl Write) -> io::Result<()> {
+        if self.base64_tail.is_none() && self.string.len() + c.len() <= HOLD_AT_MOST {
+            self.string.extend_from_slice(c);
+            return Ok(());
+        }
+        let tail = match &mut self.base64_tail {
+            Some(t) => t,
+            None => {
+                self.line.extend_from_slice(b"{\"base64\":\"");
+                w.write_all(&self.line)?;
+                self.line.clear();
+                self.base64_tail.insert(std::mem::take(&mut self.string))
+            }
+        };
+        tail.extend_from_slice(c);
+        let whole = tail.len() / 3 * 3;
+        let mut buf = std::mem::take(&mut self.line);
+        for piece in tail[..whole].chunks(48 << 10) {
+            buf.clear();
+            base64(&mut buf, piece);
+            w.write_all(&buf)?;
+        }
+        buf.clear();
+        self.line = buf;
+        tail.drain(..whole);
+        Ok(())
+    }
+
+    fn key_start(&mut self, db: u64, key: &[u8], kind: ObjectKind, expire: Option<Expiry>) {
         let out = &mut self.line;
         out.extend_from_slice(b"{\"db\":");
-        write_int(out, i128::from(info.db));
+        write_int(out, i128::from(db));
         out.extend_from_slice(b",\"key\":");
-        write_bytes(out, &info.key);
-        let vt = info.kind.value_type();
+        write_bytes(out, key);
+        let vt = kind.value_type();
         out.extend_from_slice(b",\"type\":\"");
         out.extend_from_slice(vt.name().as_bytes());
         out.extend_from_slice(b"\",\"expire_ms\":");
-        match info.expire {
+        match expire {
             Some(e) => write_int(out, i128::from(e.as_millis())),
             None => out.extend_from_slice(b"null"),
         }
@@ -307,6 +352,7 @@ impl JsonDumper {
         self.vt = Some(vt);
         self.first = true;
         self.string.clear();
+        self.base64_tail = None;
         self.module_bytes = 0;
         self.stream = StreamPart::Entries;
     }
@@ -314,6 +360,11 @@ impl JsonDumper {
     fn key_end(&mut self, w: &mut impl Write) -> io::Result<()> {
         let out = &mut self.line;
         match self.vt.take() {
+            Some(ValueType::String) if self.base64_tail.is_some() => {
+                let tail = self.base64_tail.take().unwrap_or_default();
+                base64(out, &tail);
+                out.extend_from_slice(b"\"}");
+            }
             Some(ValueType::String) if self.string.len() > STREAM_ABOVE => {
                 // Encode a long value straight to the output in pieces, so that only the
                 // raw value is held, never its (up to 6x longer) JSON form.
@@ -359,6 +410,60 @@ impl JsonDumper {
     }
 }
 
+/// [`JsonDumper`] as a [`Visitor`] writing to `w`: keys and values arrive as borrowed slices
+/// (the parser's fastest path). The first write error is kept in `error`.
+pub struct JsonVisitor<'a, W: Write> {
+    pub dumper: &'a mut JsonDumper,
+    pub w: &'a mut W,
+    pub error: Option<io::Error>,
+}
+
+impl<W: Write> JsonVisitor<'_, W> {
+    fn flushed(&mut self) {
+        if self.dumper.line.len() >= 1 << 16 && self.error.is_none() {
+            if let Err(e) = self.w.write_all(&self.dumper.line) {
+                self.error = Some(e);
+            }
+            self.dumper.line.clear();
+        }
+    }
+}
+
+impl<W: Write> Visitor for JsonVisitor<'_, W> {
+    fn event(&mut self, event: RdbEvent) {
+        if self.error.is_none() {
+            if let Err(e) = self.dumper.event(&event, self.w) {
+                self.error = Some(e);
+            }
+        }
+    }
+    fn key_start(&mut self, key: KeyRef<'_>) {
+        self.dumper.key_start(key.db, key.key, key.kind, key.expire);
+    }
+    fn string_chunk(&mut self, data: &[u8]) {
+        if self.error.is_none() {
+            if let Err(e) = self.dumper.string_chunk(data, self.w) {
+                self.error = Some(e);
+            }
+        }
+    }
+    fn element(&mut self, element: &[u8]) {
+        self.dumper.element(element);
+        self.flushed();
+    }
+    fn zset_member(&mut self, member: &[u8], score: f64) {
+        self.dumper.zset_member(member, score);
+        self.flushed();
+    }
+    fn hash_field(&mut self, field: &[u8], value: &[u8], expire_ms: Option<i64>) {
+        self.dumper.hash_field(field, value, expire_ms);
+        self.flushed();
+    }
+    fn key_end(&mut self) {
+        self.event(RdbEvent::KeyEnd);
+    }
+}
+
 /// The `--stats` summary.
 #[derive(Default)]
 pub struct Stats {
@@ -368,11 +473,21 @@ pub struct Stats {
     module_aux: u64,
     keys_per_db: BTreeMap<u64, u64>,
     expires_per_db: BTreeMap<u64, u64>,
-    per_kind: BTreeMap<(&'static str, &'static str), (u64, u64)>,
+    /// Keys and value bytes per type byte (one file has one magic, so a byte is one kind).
+    per_kind: Vec<(Option<ObjectKind>, u64, u64)>,
     total_bytes: u64,
-    current: Option<(KeyInfo, u64, u64)>,
+    /// The key being read: db, name, kind, expiry, value bytes, elements.
+    in_key: bool,
+    db: u64,
+    key: Vec<u8>,
+    kind: Option<ObjectKind>,
+    expire: bool,
+    bytes: u64,
+    elems: u64,
     largest: Vec<(u64, u64, u64, String, &'static str)>,
     checksum: String,
+    /// A lazy value whose header could not be read.
+    pub error: Option<RdbError>,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -391,7 +506,11 @@ impl Stats {
             RdbEvent::Aux { name, value } => self.aux.push((lossy(name), lossy(value))),
             RdbEvent::Function { .. } | RdbEvent::FunctionPreGa { .. } => self.functions += 1,
             RdbEvent::ModuleAux { .. } => self.module_aux += 1,
-            RdbEvent::KeyStart(info) => self.current = Some((info.clone(), 0, 0)),
+            RdbEvent::KeyStart(info) => {
+                let mut key = KeyRef::new(info.db, &info.key, info.kind);
+                key.expire = info.expire;
+                self.key_start(key);
+            }
             RdbEvent::StringChunk(c) => self.add(c.len(), 0),
             RdbEvent::Element(e) => self.add(e.len(), 1),
             RdbEvent::ZsetMember { member, .. } => self.add(member.len() + 8, 1),
@@ -401,33 +520,8 @@ impl Stats {
                 self.add(n + 16, 1)
             }
             RdbEvent::ModuleChunk(c) => self.add(c.len(), 0),
-            RdbEvent::KeyEnd => {
-                if let Some((info, bytes, elems)) = self.current.take() {
-                    *self.keys_per_db.entry(info.db).or_default() += 1;
-                    if info.expire.is_some() {
-                        *self.expires_per_db.entry(info.db).or_default() += 1;
-                    }
-                    let kind: ObjectKind = info.kind;
-                    let e = self
-                        .per_kind
-                        .entry((kind.value_type().name(), kind.encoding_name()))
-                        .or_default();
-                    e.0 += 1;
-                    e.1 += bytes;
-                    self.total_bytes += bytes;
-                    if self.largest.len() < TOP || bytes > self.largest[TOP - 1].0 {
-                        self.largest.push((
-                            bytes,
-                            elems,
-                            info.db,
-                            lossy(&info.key),
-                            kind.value_type().name(),
-                        ));
-                        self.largest.sort_by_key(|e| std::cmp::Reverse(e.0));
-                        self.largest.truncate(TOP);
-                    }
-                }
-            }
+            RdbEvent::Raw(raw) => self.raw_value(raw.as_raw_ref()),
+            RdbEvent::KeyEnd => self.key_done(),
             RdbEvent::End { checksum } => {
                 self.checksum = match checksum {
                     Checksum::Verified(v) => format!("ok ({v:016x})"),
@@ -440,11 +534,43 @@ impl Stats {
         }
     }
 
-    fn add(&mut self, bytes: usize, elems: u64) {
-        if let Some((_, b, e)) = &mut self.current {
-            *b += bytes as u64;
-            *e += elems;
+    /// Accounts for the key that just ended.
+    fn key_done(&mut self) {
+        if !std::mem::take(&mut self.in_key) {
+            return;
         }
+        let (db, bytes, elems) = (self.db, self.bytes, self.elems);
+        if self.keys_per_db.last_key_value().map(|(k, _)| *k) == Some(db) {
+            // Keys come grouped by db: the common case skips the tree search.
+            if let Some(mut last) = self.keys_per_db.last_entry() {
+                *last.get_mut() += 1;
+            }
+        } else {
+            *self.keys_per_db.entry(db).or_default() += 1;
+        }
+        if self.expire {
+            *self.expires_per_db.entry(db).or_default() += 1;
+        }
+        let Some(kind) = self.kind else { return };
+        if self.per_kind.is_empty() {
+            self.per_kind = vec![(None, 0, 0); 256];
+        }
+        let e = &mut self.per_kind[usize::from(kind.type_byte())];
+        e.0 = Some(kind);
+        e.1 += 1;
+        e.2 += bytes;
+        self.total_bytes += bytes;
+        if self.largest.len() < TOP || bytes > self.largest[TOP - 1].0 {
+            self.largest
+                .push((bytes, elems, db, lossy(&self.key), kind.value_type().name()));
+            self.largest.sort_by_key(|e| std::cmp::Reverse(e.0));
+            self.largest.truncate(TOP);
+        }
+    }
+
+    fn add(&mut self, bytes: usize, elems: u64) {
+        self.bytes += bytes as u64;
+        self.elems += elems;
     }
 
     /// Prints the summary.
@@ -466,15 +592,73 @@ impl Stats {
             writeln!(w, "  db {db}: {n} keys, {e} with expiry")?;
         }
         writeln!(w, "keys by type and encoding:")?;
-        for ((t, enc), (n, b)) in &self.per_kind {
+        let mut per_kind = BTreeMap::<_, (u64, u64)>::new();
+        for (kind, n, b) in &self.per_kind {
+            if let Some(kind) = kind {
+                let e = per_kind
+                    .entry((kind.value_type().name(), kind.encoding_name()))
+                    .or_default();
+                e.0 += n;
+                e.1 += b;
+            }
+        }
+        for ((t, enc), (n, b)) in &per_kind {
             writeln!(w, "  {t:<7} {enc:<20} {n:>10} keys {b:>14} bytes")?;
         }
-        writeln!(w, "value bytes: {}", self.total_bytes)?;
+        writeln!(
+            w,
+            "value bytes: {} (strings' lengths, packed encodings' decoded sizes, other elements' lengths)",
+            self.total_bytes
+        )?;
         writeln!(w, "largest keys:")?;
         for (b, e, db, k, t) in &self.largest {
             let k: String = k.chars().take(60).collect();
             writeln!(w, "  {b:>12} bytes {e:>10} elements  db {db} {t} {k}")?;
         }
         Ok(())
+    }
+}
+
+/// With lazy values on, `--stats` reads every figure from headers: a compressed string's
+/// length and a container's size and element count never need decompressing it.
+impl Visitor for Stats {
+    fn event(&mut self, event: RdbEvent) {
+        Stats::event(self, &event);
+    }
+    fn key_start(&mut self, key: KeyRef<'_>) {
+        self.in_key = true;
+        self.db = key.db;
+        self.key.clear();
+        self.key.extend_from_slice(key.key);
+        self.kind = Some(key.kind);
+        self.expire = key.expire.is_some();
+        self.bytes = 0;
+        self.elems = 0;
+    }
+    fn string_chunk(&mut self, data: &[u8]) {
+        self.add(data.len(), 0);
+    }
+    fn element(&mut self, element: &[u8]) {
+        self.add(element.len(), 1);
+    }
+    fn zset_member(&mut self, member: &[u8], _score: f64) {
+        self.add(member.len() + 8, 1);
+    }
+    fn hash_field(&mut self, field: &[u8], value: &[u8], _expire_ms: Option<i64>) {
+        self.add(field.len() + value.len(), 1);
+    }
+    fn raw_value(&mut self, value: RawRef<'_>) {
+        match value.count() {
+            Ok(n) => {
+                self.bytes += value.decoded_len();
+                self.elems += n;
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+    fn key_end(&mut self) {
+        Stats::event(self, &RdbEvent::KeyEnd);
     }
 }

@@ -6,8 +6,12 @@
 //! if the file parsed whole with a valid checksum; errors name the byte offset. On a terminal,
 //! long runs show progress on stderr.
 //!
-//! Input is read into reused blocks and pushed as `Bytes`, so keys and values stored raw
-//! reach the output as slices of what was read (no copy, no allocation per key).
+//! Input is read into one reused buffer and parsed in place with `Parser::feed_with` and a
+//! borrowing `Visitor` (the parser's fastest path: no copy, no allocation per key).
+//! `--stats` turns on lazy values: every figure it prints (a compressed string's length, a
+//! container's size and element count) comes from headers, so nothing is decompressed; it
+//! checks the file's structure and checksum, not the inside of packed values. JSON holds at
+//! most 1 MiB of a string value: a longer one is written as base64 while it is read.
 
 mod dump;
 mod input;
@@ -17,9 +21,8 @@ use std::io::{self, IsTerminal, Read};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use input::read_chunk;
-use respsync::rdb::{Parser, ParserConfig, RdbEvent};
+use input::{read_full, READ_SIZE};
+use respsync::rdb::{Parser, ParserConfig};
 
 fn usage() -> ExitCode {
     eprintln!("usage: rdb-dump [--stats] [--allow-newer] FILE|-");
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
 fn run(
     path: &str,
     stats_mode: bool,
-    config: ParserConfig,
+    mut config: ParserConfig,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let (mut input, total): (Box<dyn Read>, Option<u64>) = if path == "-" {
         (Box::new(io::stdin().lock()), None)
@@ -63,55 +66,62 @@ fn run(
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
     };
+    // --stats reads every figure from headers: values stay undecoded.
+    config.lazy_values(stats_mode);
     let progress = io::stderr().is_terminal();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut parser = Parser::new(config);
     let mut dumper = dump::JsonDumper::new();
     let mut stats = dump::Stats::default();
-    let mut buf = BytesMut::new();
+    let mut buf = vec![0u8; READ_SIZE];
     let mut read = 0u64;
-    let mut keys = 0u64;
     let start = Instant::now();
     let mut next_report = start + Duration::from_millis(500);
     loop {
-        let chunk = read_chunk(&mut input, &mut buf)?;
-        let n = chunk.len();
-        if n == 0 {
-            parser.finish();
-        } else {
-            parser.push_bytes(chunk);
-            read += n as u64;
-        }
-        loop {
-            let ev = match parser.poll_event() {
-                Ok(Some(ev)) => ev,
-                Ok(None) => break,
-                Err(e) => {
-                    if !stats_mode {
-                        dumper.flush_complete(&mut out)?;
-                    }
-                    return Err(e.into());
-                }
-            };
-            if matches!(ev, RdbEvent::KeyEnd) {
-                keys += 1;
-            }
-            if stats_mode {
-                stats.event(&ev);
+        let n = read_full(&mut input, &mut buf)?;
+        let piece = &buf[..n];
+        // The borrowing visitor over the read buffer: the parser's fastest path.
+        let res = if stats_mode {
+            if n == 0 {
+                parser.finish();
+                parser.parse_with(&mut stats)
             } else {
-                dumper.event(&ev, &mut out)?;
+                parser.feed_with(piece, &mut stats)
             }
+        } else {
+            let mut v = dump::JsonVisitor {
+                dumper: &mut dumper,
+                w: &mut out,
+                error: None,
+            };
+            let res = if n == 0 {
+                parser.finish();
+                parser.parse_with(&mut v)
+            } else {
+                parser.feed_with(piece, &mut v)
+            };
+            if let Some(e) = v.error {
+                return Err(e.into());
+            }
+            res
+        };
+        read += n as u64;
+        if let Err(e) = res {
+            if !stats_mode {
+                dumper.flush_complete(&mut out)?;
+            }
+            return Err(e.into());
+        }
+        if let Some(e) = stats.error.take() {
+            return Err(e.into());
         }
         if progress && Instant::now() >= next_report {
             next_report += Duration::from_millis(500);
             let mib = read as f64 / (1 << 20) as f64;
             match total {
-                Some(t) => eprint!(
-                    "\r{mib:.1} / {:.1} MiB, {keys} keys",
-                    t as f64 / (1 << 20) as f64
-                ),
-                None => eprint!("\r{mib:.1} MiB, {keys} keys"),
+                Some(t) => eprint!("\r{mib:.1} / {:.1} MiB", t as f64 / (1 << 20) as f64),
+                None => eprint!("\r{mib:.1} MiB"),
             }
         }
         if parser.is_done() || n == 0 {
@@ -125,9 +135,9 @@ fn run(
         // finish() was called and no error came: cannot happen, but never claim success.
         return Err("incomplete file".into());
     }
-    let trailing = parser.buffered() as u64 + drain_len(&mut input)?;
+    let trailing = parser.remaining().len() as u64 + drain_len(&mut input)?;
     if stats_mode {
-        stats.print(&mut out, read)?;
+        stats.print(&mut out, read - parser.remaining().len() as u64)?;
     }
     dumper.flush(&mut out)?;
     if trailing > 0 {

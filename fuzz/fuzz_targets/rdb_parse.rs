@@ -1,6 +1,6 @@
 //! Any bytes: the RDB parser returns events or a typed error, never panics, never loops, and
 //! gives the same result fed whole or in pieces, copied (`push`) or in place (`push_bytes`),
-//! and through `feed_with` and a visitor. The CRC check is skipped (the fuzzer could
+//! through `feed_with` and a visitor, and with lazy values decoded on demand. The CRC check is skipped (the fuzzer could
 //! never get past it) and limits are small so that no input can allocate much.
 #![no_main]
 
@@ -93,4 +93,26 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(whole, pieces);
     assert_eq!(whole, run(data, split, &config, true));
     assert_eq!(whole, visit(data, split, &config));
+    let mut lazy = config.clone();
+    lazy.lazy_values(true);
+    let (events, err) = run(data, split, &lazy, true);
+    assert_eq!(whole, expand_raw(events, err));
 });
+
+/// Replaces each lazy value by the events decoding it gives; a decode error ends the result.
+fn expand_raw(events: Vec<RdbEvent>, err: Option<RdbError>) -> (Vec<RdbEvent>, Option<RdbError>) {
+    let mut out = Events::default();
+    for ev in events {
+        match ev {
+            RdbEvent::Raw(raw) => {
+                if let Err(e) = raw.as_raw_ref().decode(&mut out) {
+                    return (out.0, Some(e));
+                }
+                // Counting never fails where decoding succeeded.
+                raw.as_raw_ref().count().unwrap();
+            }
+            ev => out.0.push(ev),
+        }
+    }
+    (out.0, err)
+}

@@ -19,6 +19,7 @@ pub struct ParserConfig {
     pub(crate) nonstandard_opcodes: Vec<u8>,
     pub(crate) danger_skip_checksum: bool,
     pub(crate) allow_newer_versions: bool,
+    pub(crate) lazy_values: bool,
 }
 
 impl Default for ParserConfig {
@@ -35,6 +36,7 @@ impl Default for ParserConfig {
             nonstandard_opcodes: vec![107, 121],
             danger_skip_checksum: false,
             allow_newer_versions: false,
+            lazy_values: false,
         }
     }
 }
@@ -110,6 +112,43 @@ impl ParserConfig {
     /// ```
     pub fn allow_newer_versions(&mut self, allow: bool) -> &mut Self {
         self.allow_newer_versions = allow;
+        self
+    }
+
+    /// Delivers values the file stores as one encoded string (LZF-compressed strings,
+    /// ziplists, listpacks, intsets, zipmaps, quicklist and stream nodes) undecoded, as
+    /// [`RdbEvent::Raw`](super::RdbEvent::Raw) / [`Visitor::raw_value`](super::Visitor::raw_value),
+    /// so a consumer that does not look at a value does not pay for decompressing or walking
+    /// it. Default off. Limits are checked as with it off; a corrupt container is reported
+    /// when it is decoded ([`RawRef::decode`](super::RawRef::decode)), not while parsing.
+    ///
+    /// ```
+    /// use respsync::rdb::{Parser, ParserConfig, RdbEvent};
+    ///
+    /// // A list stored as a ziplist (type 10) of the two elements "a" and "b".
+    /// let ziplist = b"\x11\x00\x00\x00\x0d\x00\x00\x00\x02\x00\x00\x01a\x03\x01b\xff";
+    /// let mut file = b"REDIS0006\xfe\x00\x0a\x01l\x11".to_vec();
+    /// file.extend_from_slice(ziplist);
+    /// file.extend_from_slice(b"\xff\0\0\0\0\0\0\0\0");
+    ///
+    /// let mut config = ParserConfig::default();
+    /// config.lazy_values(true);
+    /// let mut parser = Parser::new(config);
+    /// parser.push(&file);
+    /// parser.finish();
+    /// while let Some(event) = parser.poll_event().unwrap() {
+    ///     if let RdbEvent::Raw(raw) = event {
+    ///         assert_eq!(raw.as_raw_ref().count().unwrap(), 2); // from the header
+    ///         assert_eq!(
+    ///             raw.events().unwrap(),
+    ///             [RdbEvent::Element("a".into()), RdbEvent::Element("b".into())]
+    ///         );
+    ///     }
+    /// }
+    /// assert!(parser.is_done());
+    /// ```
+    pub fn lazy_values(&mut self, lazy: bool) -> &mut Self {
+        self.lazy_values = lazy;
         self
     }
 

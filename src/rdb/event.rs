@@ -4,6 +4,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use super::raw::RawValue;
+
 /// The magic string at the start of a file; it decides what some ambiguous codes mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -716,6 +718,11 @@ pub enum RdbEvent {
     /// Raw bytes of a module opcode stream (one opcode item per chunk, the last chunk holds
     /// the terminating opcode 0). Concatenated after the module id they re-create the record.
     ModuleChunk(Bytes),
+    /// A value, or part of one, as stored: an LZF-compressed string, an embedded container, a
+    /// quicklist or stream node, not decoded. Only with
+    /// [`ParserConfig::lazy_values`](super::ParserConfig::lazy_values), in place of the events
+    /// decoding it gives ([`RawValue::events`]).
+    Raw(RawValue),
     /// The current key record is complete.
     KeyEnd,
     /// End of the file; nothing follows.

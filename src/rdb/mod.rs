@@ -10,6 +10,16 @@
 //! [`Writer`] writes files (versions 9–12) as a stream of chunks, and [`parse_dump_payload`]
 //! decodes `DUMP` payloads.
 //!
+//! ## Lazy values
+//!
+//! With [`ParserConfig::lazy_values`] on, a value the file stores as one encoded string (an
+//! LZF-compressed string, a ziplist, listpack, intset or zipmap, each quicklist node and
+//! stream node) is not decoded: it arrives as one [`RdbEvent::Raw`] ([`Visitor::raw_value`]
+//! for visitors), whose sizes and element count come from its header, and which
+//! [`RawRef::decode`] turns into the events it stands for when the consumer wants them.
+//! Values stored as separate records (hash-table, skiplist and linked-list elements, raw and
+//! integer strings, which cost nothing to "decode") are delivered as usual.
+//!
 //! ## Memory
 //!
 //! The parser holds the unparsed input plus the item it is working on: one key, element,
@@ -37,6 +47,7 @@ pub mod dump;
 mod error;
 mod event;
 mod parser;
+mod raw;
 mod value;
 mod visitor;
 pub mod writer;
@@ -49,6 +60,7 @@ pub use event::{
     StreamConsumerInfo, StreamGroupInfo, StreamId, StreamMeta, ValueType,
 };
 pub use parser::Parser;
+pub use raw::{RawKind, RawRef, RawValue};
 pub use value::{
     Collector, HashEntry, ModuleValue, Stream, StreamConsumer, StreamEntry, StreamGroup, Value,
 };

@@ -23,6 +23,7 @@ use super::event::{
     Checksum, Expiry, KeyInfo, Magic, ModuleId, ObjectKind, PendingEntry, PreGaFunction, RdbEvent,
     StreamConsumerInfo, StreamGroupInfo, StreamId, StreamMeta,
 };
+use super::raw::{RawKind, RawRef};
 use super::visitor::{KeyRef, Visitor};
 
 // Opcodes (Redis src/rdb.h).
@@ -84,6 +85,16 @@ enum StrHead {
     Raw(u64),
     Int(i64),
     Lzf { clen: u64, ulen: u64 },
+}
+
+/// A `string` as stored: LZF data not decompressed, anything else as [`Str`].
+enum Stored<'a> {
+    Str(Str<'a>),
+    Lzf {
+        data: &'a [u8],
+        ulen: u64,
+        data_at: u64,
+    },
 }
 
 /// A decoded `string`: borrowed from the input, an integer, or decompressed.
@@ -283,6 +294,35 @@ impl<'a> Cur<'a> {
         }
     }
 
+    /// A `string` at most `max` bytes long (decompressed), LZF data left compressed.
+    fn stored(&mut self, max: u64, limit: Limit) -> R<Stored<'a>> {
+        if self.b.get(self.p) != Some(&0xC3) {
+            return Ok(Stored::Str(self.string(max, limit)?));
+        }
+        let at = self.off();
+        let StrHead::Lzf { clen, ulen } = self.str_head()? else {
+            return Err(corrupt("lzf string", at).into());
+        };
+        for len in [ulen, clen] {
+            if len > max {
+                return Err(RdbError::LimitExceeded {
+                    limit,
+                    len,
+                    max,
+                    offset: at,
+                }
+                .into());
+            }
+        }
+        let data_at = self.off();
+        let data = self.take(clen)?;
+        Ok(Stored::Lzf {
+            data,
+            ulen,
+            data_at,
+        })
+    }
+
     /// Skips a `string` without decoding it (module opcode streams); bounded by `max`.
     fn skip_string(&mut self, max: u64) -> R<()> {
         let at = self.off();
@@ -341,7 +381,7 @@ fn int_text(i: i64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[pos..]
 }
 
-fn container_err(
+pub(super) fn container_err(
     container: ContainerKind,
     at: u64,
     e: &super::encoding::ContainerError,
@@ -371,7 +411,7 @@ enum Items {
 
 /// Values stored as one embedded container.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Blob {
+pub(super) enum Blob {
     ListZiplist,
     SetIntset,
     ZsetZiplist,
@@ -527,6 +567,9 @@ impl<V: Visitor> Visitor for Borrowing<'_, V> {
     fn hash_field(&mut self, field: &[u8], value: &[u8], expire_ms: Option<i64>) {
         self.0.hash_field(field, value, expire_ms)
     }
+    fn raw_value(&mut self, value: RawRef<'_>) {
+        self.0.raw_value(value)
+    }
     fn key_end(&mut self) {
         self.0.key_end()
     }
@@ -634,6 +677,11 @@ impl Visitor for Queue {
             value,
             expire_ms,
         });
+    }
+
+    fn raw_value(&mut self, value: RawRef<'_>) {
+        let data = self.bytes(value.stored());
+        self.event(RdbEvent::Raw(value.to_value(data)));
     }
 }
 
@@ -1650,6 +1698,19 @@ impl Machine {
                         }
                         let data_at = c.off();
                         let input = c.take(clen)?;
+                        if self.cfg.lazy_values {
+                            let raw = RawRef::new(
+                                RawKind::String,
+                                input,
+                                Some(ulen),
+                                at,
+                                data_at,
+                                self.cfg.chunk_size,
+                            );
+                            sink.raw_value(raw);
+                            self.key_end(sink);
+                            return Ok(());
+                        }
                         let mut out = std::mem::take(&mut self.scratch);
                         out.clear();
                         let res = decompress_into(input, ulen, data_at, &mut out);
@@ -1856,9 +1917,51 @@ impl Machine {
             // The smallest field TTL, a hint Redis derives again from the fields: skipped.
             c.i64le()?;
         }
-        let (s, at) = self.blob_string(c)?;
-        s.with_slice(|data| decode_blob(kind, data, at, sink))?;
+        let raw = match kind {
+            Blob::ListZiplist => RawKind::ListZiplist,
+            Blob::SetIntset => RawKind::SetIntset,
+            Blob::ZsetZiplist => RawKind::ZsetZiplist,
+            Blob::HashZiplist => RawKind::HashZiplist,
+            Blob::HashZipmap => RawKind::HashZipmap,
+            Blob::HashListpack => RawKind::HashListpack,
+            Blob::ZsetListpack => RawKind::ZsetListpack,
+            Blob::SetListpack => RawKind::SetListpack,
+            Blob::HashListpackEx { .. } => RawKind::HashListpackEx,
+        };
+        self.blob_value(sink, c, raw, |data, at, sink| {
+            decode_blob(kind, data, at, sink)
+        })?;
         self.key_end(sink);
+        Ok(())
+    }
+
+    /// Reads a container blob and decodes it into `sink`, or with lazy values hands it over
+    /// undecoded as `raw` (a blob stored as an integer is always decoded, into its error).
+    fn blob_value<S: Sink>(
+        &self,
+        sink: &mut S,
+        c: &mut Cur<'_>,
+        raw: RawKind,
+        decode: impl FnOnce(&[u8], u64, &mut S) -> Result<(), RdbError>,
+    ) -> R<()> {
+        if !self.cfg.lazy_values {
+            let (s, at) = self.blob_string(c)?;
+            return Ok(s.with_slice(|data| decode(data, at, sink))?);
+        }
+        let at = c.off();
+        let chunk = self.cfg.chunk_size;
+        match c.stored(self.cfg.max_blob_len, Limit::BlobLen)? {
+            Stored::Lzf {
+                data,
+                ulen,
+                data_at,
+            } => sink.raw_value(RawRef::new(raw, data, Some(ulen), at, data_at, chunk)),
+            Stored::Str(Str::Slice(data)) => {
+                let at = c.off() - data.len() as u64;
+                sink.raw_value(RawRef::new(raw, data, None, at, at, chunk));
+            }
+            Stored::Str(s) => s.with_slice(|data| decode(data, at, sink))?,
+        }
         Ok(())
     }
 
@@ -1872,19 +1975,39 @@ impl Machine {
         if v2 {
             let at = c.off();
             match c.len()? {
+                QUICKLIST_NODE_PLAIN if self.cfg.lazy_values => {
+                    let at = c.off();
+                    match c.stored(self.cfg.max_string_len, Limit::StringLen)? {
+                        Stored::Lzf {
+                            data,
+                            ulen,
+                            data_at,
+                        } => sink.raw_value(RawRef::new(
+                            RawKind::Element,
+                            data,
+                            Some(ulen),
+                            at,
+                            data_at,
+                            self.cfg.chunk_size,
+                        )),
+                        Stored::Str(e) => e.with_slice(|e| sink.element(e)),
+                    }
+                }
                 QUICKLIST_NODE_PLAIN => {
                     let e = self.string(c)?;
                     e.with_slice(|e| sink.element(e));
                 }
                 QUICKLIST_NODE_PACKED => {
-                    let (s, at) = self.blob_string(c)?;
-                    s.with_slice(|data| decode_blob(Blob::SetListpack, data, at, sink))?;
+                    self.blob_value(sink, c, RawKind::ListListpack, |data, at, sink| {
+                        decode_blob(Blob::SetListpack, data, at, sink)
+                    })?;
                 }
                 _ => return Err(corrupt("quicklist node container", at).into()),
             }
         } else {
-            let (s, at) = self.blob_string(c)?;
-            s.with_slice(|data| decode_blob(Blob::ListZiplist, data, at, sink))?;
+            self.blob_value(sink, c, RawKind::ListZiplist, |data, at, sink| {
+                decode_blob(Blob::ListZiplist, data, at, sink)
+            })?;
         }
         if left > 1 {
             self.state = State::Quicklist { v2, left: left - 1 };
@@ -1906,8 +2029,12 @@ impl Machine {
         let master = key.with_slice(|k| <[u8; 16]>::try_from(k).ok());
         let master = master.ok_or(corrupt("stream node key", key_at))?;
         let master = StreamId::from_be_bytes(master);
-        let (s, at) = self.blob_string(c)?;
-        s.with_slice(|data| decode_stream_node(master, data, at, sink))?;
+        self.blob_value(
+            sink,
+            c,
+            RawKind::StreamNode { master_id: master },
+            |data, at, sink| decode_stream_node(master, data, at, sink),
+        )?;
         self.state = if left > 1 {
             State::StreamNodes { v, left: left - 1 }
         } else {
@@ -2139,7 +2266,12 @@ fn packed_int(v: PackedValue<'_>) -> Option<i64> {
 }
 
 /// Decodes one container blob into the visitor.
-fn decode_blob<S: Visitor>(kind: Blob, data: &[u8], at: u64, sink: &mut S) -> Result<(), RdbError> {
+pub(super) fn decode_blob<S: Visitor>(
+    kind: Blob,
+    data: &[u8],
+    at: u64,
+    sink: &mut S,
+) -> Result<(), RdbError> {
     let lp_err =
         |e: super::encoding::ContainerError| container_err(ContainerKind::Listpack, at, &e);
     let zl_err = |e: super::encoding::ContainerError| container_err(ContainerKind::Ziplist, at, &e);
@@ -2218,7 +2350,7 @@ fn hash_pairs<'a, S: Visitor>(
 }
 
 /// Decodes one stream listpack node (Redis src/t_stream.c layout) into events.
-fn decode_stream_node<S: Visitor>(
+pub(super) fn decode_stream_node<S: Visitor>(
     master: StreamId,
     data: &[u8],
     at: u64,

@@ -334,6 +334,13 @@ impl Collector {
                 }
                 Ok(None)
             }
+            RdbEvent::Raw(raw) => {
+                // A lazy value: collecting it means decoding it.
+                for event in raw.events()? {
+                    self.handle_event(event)?;
+                }
+                Ok(None)
+            }
             _ => Ok(None),
         }
     }

@@ -11,6 +11,7 @@
 use bytes::Bytes;
 
 use super::event::{Expiry, KeyInfo, ObjectKind, RdbEvent};
+use super::raw::RawRef;
 
 /// A key record's start, borrowed from the parser's buffer.
 ///
@@ -142,6 +143,13 @@ pub trait Visitor {
             value: Bytes::copy_from_slice(value),
             expire_ms,
         });
+    }
+
+    /// A value stored as one encoded string, not decoded (only with
+    /// [`ParserConfig::lazy_values`](super::ParserConfig::lazy_values); [`RdbEvent::Raw`]).
+    /// [`RawRef::decode`] turns it into the callbacks it replaces, on demand.
+    fn raw_value(&mut self, value: RawRef<'_>) {
+        self.event(RdbEvent::Raw(value.to_owned_value()));
     }
 
     /// The key record ends ([`RdbEvent::KeyEnd`]).

@@ -63,7 +63,41 @@ pub fn parse_chunked(
     let copied = parse_chunked_with(data, sizes, config, Push::Copy);
     let in_place = parse_chunked_with(data, sizes, config, Push::Bytes);
     assert_eq!(copied, in_place, "push and push_bytes differ");
+    let mut lazy = config.clone();
+    lazy.lazy_values(true);
+    let (events, err) = parse_chunked_with(data, sizes, &lazy, Push::Bytes);
+    assert_eq!(
+        copied,
+        expand_raw(events, err),
+        "lazy values, decoded, differ from eager parsing"
+    );
     copied
+}
+
+/// Replaces every `RdbEvent::Raw` of a lazy parse by the events decoding it gives; a decode
+/// error ends the result there (as the eager parse would have stopped).
+pub fn expand_raw(
+    events: Vec<RdbEvent>,
+    err: Option<RdbError>,
+) -> (Vec<RdbEvent>, Option<RdbError>) {
+    struct Out(Vec<RdbEvent>);
+    impl respsync::rdb::Visitor for Out {
+        fn event(&mut self, event: RdbEvent) {
+            self.0.push(event);
+        }
+    }
+    let mut out = Out(Vec::new());
+    for ev in events {
+        match ev {
+            RdbEvent::Raw(raw) => {
+                if let Err(e) = raw.as_raw_ref().decode(&mut out) {
+                    return (out.0, Some(e));
+                }
+            }
+            ev => out.0.push(ev),
+        }
+    }
+    (out.0, err)
 }
 
 /// How a test pushes input.

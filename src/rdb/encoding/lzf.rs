@@ -59,6 +59,39 @@ const MAX_EXPANSION: usize = 88;
 /// assert!(matches!(err.kind, ContainerErrorKind::LzfOutputTooShort { declared: 2, actual: 1 }));
 /// ```
 pub fn decompress(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Result<(), ContainerError> {
+    decompress_upto(input, out_len, out_len, out)
+}
+
+/// Decompresses only the start of `input`: appends at least `min(want, out_len)` bytes of the
+/// output to `out` (and at most one back-reference or literal run more), checking what it
+/// decodes exactly as [`decompress`] does; the rest of the input is not read. Used to read a
+/// container's header (its element count) without decompressing the container.
+///
+/// ```
+/// use respsync::rdb::encoding::lzf;
+///
+/// let text = b"abcabcabcabcabcabcabcabcabcabcabcabc";
+/// let mut packed = Vec::new();
+/// assert!(lzf::compress(text, &mut packed));
+/// let mut head = Vec::new();
+/// lzf::decompress_prefix(&packed, text.len(), 4, &mut head).unwrap();
+/// assert!(head.len() >= 4 && text.starts_with(&head));
+/// ```
+pub fn decompress_prefix(
+    input: &[u8],
+    out_len: usize,
+    want: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ContainerError> {
+    decompress_upto(input, out_len, want.min(out_len), out)
+}
+
+fn decompress_upto(
+    input: &[u8],
+    out_len: usize,
+    want: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ContainerError> {
     if out_len > input.len().saturating_mul(MAX_EXPANSION) {
         return Err(ContainerError::new(
             ContainerErrorKind::LzfOutputTooShort {
@@ -69,13 +102,16 @@ pub fn decompress(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Result<(),
         ));
     }
     let base = out.len();
-    out.reserve(out_len);
+    out.reserve(want);
     let mut ip = 0;
     while ip < input.len() {
         let start = ip;
         let ctrl = usize::from(input[ip]);
         ip += 1;
         let produced = out.len() - base;
+        if produced >= want && want < out_len {
+            return Ok(());
+        }
         if ctrl < MAX_LIT {
             let run = ctrl + 1;
             if produced + run > out_len {
