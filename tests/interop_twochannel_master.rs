@@ -288,7 +288,11 @@ fn same_data(peer: Peer, m: &Proc, r: &Proc, written: u64) {
     };
     assert!(mget(m) == mget(r), "[{peer}] bulk values differ");
     let mut rc = r.conn();
-    assert_eq!(rc.bulk_text(&["GET", "w:count"]), written.to_string(), "[{peer}]");
+    assert_eq!(
+        rc.bulk_text(&["GET", "w:count"]),
+        written.to_string(),
+        "[{peer}]"
+    );
     assert_eq!(rc.int(&["LLEN", "w:log"]), written as i64, "[{peer}]");
     let mut mc = m.conn();
     mc.ok(&["SELECT", "1"]);
@@ -372,12 +376,17 @@ fn check_rdb_channel_attempt(proxy: &Proxy, a: usize, b: usize, overlap: bool) {
         id.len()
     );
     assert!(b_up.starts_with(&replconf), "B sent {b_up:?}");
-    assert!(b_up.ends_with("*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"), "B sent {b_up:?}");
+    assert!(
+        b_up.ends_with("*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+        "B sent {b_up:?}"
+    );
     let b_down = cb.down_head();
     let b_text = text(&b_down[..b_down.len().min(200)]);
     let after_ok = b_text.strip_prefix("+OK\r\n").expect("B's +OK");
     let after_nl = after_ok.trim_start_matches('\n');
-    let full = after_nl.strip_prefix("+FULLRESYNC ").expect("B's +FULLRESYNC");
+    let full = after_nl
+        .strip_prefix("+FULLRESYNC ")
+        .expect("B's +FULLRESYNC");
     let (line, tail) = full.split_once("\r\n").unwrap();
     assert!(tail.starts_with("$EOF:"), "B: {b_text:?}");
     assert_eq!(&tail[47..56], "REDIS0009", "B's snapshot is RDB 9");
@@ -387,7 +396,8 @@ fn check_rdb_channel_attempt(proxy: &Proxy, a: usize, b: usize, overlap: bool) {
     if !stream.is_empty() {
         // The first stream byte on A is FULLRESYNC offset + 1: a SELECT (or the 1 Hz ping).
         assert!(
-            stream.starts_with("*2\r\n$6\r\nSELECT\r\n") || stream.starts_with("*1\r\n$4\r\nping\r\n"),
+            stream.starts_with("*2\r\n$6\r\nSELECT\r\n")
+                || stream.starts_with("*1\r\n$4\r\nping\r\n"),
             "A's stream starts with {:?}",
             &stream[..stream.len().min(40)]
         );

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use respsync::master::ReplicaState;
 use respsync::node::{
-    Caller, CloseReason, Handled, LinkId, Node, NodeConfig, NodeEvent, SnapshotId,
-    SnapshotTarget, Transmit, RDB_CLIENT_GRACE,
+    Caller, CloseReason, Handled, LinkId, Node, NodeConfig, NodeEvent, SnapshotId, SnapshotTarget,
+    Transmit, RDB_CLIENT_GRACE,
 };
 use respsync::resp::Decoder;
 
@@ -125,10 +125,19 @@ fn writes_during(node: &mut Node) -> Vec<u8> {
 /// `PSYNC ? -1`.
 fn redis_pair(node: &mut Node, now: Instant, a: u64, b: u64) {
     let (r, h) = send(node, now, a, &[LISTENING_PORT, CAPA_RDB_CHANNEL].concat());
-    assert_eq!((r.as_str(), h), ("+OK\r\n+OK\r\n", Handled::Reply(Bytes::from_static(b"+OK\r\n"))));
+    assert_eq!(
+        (r.as_str(), h),
+        (
+            "+OK\r\n+OK\r\n",
+            Handled::Reply(Bytes::from_static(b"+OK\r\n"))
+        )
+    );
     let psync = resp(&["PSYNC", "9916407f9831c7295ad116889ebafde1c6188102", "1"]);
     assert_eq!(send(node, now, a, &psync).1, Handled::ReplicaLink);
-    assert_eq!(drain(node, a), format!("+RDBCHANNELSYNC {a}\r\n").as_bytes());
+    assert_eq!(
+        drain(node, a),
+        format!("+RDBCHANNELSYNC {a}\r\n").as_bytes()
+    );
     assert_eq!(state(node, a), ReplicaState::WaitRdbChannel);
     let (r, _) = send(node, now, b, &redis_b_replconf(&a.to_string()));
     assert_eq!(r, "+OK\r\n");
@@ -162,7 +171,10 @@ fn rdb_channel_capture_a_byte_for_byte() {
         assert_eq!(drain(&mut node, 5), b"");
         b_wire.extend(drain(&mut node, 6));
         let evs = events(&mut node);
-        if let [NodeEvent::SnapshotRequested { snapshot, target, .. }] = evs.as_slice() {
+        if let [NodeEvent::SnapshotRequested {
+            snapshot, target, ..
+        }] = evs.as_slice()
+        {
             assert_eq!(*target, SnapshotTarget::Socket);
             break *snapshot;
         }
@@ -182,7 +194,10 @@ fn rdb_channel_capture_a_byte_for_byte() {
     assert_eq!(state(&node, 5), ReplicaState::SendBulkAndStream);
     let during = writes_during(&mut node);
     assert_eq!(drain(&mut node, 5), during);
-    assert_eq!(node.replica(LinkId(5)).unwrap().stream_position().value(), 76 + during.len() as i64);
+    assert_eq!(
+        node.replica(LinkId(5)).unwrap().stream_position().value(),
+        76 + during.len() as i64
+    );
     let text = info(&node, now);
     assert!(text.starts_with(
         "connected_slaves:1\r\nslave0:ip=,port=17002,state=send_bulk_and_stream,offset=0,lag=0\r\nmaster_failover_state"
@@ -192,7 +207,8 @@ fn rdb_channel_capture_a_byte_for_byte() {
     assert!(events(&mut node).is_empty());
     assert!(node.role_reply(now).ends_with(b"*0\r\n"));
 
-    node.handle_snapshot_chunk(now, snapshot, Bytes::from_static(RDB)).unwrap();
+    node.handle_snapshot_chunk(now, snapshot, Bytes::from_static(RDB))
+        .unwrap();
     node.handle_snapshot_end(now, snapshot).unwrap();
     assert_eq!(drain(&mut node, 6), [RDB, mark.as_bytes()].concat());
     assert_eq!(
@@ -213,9 +229,12 @@ fn rdb_channel_capture_a_byte_for_byte() {
         b"*3\r\n$3\r\nSET\r\n$6\r\nafter1\r\n$2\r\nv2\r\n"
     );
     let text = info(&node, now);
-    assert!(text.starts_with(
-        "connected_slaves:1\r\nslave0:ip=,port=17002,state=online,offset=75,lag=0\r\n"
-    ), "{text}");
+    assert!(
+        text.starts_with(
+            "connected_slaves:1\r\nslave0:ip=,port=17002,state=online,offset=75,lag=0\r\n"
+        ),
+        "{text}"
+    );
     assert!(events(&mut node).is_empty());
 }
 
@@ -243,10 +262,22 @@ fn rdb_connection_errors() {
     assert_eq!(send(&mut node, now, 7, LISTENING_PORT).0, "+OK\r\n");
     send(&mut node, now, 8, &[CAPA_CLASSIC, PSYNC_ANY].concat());
     let table: [(Vec<u8>, &str); 6] = [
-        (redis_b_replconf("99"), "-ERR Unrecognized RDB client id: 99\r\n"),
-        (redis_b_replconf("7"), "-ERR Unrecognized RDB client id: 7\r\n"),
-        (redis_b_replconf("8"), "-ERR Unrecognized RDB client id: 8\r\n"),
-        (redis_b_replconf("-3"), "-ERR Unrecognized RDB client id: -3\r\n"),
+        (
+            redis_b_replconf("99"),
+            "-ERR Unrecognized RDB client id: 99\r\n",
+        ),
+        (
+            redis_b_replconf("7"),
+            "-ERR Unrecognized RDB client id: 7\r\n",
+        ),
+        (
+            redis_b_replconf("8"),
+            "-ERR Unrecognized RDB client id: 8\r\n",
+        ),
+        (
+            redis_b_replconf("-3"),
+            "-ERR Unrecognized RDB client id: -3\r\n",
+        ),
         (
             redis_b_replconf("x"),
             "-ERR value is not an integer or out of range\r\n",
@@ -271,7 +302,10 @@ fn rdb_connection_errors() {
 fn rdb_channel_is_never_offered_to_a_replica_that_did_not_ask() {
     let now = Instant::now();
     // Redis 6.2 / 7.0 / 8.2 with `repl-rdb-channel no`, and Valkey without dual channel.
-    for capa in [CAPA_CLASSIC, b"*3\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n".as_slice()] {
+    for capa in [
+        CAPA_CLASSIC,
+        b"*3\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n".as_slice(),
+    ] {
         let mut node = Node::new(config(0), now);
         send(&mut node, now, 1, &[LISTENING_PORT, capa].concat());
         let psync = resp(&["PSYNC", "9916407f9831c7295ad116889ebafde1c6188102", "1"]);
@@ -282,18 +316,33 @@ fn rdb_channel_is_never_offered_to_a_replica_that_did_not_ask() {
         assert_eq!(target, SnapshotTarget::Socket);
         let start = node.handle_snapshot_started(now, snap).unwrap();
         let head = text_of(&drain(&mut node, 1));
-        assert!(head.starts_with(&format!("+FULLRESYNC {} 0\r\n$EOF:", start.replid)), "{head}");
+        assert!(
+            head.starts_with(&format!("+FULLRESYNC {} 0\r\n$EOF:", start.replid)),
+            "{head}"
+        );
     }
     // The capability offered, but the node does not honour it: `repl-rdb-channel no`, or
     // disk sync (then the classic `$<len>` transfer).
     for cfg in [
-        NodeConfig { rdb_channel: false, ..config(0) },
-        NodeConfig { diskless_sync: false, ..config(0) },
+        NodeConfig {
+            rdb_channel: false,
+            ..config(0)
+        },
+        NodeConfig {
+            diskless_sync: false,
+            ..config(0)
+        },
     ] {
         let disk = !cfg.diskless_sync;
         let mut node = Node::new(cfg, now);
         assert_eq!(send(&mut node, now, 1, CAPA_RDB_CHANNEL).0, "+OK\r\n");
-        assert!(!node.replica(LinkId(1)).unwrap().capabilities().rdb_channel_repl);
+        assert!(
+            !node
+                .replica(LinkId(1))
+                .unwrap()
+                .capabilities()
+                .rdb_channel_repl
+        );
         assert_eq!(send(&mut node, now, 1, PSYNC_ANY).1, Handled::ReplicaLink);
         assert_eq!(drain(&mut node, 1), b"");
         let (_, target) = requested(&mut node);
@@ -307,10 +356,18 @@ fn rdb_channel_is_never_offered_to_a_replica_that_did_not_ask() {
     node.handle_snapshot_end(now, snap).unwrap();
     node.handle_disconnect(now, LinkId(5));
     node.handle_disconnect(now, LinkId(6));
-    send(&mut node, now, 7, &[LISTENING_PORT, CAPA_RDB_CHANNEL].concat());
+    send(
+        &mut node,
+        now,
+        7,
+        &[LISTENING_PORT, CAPA_RDB_CHANNEL].concat(),
+    );
     let psync = resp(&["PSYNC", start.replid.as_str(), "1"]);
     assert_eq!(send(&mut node, now, 7, &psync).1, Handled::ReplicaLink);
-    assert_eq!(drain(&mut node, 7), format!("+CONTINUE {}\r\n", start.replid).as_bytes());
+    assert_eq!(
+        drain(&mut node, 7),
+        format!("+CONTINUE {}\r\n", start.replid).as_bytes()
+    );
 }
 
 #[test]
@@ -350,10 +407,12 @@ fn main_connection_lost_the_rdb_connection_still_gets_its_snapshot() {
     redis_pair(&mut node, now, 5, 6);
     node.handle_disconnect(now, LinkId(5));
     // Listed by itself once its main connection is gone (rdb-channel.md §5).
-    assert!(info(&node, now).starts_with("connected_slaves:1\r\nslave0:ip=,port=17002,state=wait_bgsave"));
+    assert!(info(&node, now)
+        .starts_with("connected_slaves:1\r\nslave0:ip=,port=17002,state=wait_bgsave"));
     let (snap, _) = requested(&mut node);
     let start = node.handle_snapshot_started(now, snap).unwrap();
-    node.handle_snapshot_chunk(now, snap, Bytes::from_static(RDB)).unwrap();
+    node.handle_snapshot_chunk(now, snap, Bytes::from_static(RDB))
+        .unwrap();
     node.handle_snapshot_end(now, snap).unwrap();
     let wire = text_of(&drain(&mut node, 6));
     assert!(wire.starts_with(&format!("+FULLRESYNC {} 0\r\n$EOF:", start.replid)));
@@ -376,7 +435,16 @@ fn rdb_connections_never_take_a_disk_snapshot() {
     assert_eq!(state(&node, 9), ReplicaState::WaitBgsaveStart);
     node.handle_snapshot_end(now, s1).unwrap();
     let evs = events(&mut node);
-    assert!(evs.iter().any(|e| matches!(e, NodeEvent::SnapshotRequested { target: SnapshotTarget::Disk, .. })), "{evs:?}");
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            NodeEvent::SnapshotRequested {
+                target: SnapshotTarget::Disk,
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
 }
 
 // ------------------------------------------------------------------ Valkey dual channel
@@ -424,14 +492,21 @@ fn dual_channel_endoff_then_continue_from_the_pinned_offset() {
         node.propagate(0, &["SET", &format!("k{i}"), &big]);
     }
     let end = node.offset().value();
-    node.handle_snapshot_chunk(now, snap, Bytes::from_static(RDB)).unwrap();
+    node.handle_snapshot_chunk(now, snap, Bytes::from_static(RDB))
+        .unwrap();
     node.handle_snapshot_end(now, snap).unwrap();
     drain(&mut node, 6);
     node.handle_disconnect(now, LinkId(6));
     assert!(node.backlog().unwrap().histlen() > 16 * 1024);
 
     assert_eq!(
-        send(&mut node, now, 5, &resp(&["REPLCONF", "set-rdb-client-id", "6"])).0,
+        send(
+            &mut node,
+            now,
+            5,
+            &resp(&["REPLCONF", "set-rdb-client-id", "6"])
+        )
+        .0,
         "+OK\r\n"
     );
     let psync = resp(&["PSYNC", start.replid.as_str(), "76"]);
@@ -448,8 +523,15 @@ fn dual_channel_endoff_then_continue_from_the_pinned_offset() {
     // position is recomputed when the next write is flushed).
     node.propagate(0, &["SET", "a", "b"]);
     drain(&mut node, 5);
-    assert_eq!(node.backlog().unwrap().retain_from().map(|o| o.value()), Some(end + 1));
-    node.handle_input(now, LinkId(5), &resp(&["REPLCONF", "ACK", &end.to_string()]));
+    assert_eq!(
+        node.backlog().unwrap().retain_from().map(|o| o.value()),
+        Some(end + 1)
+    );
+    node.handle_input(
+        now,
+        LinkId(5),
+        &resp(&["REPLCONF", "ACK", &end.to_string()]),
+    );
     assert_eq!(state(&node, 5), ReplicaState::Online);
 }
 
@@ -501,8 +583,14 @@ fn dual_channel_refusals_and_fallbacks() {
     }
     // Not honoured (`dual_channel` off, or disk sync): the classic full sync.
     for cfg in [
-        NodeConfig { dual_channel: false, ..config(0) },
-        NodeConfig { diskless_sync: false, ..config(0) },
+        NodeConfig {
+            dual_channel: false,
+            ..config(0)
+        },
+        NodeConfig {
+            diskless_sync: false,
+            ..config(0)
+        },
     ] {
         let mut node = Node::new(cfg, now);
         send(&mut node, now, 1, &[CAPA_DUAL, VERSION].concat());
@@ -548,9 +636,24 @@ fn dual_channel_pin_past_the_hard_limit_drops_the_rdb_connection() {
     }
     node.handle_timeout(now + SECOND);
     let evs = events(&mut node);
-    assert!(evs.iter().any(|e| matches!(e, NodeEvent::Close { link: LinkId(6), reason: CloseReason::OutputBufferHard { .. } })), "{evs:?}");
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            NodeEvent::Close {
+                link: LinkId(6),
+                reason: CloseReason::OutputBufferHard { .. }
+            }
+        )),
+        "{evs:?}"
+    );
     assert_eq!(
-        send(&mut node, now, 5, &resp(&["REPLCONF", "set-rdb-client-id", "6"])).0,
+        send(
+            &mut node,
+            now,
+            5,
+            &resp(&["REPLCONF", "set-rdb-client-id", "6"])
+        )
+        .0,
         "-ERR Unrecognized RDB client id 6\r\n"
     );
 }

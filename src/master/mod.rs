@@ -338,7 +338,9 @@ impl MasterSession {
             && (self.state.streams()
                 || matches!(
                     self.state,
-                    ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk | ReplicaState::WaitFirstAck
+                    ReplicaState::WaitBgsaveEnd
+                        | ReplicaState::SendBulk
+                        | ReplicaState::WaitFirstAck
                 ))
     }
 
@@ -379,7 +381,10 @@ mod tests {
         assert_eq!(ReplicaState::WaitFirstAck.info_name(), Some("online"));
         assert_eq!(ReplicaState::Online.info_name(), Some("online"));
         assert_eq!(ReplicaState::RdbTransmitted.info_name(), None);
-        assert_eq!(ReplicaState::WaitRdbChannel.info_name(), Some("wait_bgsave"));
+        assert_eq!(
+            ReplicaState::WaitRdbChannel.info_name(),
+            Some("wait_bgsave")
+        );
         assert_eq!(
             ReplicaState::SendBulkAndStream.info_name(),
             Some("send_bulk_and_stream")

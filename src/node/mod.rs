@@ -39,6 +39,77 @@
 //!   [`Node::snapshot_buffered`] small (pause the producer while it is above a few MiB) so a
 //!   slow replica paces the transfer.
 //!
+//! # Two-connection full syncs (Redis 8, Valkey 8)
+//!
+//! Both open a second, "rdb" connection to the master for the snapshot while the stream goes
+//! over the main one. For the node the rdb connection is just another connection with its own
+//! [`LinkId`], which becomes an `rdb-only` replica link; **the link id is the client id that
+//! goes on the wire**, so give each connection a unique number (the example server uses its
+//! client ids). Nothing else changes for the application: the snapshot is requested, started
+//! and fed as above, always over the socket.
+//!
+//! - **Redis 8 rdb channel** ([`NodeConfig::rdb_channel`], with `diskless_sync`): a replica
+//!   that offered `capa rdb-channel-repl` and cannot continue partially is answered
+//!   `+RDBCHANNELSYNC <main link id>`; its main link then waits, silent
+//!   ([`ReplicaState::WaitRdbChannel`]). The rdb connection names it with `REPLCONF
+//!   main-ch-client-id` and asks `PSYNC ? -1`; when the snapshot starts it gets `+FULLRESYNC`
+//!   and the `$EOF:` snapshot, and the main link streams from the snapshot's offset + 1 at once
+//!   ([`ReplicaState::SendBulkAndStream`]), online when the snapshot ends or at its first ACK.
+//!   The rdb link is closed after the snapshot; INFO lists the pair once.
+//! - **Valkey 8 dual channel** ([`NodeConfig::dual_channel`], with `diskless_sync`): a replica
+//!   that offered `capa dual-channel` gets `+DUALCHANNELSYNC` and stays a plain client. Its rdb
+//!   connection (`REPLCONF … rdb-channel 1`, then `SYNC`) gets `$ENDOFF:<offset> <replid> 0
+//!   <rdb link id>` and the snapshot; the backlog keeps the stream from `offset + 1` for it
+//!   (up to [`RDB_CLIENT_GRACE`] after the rdb connection closed) until the main connection
+//!   sends `REPLCONF set-rdb-client-id <id>` and `PSYNC <replid> <offset + 1>`, which continues
+//!   ([`ReplicaState::BgRdbLoad`], online at its first ACK).
+//!
+//! A replica that did not offer one of these capabilities never gets either reply.
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::Bytes;
+//! use respsync::master::ReplicaState;
+//! use respsync::node::{Caller, Handled, LinkId, Node, NodeConfig, NodeEvent, Transmit};
+//!
+//! let now = Instant::now();
+//! let config = NodeConfig { diskless_sync_delay: std::time::Duration::ZERO, ..NodeConfig::default() };
+//! let mut node = Node::new(config, now);
+//! let who = Caller::default();
+//! let (main, rdb) = (LinkId(5), LinkId(6));
+//! let drain = |node: &mut Node, link| {
+//!     let mut out = Vec::new();
+//!     while let Some(Transmit::Bytes(b)) = node.poll_transmit(link) {
+//!         out.extend_from_slice(&b);
+//!     }
+//!     String::from_utf8_lossy(&out).into_owned()
+//! };
+//!
+//! // A Redis 8.2 replica's main connection.
+//! let capa: [&[u8]; 7] = [b"REPLCONF", b"capa", b"eof", b"capa", b"psync2", b"capa", b"rdb-channel-repl"];
+//! node.handle_command(now, main, &who, &capa);
+//! let psync: [&[u8]; 3] = [b"PSYNC", b"?", b"-1"];
+//! assert_eq!(node.handle_command(now, main, &who, &psync), Handled::ReplicaLink);
+//! assert_eq!(drain(&mut node, main), "+RDBCHANNELSYNC 5\r\n");
+//!
+//! // Its rdb connection.
+//! let replconf: [&[u8]; 9] = [b"REPLCONF", b"capa", b"eof", b"rdb-only", b"1", b"rdb-channel", b"1",
+//!     b"main-ch-client-id", b"5"];
+//! node.handle_command(now, rdb, &who, &replconf);
+//! assert_eq!(node.handle_command(now, rdb, &who, &psync), Handled::ReplicaLink);
+//! let Some(NodeEvent::SnapshotRequested { snapshot, .. }) = node.poll_event() else { panic!() };
+//! let start = node.handle_snapshot_started(now, snapshot).unwrap();
+//! assert!(drain(&mut node, rdb).starts_with(&format!("+FULLRESYNC {} 0\r\n$EOF:", start.replid)));
+//!
+//! // The stream flows on the main connection while the snapshot goes over the other one.
+//! node.propagate(0, &[&b"SET"[..], b"k", b"v"]);
+//! assert_eq!(node.replica(main).unwrap().state(), ReplicaState::SendBulkAndStream);
+//! assert!(drain(&mut node, main).starts_with("*2\r\n$6\r\nSELECT"));
+//! node.handle_snapshot_chunk(now, snapshot, Bytes::from_static(b"REDIS0009\xff\0\0\0\0\0\0\0\0")).unwrap();
+//! node.handle_snapshot_end(now, snapshot).unwrap();
+//! assert_eq!(node.replica(main).unwrap().state(), ReplicaState::Online);
+//! ```
+//!
 //! # Example
 //!
 //! ```
@@ -1378,7 +1449,12 @@ impl Node {
         let lost: Vec<(LinkId, u64)> = self
             .psync_waits
             .iter()
-            .map(|(b, w)| (*b, u64::try_from(end.value() - w.pos.value() + 1).unwrap_or(0)))
+            .map(|(b, w)| {
+                (
+                    *b,
+                    u64::try_from(end.value() - w.pos.value() + 1).unwrap_or(0),
+                )
+            })
             .filter(|(_, unsent)| hard > 0 && *unsent > hard)
             .collect();
         for (b, unsent) in lost {
