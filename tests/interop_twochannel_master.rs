@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{assert_same_data, populate, run, s, wait_for, Conn, Peer, Proc};
+use support::{
+    assert_same_data, check_and_drop_bulk, load_bulk, offsets_equal, populate, run, s, wait_for,
+    Conn, Peer, Proc,
+};
 
 // ------------------------------------------------------------------ the proxy
 
@@ -192,26 +195,6 @@ fn replica(peer: Peer, port: u16) -> Proc {
     Proc::start(peer, &args)
 }
 
-/// `N` string keys in db 1, written with pipelined MSETs.
-fn load_bulk(c: &mut Conn) {
-    c.ok(&["SELECT", "1"]);
-    let mut cmds = Vec::new();
-    for chunk in (0..N).collect::<Vec<_>>().chunks(1000) {
-        let mut cmd = s(&["MSET"]);
-        for i in chunk {
-            cmd.push(format!("bulk:{i}").into_bytes());
-            cmd.push(format!("value-{i}-{}", "x".repeat(40 + i % 32)).into_bytes());
-        }
-        cmds.push(cmd);
-        if cmds.len() == 20 {
-            run(c, &cmds);
-            cmds.clear();
-        }
-    }
-    run(c, &cmds);
-    c.ok(&["SELECT", "0"]);
-}
-
 /// A client writing in dbs 0, 1 and 3 until `stop`; returns how many rounds it wrote.
 fn writer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
@@ -239,54 +222,9 @@ fn writer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     })
 }
 
-/// Waits until the replica's link is up and its offsets equal the master's.
-fn offsets_equal(peer: Peer, m: &Proc, r: &Proc, step: &str) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mo = m.info_i64("replication", "master_repl_offset");
-        let t = r.conn().bulk_text(&["INFO", "replication"]);
-        let field = |f: &str| {
-            t.lines()
-                .find_map(|l| l.strip_prefix(&format!("{f}:")))
-                .map(str::to_string)
-        };
-        let num = |f: &str| field(f).and_then(|v| v.parse::<i64>().ok());
-        let up = field("master_link_status").as_deref() == Some("up");
-        if up && num("slave_repl_offset") == Some(mo) && num("master_repl_offset") == Some(mo) {
-            return mo;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "[{peer}] {step}: replica never caught up (master {mo}, replica {:?}/{:?}, up {up})\n\
-             replica log:\n{}\nmaster log:\n{}",
-            num("slave_repl_offset"),
-            num("master_repl_offset"),
-            r.log_text(),
-            m.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The bulk keys are equal on both sides (pipelined MGETs), then dropped with a propagated
-/// FLUSHDB, and the rest is compared key by key.
+/// Everything the writer wrote arrived, the bulk keys are equal (then dropped), and the rest
+/// is equal key by key.
 fn same_data(peer: Peer, m: &Proc, r: &Proc, written: u64) {
-    let mget = |p: &Proc| {
-        let mut c = p.conn();
-        c.ok(&["SELECT", "1"]);
-        assert_eq!(c.int(&["DBSIZE"]), N as i64, "[{peer}] bulk keys");
-        let keys: Vec<usize> = (0..N).collect();
-        let cmds: Vec<Vec<Vec<u8>>> = keys
-            .chunks(1000)
-            .map(|ch| {
-                let mut cmd = s(&["MGET"]);
-                cmd.extend(ch.iter().map(|i| format!("bulk:{i}").into_bytes()));
-                cmd
-            })
-            .collect();
-        run(&mut c, &cmds)
-    };
-    assert!(mget(m) == mget(r), "[{peer}] bulk values differ");
     let mut rc = r.conn();
     assert_eq!(
         rc.bulk_text(&["GET", "w:count"]),
@@ -294,9 +232,7 @@ fn same_data(peer: Peer, m: &Proc, r: &Proc, written: u64) {
         "[{peer}]"
     );
     assert_eq!(rc.int(&["LLEN", "w:log"]), written as i64, "[{peer}]");
-    let mut mc = m.conn();
-    mc.ok(&["SELECT", "1"]);
-    mc.ok(&["FLUSHDB"]);
+    check_and_drop_bulk(peer, m, &[r], 1, N);
     offsets_equal(peer, m, r, "after FLUSHDB of the bulk keys");
     assert_same_data(m, r);
 }
@@ -315,7 +251,7 @@ fn start(peer: Peer, hold: Option<(usize, u64)>) -> Run {
     let m = master();
     let mut mc = m.conn();
     populate(&mut mc);
-    load_bulk(&mut mc);
+    load_bulk(&mut mc, 1, N);
     let proxy = Proxy::start(m.port);
     *proxy.hold.lock().unwrap() = hold;
     let stop = Arc::new(AtomicBool::new(false));

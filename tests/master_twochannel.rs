@@ -88,6 +88,14 @@ fn requested(node: &mut Node) -> (SnapshotId, SnapshotTarget) {
     }
 }
 
+/// Whether the pending events close `link` for `reason`.
+fn closes(node: &mut Node, link: u64, reason: CloseReason) -> bool {
+    events(node).contains(&NodeEvent::Close {
+        link: LinkId(link),
+        reason,
+    })
+}
+
 fn info(node: &Node, now: Instant) -> String {
     let mut t = String::new();
     node.write_info_replication_tail(now, &mut t);
@@ -142,6 +150,13 @@ fn redis_pair(node: &mut Node, now: Instant, a: u64, b: u64) {
     let (r, _) = send(node, now, b, &redis_b_replconf(&a.to_string()));
     assert_eq!(r, "+OK\r\n");
     assert_eq!(send(node, now, b, PSYNC_ANY).1, Handled::ReplicaLink);
+}
+
+/// A node (no diskless delay) with a Redis 8.2 pair: main connection 5, rdb connection 6.
+fn redis_node(now: Instant) -> Node {
+    let mut node = Node::new(config(0), now);
+    redis_pair(&mut node, now, 5, 6);
+    node
 }
 
 // ------------------------------------------------------------------ Redis 8 rdb channel
@@ -245,8 +260,7 @@ fn text_of(b: &[u8]) -> String {
 #[test]
 fn rdb_channel_first_ack_puts_the_main_connection_online() {
     let now = Instant::now();
-    let mut node = Node::new(config(0), now);
-    redis_pair(&mut node, now, 5, 6);
+    let mut node = redis_node(now);
     let (snap, _) = requested(&mut node);
     node.handle_snapshot_started(now, snap).unwrap();
     assert_eq!(state(&node, 5), ReplicaState::SendBulkAndStream);
@@ -349,8 +363,7 @@ fn rdb_channel_is_never_offered_to_a_replica_that_did_not_ask() {
         assert_eq!(target == SnapshotTarget::Disk, disk);
     }
     // A partial resync is never turned into a two-connection sync.
-    let mut node = Node::new(config(0), now);
-    redis_pair(&mut node, now, 5, 6);
+    let mut node = redis_node(now);
     let (snap, _) = requested(&mut node);
     let start = node.handle_snapshot_started(now, snap).unwrap();
     node.handle_snapshot_end(now, snap).unwrap();
@@ -373,8 +386,7 @@ fn rdb_channel_is_never_offered_to_a_replica_that_did_not_ask() {
 #[test]
 fn rdb_connection_lost_mid_transfer_drops_its_main_connection() {
     let now = Instant::now();
-    let mut node = Node::new(config(0), now);
-    redis_pair(&mut node, now, 5, 6);
+    let mut node = redis_node(now);
     let (snap, _) = requested(&mut node);
     node.handle_snapshot_started(now, snap).unwrap();
     drain(&mut node, 6);
@@ -394,17 +406,13 @@ fn rdb_connection_lost_mid_transfer_drops_its_main_connection() {
     // Before the fork too: a waiting main connection whose rdb connection went is useless.
     redis_pair(&mut node, now, 7, 8);
     node.handle_disconnect(now, LinkId(8));
-    assert!(events(&mut node).contains(&NodeEvent::Close {
-        link: LinkId(7),
-        reason: CloseReason::RdbChannelClosed
-    }));
+    assert!(closes(&mut node, 7, CloseReason::RdbChannelClosed));
 }
 
 #[test]
 fn main_connection_lost_the_rdb_connection_still_gets_its_snapshot() {
     let now = Instant::now();
-    let mut node = Node::new(config(0), now);
-    redis_pair(&mut node, now, 5, 6);
+    let mut node = redis_node(now);
     node.handle_disconnect(now, LinkId(5));
     // Listed by itself once its main connection is gone (rdb-channel.md §5).
     assert!(info(&node, now)
@@ -416,17 +424,13 @@ fn main_connection_lost_the_rdb_connection_still_gets_its_snapshot() {
     node.handle_snapshot_end(now, snap).unwrap();
     let wire = text_of(&drain(&mut node, 6));
     assert!(wire.starts_with(&format!("+FULLRESYNC {} 0\r\n$EOF:", start.replid)));
-    assert!(events(&mut node).contains(&NodeEvent::Close {
-        link: LinkId(6),
-        reason: CloseReason::RdbTransmitted
-    }));
+    assert!(closes(&mut node, 6, CloseReason::RdbTransmitted));
 }
 
 #[test]
 fn rdb_connections_never_take_a_disk_snapshot() {
     let now = Instant::now();
-    let mut node = Node::new(config(0), now);
-    redis_pair(&mut node, now, 5, 6);
+    let mut node = redis_node(now);
     // A replica without `capa eof` arrives too: it gets the disk snapshot after B's.
     send(&mut node, now, 9, PSYNC_ANY);
     let (s1, t1) = requested(&mut node);

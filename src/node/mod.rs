@@ -915,12 +915,7 @@ impl Node {
             // the node honoured) gets it; the full sync is counted on its rdb connection.
             let s = self.links.get_mut(&link).expect("session created above");
             if s.capa.rdb_channel_repl && !s.rdb_channel {
-                self.ensure_backlog();
-                self.no_replicas_since = None;
-                let s = self.links.get_mut(&link).expect("session created above");
-                s.state = ReplicaState::WaitRdbChannel;
-                s.waiting_since = now;
-                s.ack_time = now;
+                let s = self.start_waiting(now, link, ReplicaState::WaitRdbChannel);
                 s.queue(Bytes::from(format!("+RDBCHANNELSYNC {}\r\n", link.0)));
                 return Handled::ReplicaLink;
             }
@@ -931,16 +926,12 @@ impl Node {
         }
         // Full resynchronization.
         self.stats.sync_full += 1;
-        self.ensure_backlog();
-        self.no_replicas_since = None;
-        let s = self.links.get_mut(&link).expect("session created above");
-        s.state = ReplicaState::WaitBgsaveStart;
-        s.waiting_since = now;
-        s.ack_time = now;
+        let s = self.start_waiting(now, link, ReplicaState::WaitBgsaveStart);
+        let (filter, needs_socket) = (s.filter, s.needs_socket());
         // Attach to a disk snapshot being written for the same content.
         if let Some(snap) = &self.snapshot {
             if let (SnapshotTarget::Disk, Some(off)) = (snap.target, snap.offset) {
-                if snap.filter == s.filter && !s.filter.is_filtered() && !s.needs_socket() {
+                if snap.filter == filter && !filter.is_filtered() && !needs_socket {
                     let id = snap.id;
                     self.attach(link, id, off, snap.target, snap.mark);
                     return Handled::ReplicaLink;
@@ -951,13 +942,25 @@ impl Node {
         Handled::ReplicaLink
     }
 
-    /// Creates the backlog for the first replica ever: a new history starts here
+    /// Link `link` (whose session exists) becomes a replica waiting in `state` for a full
+    /// sync. The first replica ever creates the backlog: a new history starts here
     /// (protocol.md §2.3).
-    fn ensure_backlog(&mut self) {
+    fn start_waiting(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        state: ReplicaState,
+    ) -> &mut MasterSession {
         if self.backlog.is_none() {
             self.ids = ReplicationIds::new(self.rng.next_id());
             self.backlog = Some(Backlog::new(self.config.backlog_size, self.offset));
         }
+        self.no_replicas_since = None;
+        let s = self.links.get_mut(&link).expect("session created before");
+        s.state = state;
+        s.waiting_since = now;
+        s.ack_time = now;
+        s
     }
 
     fn continue_partially(&mut self, now: Instant, link: LinkId, off: ReplOffset) {
