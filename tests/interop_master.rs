@@ -11,10 +11,13 @@ mod support;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use respsync::resp::Frame;
-use support::{assert_same_data, populate, run, s, wait_for, Conn, FrameExt, Peer, Proc};
+use support::{
+    assert_same_data, check_and_drop_bulk, load_bulk, offsets_equal, populate, run, s, wait_for,
+    Conn, FrameExt, Peer, Proc,
+};
 
 /// Runs space-separated command lines in one pipeline.
 fn lines(c: &mut Conn, cmds: &[&str]) -> Vec<Frame> {
@@ -46,36 +49,6 @@ fn in_sync(peer: Peer, master: &Proc, replica: &Proc, step: &str) -> i64 {
     let off = offsets_equal(peer, master, replica, step);
     assert_same_data(master, replica);
     off
-}
-
-/// Waits until `replica` is online, and its `slave_repl_offset` and `master_repl_offset` equal
-/// the master's `master_repl_offset`. Returns the offset.
-fn offsets_equal(peer: Peer, master: &Proc, replica: &Proc, step: &str) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = master.info_i64("replication", "master_repl_offset");
-        let text = replica.conn().bulk_text(&["INFO", "replication"]);
-        let field = |f: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{f}:")))
-                .map(str::to_string)
-        };
-        let num = |f: &str| field(f).and_then(|v| v.parse::<i64>().ok());
-        let up = field("master_link_status").as_deref() == Some("up");
-        let (r, rm) = (num("slave_repl_offset"), num("master_repl_offset"));
-        if up && r == Some(m) && rm == Some(m) {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "[{peer}] {step}: replica never caught up: master offset {m}, replica \
-             slave_repl_offset {r:?} master_repl_offset {rm:?}, link up: {up}\nreplica log:\n{}\n\
-             master log:\n{}",
-            replica.log_text(),
-            master.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn stat(p: &Proc, field: &str) -> i64 {
@@ -442,51 +415,6 @@ fn stream_every_write(peer: Peer, m: &Proc, r: &Proc) {
 
 // ---------------------------------------------------------------------------------------------
 // Bulk data: snapshots slow enough to attach to
-
-/// `n` string keys in `db`, written with pipelined MSETs.
-fn load_bulk(c: &mut Conn, db: u32, n: usize) {
-    c.ok(&["SELECT", &db.to_string()]);
-    let mut cmds = Vec::new();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
-        let mut cmd = s(&["MSET"]);
-        for i in chunk {
-            cmd.push(format!("bulk:{i}").into_bytes());
-            cmd.push(format!("value-{i}-{}", "x".repeat(i % 16)).into_bytes());
-        }
-        cmds.push(cmd);
-        if cmds.len() == 50 {
-            run(c, &cmds);
-            cmds.clear();
-        }
-    }
-    run(c, &cmds);
-    c.ok(&["SELECT", "0"]);
-}
-
-/// The bulk keys of `db` are equal on both sides (compared with pipelined MGETs), then
-/// dropped with a propagated FLUSHDB so that the datasets can be compared key by key.
-fn check_and_drop_bulk(peer: Peer, m: &Proc, replicas: &[&Proc], db: u32, n: usize) {
-    let mget = |p: &Proc| {
-        let mut c = p.conn();
-        c.ok(&["SELECT", &db.to_string()]);
-        assert_eq!(c.int(&["DBSIZE"]), n as i64, "[{peer}] bulk keys");
-        let keys: Vec<usize> = (0..n).collect();
-        let cmds: Vec<Vec<Vec<u8>>> = keys
-            .chunks(1000)
-            .map(|ch| {
-                let mut cmd = s(&["MGET"]);
-                cmd.extend(ch.iter().map(|i| format!("bulk:{i}").into_bytes()));
-                cmd
-            })
-            .collect();
-        run(&mut c, &cmds)
-    };
-    let want = mget(m);
-    for r in replicas {
-        assert!(mget(r) == want, "[{peer}] bulk values differ");
-    }
-    lines(&mut m.conn(), &[&format!("SELECT {db}"), "FLUSHDB"]);
-}
 
 /// Three replicas that arrive within a few milliseconds share one disk snapshot.
 fn shared_disk_snapshot(peer: Peer) {

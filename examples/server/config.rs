@@ -198,6 +198,8 @@ impl Config {
             ping_period: Duration::from_secs(self.repl_ping_replica_period),
             repl_timeout: Duration::from_secs(self.repl_timeout),
             diskless_sync: self.repl_diskless_sync,
+            rdb_channel: self.repl_rdb_channel,
+            dual_channel: self.dual_channel,
             diskless_sync_delay: Duration::from_secs(self.repl_diskless_sync_delay),
             diskless_sync_max_replicas: self.repl_diskless_sync_max_replicas as usize,
             output_buffer_limit: respsync::node::OutputBufferLimit {

@@ -68,6 +68,18 @@ pub enum ReplicaState {
     Online,
     /// An `rdb-only` client got its snapshot; the node closes it.
     RdbTransmitted,
+    /// Redis 8 rdb channel, main connection: `+RDBCHANNELSYNC <id>` was sent and the replica's
+    /// rdb connection has not had its snapshot started yet (`SLAVE_STATE_WAIT_RDB_CHANNEL`,
+    /// INFO `wait_bgsave`). Nothing at all is sent on it, not even keepalives.
+    WaitRdbChannel,
+    /// Redis 8 rdb channel, main connection: the snapshot goes over the rdb connection while
+    /// the stream flows here from the snapshot's offset + 1 (INFO `send_bulk_and_stream`).
+    /// Online when the snapshot ends or at the first `REPLCONF ACK`.
+    SendBulkAndStream,
+    /// Valkey dual channel, main connection: its `PSYNC` continued from the `$ENDOFF` offset
+    /// while the replica loads the snapshot; the stream flows, online at the first
+    /// `REPLCONF ACK` (Valkey's `bg_transfer`).
+    BgRdbLoad,
 }
 
 impl ReplicaState {
@@ -75,10 +87,22 @@ impl ReplicaState {
     pub fn info_name(self) -> Option<&'static str> {
         match self {
             ReplicaState::Handshake | ReplicaState::RdbTransmitted => None,
-            ReplicaState::WaitBgsaveStart | ReplicaState::WaitBgsaveEnd => Some("wait_bgsave"),
+            ReplicaState::WaitBgsaveStart
+            | ReplicaState::WaitBgsaveEnd
+            | ReplicaState::WaitRdbChannel => Some("wait_bgsave"),
             ReplicaState::SendBulk => Some("send_bulk"),
             ReplicaState::WaitFirstAck | ReplicaState::Online => Some("online"),
+            ReplicaState::SendBulkAndStream => Some("send_bulk_and_stream"),
+            ReplicaState::BgRdbLoad => Some("bg_transfer"),
         }
+    }
+
+    /// Whether the replica is sent the stream in this state (when it is not `rdb-only`).
+    pub fn streams(self) -> bool {
+        matches!(
+            self,
+            ReplicaState::Online | ReplicaState::SendBulkAndStream | ReplicaState::BgRdbLoad
+        )
     }
 
     /// Whether the connection has become a replica link (`PSYNC` or `SYNC` was accepted).
@@ -95,6 +119,15 @@ pub struct Capabilities {
     pub eof: bool,
     /// `capa psync2`: it understands `+CONTINUE <replid>`.
     pub psync2: bool,
+    /// `capa rdb-channel-repl` (Redis 8), recorded only when the node honoured it: its
+    /// [`NodeConfig::rdb_channel`](crate::node::NodeConfig::rdb_channel) and
+    /// [`diskless_sync`](crate::node::NodeConfig::diskless_sync) were on when the `REPLCONF`
+    /// arrived. A full sync is then answered `+RDBCHANNELSYNC <link id>`.
+    pub rdb_channel_repl: bool,
+    /// `capa dual-channel` (Valkey 8), recorded only when the node honoured it
+    /// ([`NodeConfig::dual_channel`](crate::node::NodeConfig::dual_channel) and
+    /// `diskless_sync` on). A full sync is then answered `+DUALCHANNELSYNC`.
+    pub dual_channel: bool,
 }
 
 /// What a snapshot must contain (`REPLCONF rdb-filter-only`). Replicas with different filters
@@ -134,6 +167,14 @@ pub struct MasterSession {
     pub(crate) version: Option<String>,
     /// Came in with legacy `SYNC` (no `+FULLRESYNC`, exempt from the ACK timeout).
     pub(crate) pre_psync: bool,
+    /// `REPLCONF rdb-channel 1`: the second connection of a two-connection full sync.
+    pub(crate) rdb_channel: bool,
+    /// `REPLCONF main-ch-client-id <id>` (Redis 8): the main connection this rdb connection
+    /// serves.
+    pub(crate) main_channel: Option<LinkId>,
+    /// `REPLCONF set-rdb-client-id <id>` (Valkey 8): the rdb connection whose `$ENDOFF` this
+    /// main connection continues from.
+    pub(crate) rdb_client: Option<LinkId>,
     pub(crate) ack_offset: ReplOffset,
     pub(crate) ack_time: Instant,
     /// Since when it has waited for a snapshot (`WaitBgsaveStart`).
@@ -169,6 +210,9 @@ impl MasterSession {
             filter: RdbFilter::ALL,
             version: None,
             pre_psync: false,
+            rdb_channel: false,
+            main_channel: None,
+            rdb_client: None,
             ack_offset: ReplOffset::new(0),
             ack_time: now,
             waiting_since: now,
@@ -234,6 +278,29 @@ impl MasterSession {
         self.pre_psync
     }
 
+    /// Whether it is the rdb connection of a two-connection full sync (`REPLCONF rdb-channel 1`).
+    pub fn is_rdb_channel(&self) -> bool {
+        self.rdb_channel
+    }
+
+    /// For a Redis 8 rdb connection: its main connection (`REPLCONF main-ch-client-id`).
+    pub fn main_channel(&self) -> Option<LinkId> {
+        self.main_channel
+    }
+
+    /// Whether this is a Valkey dual-channel rdb connection: it gets `$ENDOFF:` instead of
+    /// `+FULLRESYNC`, and its main connection continues with `PSYNC` on its own.
+    pub(crate) fn is_valkey_rdb_channel(&self) -> bool {
+        self.rdb_channel && self.pre_psync && self.main_channel.is_none()
+    }
+
+    /// An rdb connection that can read `$EOF:`: served by socket snapshots only, as the
+    /// servers do (an rdb connection without `capa eof` is treated as a plain `rdb-only`
+    /// client).
+    pub(crate) fn needs_socket(&self) -> bool {
+        self.rdb_channel && self.capa.eof
+    }
+
     /// The last offset it acknowledged (`REPLCONF ACK`), 0 before the first.
     pub fn ack_offset(&self) -> ReplOffset {
         self.ack_offset
@@ -268,13 +335,13 @@ impl MasterSession {
     /// on must stay in the backlog for it.
     pub(crate) fn pins_stream(&self) -> bool {
         !self.rdb_only
-            && matches!(
-                self.state,
-                ReplicaState::WaitBgsaveEnd
-                    | ReplicaState::SendBulk
-                    | ReplicaState::WaitFirstAck
-                    | ReplicaState::Online
-            )
+            && (self.state.streams()
+                || matches!(
+                    self.state,
+                    ReplicaState::WaitBgsaveEnd
+                        | ReplicaState::SendBulk
+                        | ReplicaState::WaitFirstAck
+                ))
     }
 
     pub(crate) fn queue(&mut self, bytes: Bytes) {
@@ -314,6 +381,15 @@ mod tests {
         assert_eq!(ReplicaState::WaitFirstAck.info_name(), Some("online"));
         assert_eq!(ReplicaState::Online.info_name(), Some("online"));
         assert_eq!(ReplicaState::RdbTransmitted.info_name(), None);
+        assert_eq!(
+            ReplicaState::WaitRdbChannel.info_name(),
+            Some("wait_bgsave")
+        );
+        assert_eq!(
+            ReplicaState::SendBulkAndStream.info_name(),
+            Some("send_bulk_and_stream")
+        );
+        assert_eq!(ReplicaState::BgRdbLoad.info_name(), Some("bg_transfer"));
     }
 
     #[test]

@@ -34,7 +34,8 @@ impl Default for OutputBufferLimit {
     }
 }
 
-/// Master-side settings of a [`Node`](super::Node). Defaults are Redis 7.0's.
+/// Master-side settings of a [`Node`](super::Node). Defaults are Redis 7.0's, plus the
+/// two-connection full syncs of Redis 8 and Valkey 8 (both on).
 ///
 /// ```
 /// use std::time::Duration;
@@ -62,6 +63,16 @@ pub struct NodeConfig {
     /// `repl-diskless-sync` (yes): send snapshots over the socket (`$EOF:` framing) to
     /// replicas that declared `capa eof`.
     pub diskless_sync: bool,
+    /// `repl-rdb-channel` (yes, as in Redis 8.2): honour a replica's `capa rdb-channel-repl`
+    /// (Redis 8's two-connection full sync, answered `+RDBCHANNELSYNC <link id>`). Applied, as
+    /// Redis does, only together with `diskless_sync`, and read when the `REPLCONF` arrives.
+    pub rdb_channel: bool,
+    /// `dual-channel-replication-enabled` (yes here; Valkey's default is no): honour a
+    /// replica's `capa dual-channel` (Valkey 8's two-connection full sync, answered
+    /// `+DUALCHANNELSYNC`), only together with `diskless_sync`. Valkey replicas offer it only
+    /// when their own setting is on, so accepting it as a master changes nothing for the
+    /// others.
+    pub dual_channel: bool,
     /// `repl-diskless-sync-delay` (5 s): wait this long for more replicas before starting a
     /// diskless snapshot.
     pub diskless_sync_delay: Duration,
@@ -89,6 +100,8 @@ impl Default for NodeConfig {
             ping_period: Duration::from_secs(10),
             repl_timeout: Duration::from_secs(60),
             diskless_sync: true,
+            rdb_channel: true,
+            dual_channel: true,
             diskless_sync_delay: Duration::from_secs(5),
             diskless_sync_max_replicas: 0,
             output_buffer_limit: OutputBufferLimit::default(),

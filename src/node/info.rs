@@ -48,9 +48,12 @@ impl Node {
     /// assert!(text.contains("second_repl_offset:-1\r\nrepl_backlog_active:0\r\n"));
     /// ```
     pub fn write_info_replication_tail(&self, now: Instant, s: &mut String) {
+        // A Redis 8 rdb connection is not listed while its main connection exists: the pair is
+        // one replica (rdb-channel.md §5).
         let replicas: Vec<_> = self
             .replicas()
             .filter(|r| r.state.info_name().is_some())
+            .filter(|r| !r.main_channel.is_some_and(|a| self.links.contains_key(&a)))
             .collect();
         let _ = write!(s, "connected_slaves:{}\r\n", replicas.len());
         if self.config.min_replicas_to_write > 0 && !self.config.min_replicas_max_lag.is_zero() {

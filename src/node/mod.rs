@@ -39,6 +39,77 @@
 //!   [`Node::snapshot_buffered`] small (pause the producer while it is above a few MiB) so a
 //!   slow replica paces the transfer.
 //!
+//! # Two-connection full syncs (Redis 8, Valkey 8)
+//!
+//! Both open a second, "rdb" connection to the master for the snapshot while the stream goes
+//! over the main one. For the node the rdb connection is just another connection with its own
+//! [`LinkId`], which becomes an `rdb-only` replica link; **the link id is the client id that
+//! goes on the wire**, so give each connection a unique number (the example server uses its
+//! client ids). Nothing else changes for the application: the snapshot is requested, started
+//! and fed as above, always over the socket.
+//!
+//! - **Redis 8 rdb channel** ([`NodeConfig::rdb_channel`], with `diskless_sync`): a replica
+//!   that offered `capa rdb-channel-repl` and cannot continue partially is answered
+//!   `+RDBCHANNELSYNC <main link id>`; its main link then waits, silent
+//!   ([`ReplicaState::WaitRdbChannel`]). The rdb connection names it with `REPLCONF
+//!   main-ch-client-id` and asks `PSYNC ? -1`; when the snapshot starts it gets `+FULLRESYNC`
+//!   and the `$EOF:` snapshot, and the main link streams from the snapshot's offset + 1 at once
+//!   ([`ReplicaState::SendBulkAndStream`]), online when the snapshot ends or at its first ACK.
+//!   The rdb link is closed after the snapshot; INFO lists the pair once.
+//! - **Valkey 8 dual channel** ([`NodeConfig::dual_channel`], with `diskless_sync`): a replica
+//!   that offered `capa dual-channel` gets `+DUALCHANNELSYNC` and stays a plain client. Its rdb
+//!   connection (`REPLCONF … rdb-channel 1`, then `SYNC`) gets `$ENDOFF:<offset> <replid> 0
+//!   <rdb link id>` and the snapshot; the backlog keeps the stream from `offset + 1` for it
+//!   (up to [`RDB_CLIENT_GRACE`] after the rdb connection closed) until the main connection
+//!   sends `REPLCONF set-rdb-client-id <id>` and `PSYNC <replid> <offset + 1>`, which continues
+//!   ([`ReplicaState::BgRdbLoad`], online at its first ACK).
+//!
+//! A replica that did not offer one of these capabilities never gets either reply.
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::Bytes;
+//! use respsync::master::ReplicaState;
+//! use respsync::node::{Caller, Handled, LinkId, Node, NodeConfig, NodeEvent, Transmit};
+//!
+//! let now = Instant::now();
+//! let config = NodeConfig { diskless_sync_delay: std::time::Duration::ZERO, ..NodeConfig::default() };
+//! let mut node = Node::new(config, now);
+//! let who = Caller::default();
+//! let (main, rdb) = (LinkId(5), LinkId(6));
+//! let drain = |node: &mut Node, link| {
+//!     let mut out = Vec::new();
+//!     while let Some(Transmit::Bytes(b)) = node.poll_transmit(link) {
+//!         out.extend_from_slice(&b);
+//!     }
+//!     String::from_utf8_lossy(&out).into_owned()
+//! };
+//!
+//! // A Redis 8.2 replica's main connection.
+//! let capa: [&[u8]; 7] = [b"REPLCONF", b"capa", b"eof", b"capa", b"psync2", b"capa", b"rdb-channel-repl"];
+//! node.handle_command(now, main, &who, &capa);
+//! let psync: [&[u8]; 3] = [b"PSYNC", b"?", b"-1"];
+//! assert_eq!(node.handle_command(now, main, &who, &psync), Handled::ReplicaLink);
+//! assert_eq!(drain(&mut node, main), "+RDBCHANNELSYNC 5\r\n");
+//!
+//! // Its rdb connection.
+//! let replconf: [&[u8]; 9] = [b"REPLCONF", b"capa", b"eof", b"rdb-only", b"1", b"rdb-channel", b"1",
+//!     b"main-ch-client-id", b"5"];
+//! node.handle_command(now, rdb, &who, &replconf);
+//! assert_eq!(node.handle_command(now, rdb, &who, &psync), Handled::ReplicaLink);
+//! let Some(NodeEvent::SnapshotRequested { snapshot, .. }) = node.poll_event() else { panic!() };
+//! let start = node.handle_snapshot_started(now, snapshot).unwrap();
+//! assert!(drain(&mut node, rdb).starts_with(&format!("+FULLRESYNC {} 0\r\n$EOF:", start.replid)));
+//!
+//! // The stream flows on the main connection while the snapshot goes over the other one.
+//! node.propagate(0, &[&b"SET"[..], b"k", b"v"]);
+//! assert_eq!(node.replica(main).unwrap().state(), ReplicaState::SendBulkAndStream);
+//! assert!(drain(&mut node, main).starts_with("*2\r\n$6\r\nSELECT"));
+//! node.handle_snapshot_chunk(now, snapshot, Bytes::from_static(b"REDIS0009\xff\0\0\0\0\0\0\0\0")).unwrap();
+//! node.handle_snapshot_end(now, snapshot).unwrap();
+//! assert_eq!(node.replica(main).unwrap().state(), ReplicaState::Online);
+//! ```
+//!
 //! # Example
 //!
 //! ```
@@ -105,6 +176,21 @@ use crate::resp::{encode_command, DecodeError};
 /// Propagated bytes are moved into the backlog as one chunk once this many accumulate (Redis's
 /// replication buffer blocks are 16 KiB).
 const FLUSH_AT: usize = 16 * 1024;
+
+/// How long a Valkey dual-channel rdb connection's backlog position stays pinned after that
+/// connection closed, waiting for its main connection's `PSYNC` (Valkey's
+/// `DEFAULT_WAIT_BEFORE_RDB_CLIENT_FREE`).
+pub const RDB_CLIENT_GRACE: Duration = Duration::from_secs(60);
+
+/// A Valkey dual-channel rdb connection's `$ENDOFF` position, kept in the backlog until its
+/// main connection continues from it.
+#[derive(Debug, Clone, Copy)]
+struct PsyncWait {
+    /// `$ENDOFF` offset + 1.
+    pos: ReplOffset,
+    /// When the rdb connection closed (the grace period runs from then).
+    closed_at: Option<Instant>,
+}
 
 /// What the node knows of the client calling a command (the application's connection state).
 #[derive(Debug, Clone)]
@@ -213,6 +299,9 @@ pub enum CloseReason {
     Protocol(DecodeError),
     /// The replica sent a command other than `REPLCONF` on its replication link.
     UnexpectedCommand(Bytes),
+    /// A Redis 8 main connection whose rdb connection closed before its snapshot ended: the
+    /// two-connection sync cannot complete (the replica starts over).
+    RdbChannelClosed,
 }
 
 impl CloseReason {
@@ -370,6 +459,8 @@ pub struct Node {
     getack_wanted: bool,
     /// A `FAILOVER` in progress.
     failover: Option<failover::Failover>,
+    /// Valkey dual-channel rdb connections whose main connection has not continued yet.
+    psync_waits: BTreeMap<LinkId, PsyncWait>,
 }
 
 impl Node {
@@ -402,6 +493,7 @@ impl Node {
             next_wait: 1,
             getack_wanted: false,
             failover: None,
+            psync_waits: BTreeMap::new(),
         }
     }
 
@@ -616,6 +708,9 @@ impl Node {
         if argv.len().is_multiple_of(2) {
             return reply_static(b"-ERR syntax error\r\n");
         }
+        // Read when the REPLCONF arrives, as the servers do.
+        let rdb_channel_ok = self.config.rdb_channel && self.config.diskless_sync;
+        let dual_channel_ok = self.config.dual_channel && self.config.diskless_sync;
         let mut i = 1;
         while i + 1 < argv.len() {
             let opt = argv[i].as_ref();
@@ -633,6 +728,40 @@ impl Node {
             if opt.eq_ignore_ascii_case(b"getack") {
                 // On a master this does nothing (a replica answers its own master).
                 return Handled::NoReply;
+            }
+            if opt.eq_ignore_ascii_case(b"main-ch-client-id") {
+                // Redis 8: this rdb connection serves that main connection, which must be
+                // waiting for it.
+                let Some(id) = parse_i64(val) else {
+                    return reply_static(b"-ERR value is not an integer or out of range\r\n");
+                };
+                let main = u64::try_from(id).ok().map(LinkId).filter(|m| {
+                    *m != link
+                        && self
+                            .links
+                            .get(m)
+                            .is_some_and(|a| a.state == ReplicaState::WaitRdbChannel)
+                });
+                let Some(main) = main else {
+                    return reply_error(&format!("ERR Unrecognized RDB client id: {id}"));
+                };
+                self.session(link, now, caller).main_channel = Some(main);
+                continue;
+            }
+            if opt.eq_ignore_ascii_case(b"set-rdb-client-id") {
+                // Valkey 8: this main connection continues from that rdb connection's $ENDOFF.
+                let Some(id) = parse_i64(val) else {
+                    return reply_static(b"-ERR value is not an integer or out of range\r\n");
+                };
+                let rdb = u64::try_from(id)
+                    .ok()
+                    .map(LinkId)
+                    .filter(|b| self.psync_waits.contains_key(b));
+                let Some(rdb) = rdb else {
+                    return reply_error(&format!("ERR Unrecognized RDB client id {id}"));
+                };
+                self.session(link, now, caller).rdb_client = Some(rdb);
+                continue;
             }
             let s = self.session(link, now, caller);
             if opt.eq_ignore_ascii_case(b"listening-port") {
@@ -656,20 +785,20 @@ impl Node {
                     s.capa.eof = true;
                 } else if val.eq_ignore_ascii_case(b"psync2") {
                     s.capa.psync2 = true;
+                } else if val.eq_ignore_ascii_case(b"rdb-channel-repl") && rdb_channel_ok {
+                    s.capa.rdb_channel_repl = true;
+                } else if val.eq_ignore_ascii_case(b"dual-channel") && dual_channel_ok {
+                    s.capa.dual_channel = true;
                 }
             } else if opt.eq_ignore_ascii_case(b"rdb-only") {
-                // An integer first, then the range, as Redis's getRangeLongFromObjectOrReply.
-                match parse_i64(val) {
-                    Some(0) => s.rdb_only = false,
-                    Some(1) => s.rdb_only = true,
-                    Some(_) => {
-                        return reply_static(
-                            b"-ERR value is out of range, value must between 0 and 1\r\n",
-                        )
-                    }
-                    None => {
-                        return reply_static(b"-ERR value is not an integer or out of range\r\n")
-                    }
+                match parse_flag(val) {
+                    Ok(v) => s.rdb_only = v,
+                    Err(reply) => return reply,
+                }
+            } else if opt.eq_ignore_ascii_case(b"rdb-channel") {
+                match parse_flag(val) {
+                    Ok(v) => s.rdb_channel = v,
+                    Err(reply) => return reply,
                 }
             } else if opt.eq_ignore_ascii_case(b"rdb-filter-only") {
                 let mut filter = RdbFilter {
@@ -688,6 +817,13 @@ impl Node {
                 }
                 s.filter = filter;
             } else if opt.eq_ignore_ascii_case(b"version") {
+                // Valkey's `major.minor.patch`, each part 0..=255.
+                if !valid_version(val) {
+                    return reply_error(&format!(
+                        "ERR Unrecognized version format: {}",
+                        String::from_utf8_lossy(val)
+                    ));
+                }
                 s.version = Some(String::from_utf8_lossy(val).into_owned());
             } else {
                 return reply_error(&format!(
@@ -714,7 +850,10 @@ impl Node {
             s.ack_offset = off;
         }
         s.ack_time = now;
-        if s.state == ReplicaState::WaitFirstAck {
+        if matches!(
+            s.state,
+            ReplicaState::WaitFirstAck | ReplicaState::SendBulkAndStream | ReplicaState::BgRdbLoad
+        ) {
             s.state = ReplicaState::Online;
         }
         self.check_waits(now);
@@ -772,23 +911,27 @@ impl Node {
                 _ if replid == b"?" => {}
                 _ => self.stats.sync_partial_err += 1,
             }
+            // A full sync is needed: a replica that offered a two-connection sync (and that
+            // the node honoured) gets it; the full sync is counted on its rdb connection.
+            let s = self.links.get_mut(&link).expect("session created above");
+            if s.capa.rdb_channel_repl && !s.rdb_channel {
+                let s = self.start_waiting(now, link, ReplicaState::WaitRdbChannel);
+                s.queue(Bytes::from(format!("+RDBCHANNELSYNC {}\r\n", link.0)));
+                return Handled::ReplicaLink;
+            }
+            if s.capa.dual_channel && !s.rdb_channel {
+                // The main connection stays a plain client until its PSYNC continues.
+                return reply_static(b"+DUALCHANNELSYNC\r\n");
+            }
         }
         // Full resynchronization.
         self.stats.sync_full += 1;
-        if self.backlog.is_none() {
-            // The first replica ever: a new history starts here (protocol.md §2.3).
-            self.ids = ReplicationIds::new(self.rng.next_id());
-            self.backlog = Some(Backlog::new(self.config.backlog_size, self.offset));
-        }
-        self.no_replicas_since = None;
-        let s = self.links.get_mut(&link).expect("session created above");
-        s.state = ReplicaState::WaitBgsaveStart;
-        s.waiting_since = now;
-        s.ack_time = now;
+        let s = self.start_waiting(now, link, ReplicaState::WaitBgsaveStart);
+        let (filter, needs_socket) = (s.filter, s.needs_socket());
         // Attach to a disk snapshot being written for the same content.
         if let Some(snap) = &self.snapshot {
             if let (SnapshotTarget::Disk, Some(off)) = (snap.target, snap.offset) {
-                if snap.filter == s.filter && !s.filter.is_filtered() {
+                if snap.filter == filter && !filter.is_filtered() && !needs_socket {
                     let id = snap.id;
                     self.attach(link, id, off, snap.target, snap.mark);
                     return Handled::ReplicaLink;
@@ -799,12 +942,41 @@ impl Node {
         Handled::ReplicaLink
     }
 
+    /// Link `link` (whose session exists) becomes a replica waiting in `state` for a full
+    /// sync. The first replica ever creates the backlog: a new history starts here
+    /// (protocol.md §2.3).
+    fn start_waiting(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        state: ReplicaState,
+    ) -> &mut MasterSession {
+        if self.backlog.is_none() {
+            self.ids = ReplicationIds::new(self.rng.next_id());
+            self.backlog = Some(Backlog::new(self.config.backlog_size, self.offset));
+        }
+        self.no_replicas_since = None;
+        let s = self.links.get_mut(&link).expect("session created before");
+        s.state = state;
+        s.waiting_since = now;
+        s.ack_time = now;
+        s
+    }
+
     fn continue_partially(&mut self, now: Instant, link: LinkId, off: ReplOffset) {
         self.stats.sync_partial_ok += 1;
         self.no_replicas_since = None;
         let id = self.ids.id;
+        // A Valkey main connection continuing from its rdb connection's $ENDOFF: the pin is
+        // released, and the replica is online at its first ACK (after loading).
+        let rdb_client = self.links.get_mut(&link).and_then(|s| s.rdb_client.take());
+        let from_endoff = rdb_client.is_some_and(|b| self.psync_waits.remove(&b).is_some());
         let s = self.links.get_mut(&link).expect("session exists");
-        s.state = ReplicaState::Online;
+        s.state = if from_endoff {
+            ReplicaState::BgRdbLoad
+        } else {
+            ReplicaState::Online
+        };
         s.ack_time = now;
         s.pos = off;
         let line = if s.capa.psync2 {
@@ -834,8 +1006,11 @@ impl Node {
         };
         let filter = first.filter;
         let group: Vec<&MasterSession> = self.waiting().filter(|s| s.filter == filter).collect();
-        let socket =
-            filter.is_filtered() || (self.config.diskless_sync && group.iter().all(|s| s.capa.eof));
+        // Rdb connections are always served over the socket (replicas without `capa eof`
+        // then wait for the next snapshot, which goes to disk).
+        let socket = filter.is_filtered()
+            || group.iter().any(|s| s.needs_socket())
+            || (self.config.diskless_sync && group.iter().all(|s| s.capa.eof));
         let target = if socket {
             let oldest = group.iter().map(|s| s.waiting_since).min().unwrap_or(now);
             let max = self.config.diskless_sync_max_replicas;
@@ -875,12 +1050,22 @@ impl Node {
         mark: [u8; 40],
     ) {
         let replid = self.ids.id;
+        let now = self.now;
         let Some(s) = self.links.get_mut(&link) else {
             return;
         };
-        if !s.pre_psync {
+        let valkey_rdb = s.is_valkey_rdb_channel();
+        if valkey_rdb {
+            // Valkey prints the id of its first database here: always 0. The stream after the
+            // snapshot starts with a SELECT anyway.
+            s.queue(Bytes::from(format!(
+                "$ENDOFF:{off} {replid} 0 {}\r\n",
+                link.0
+            )));
+        } else if !s.pre_psync {
             s.queue(Bytes::from(format!("+FULLRESYNC {replid} {off}\r\n")));
         }
+        let main = s.main_channel;
         if target == SnapshotTarget::Socket {
             let mut hdr = BytesMut::with_capacity(47);
             hdr.put_slice(b"$EOF:");
@@ -891,6 +1076,23 @@ impl Node {
         s.state = ReplicaState::WaitBgsaveEnd;
         s.snapshot = Some((id.0, off));
         s.pos = off.next();
+        if valkey_rdb {
+            self.psync_waits.insert(
+                link,
+                PsyncWait {
+                    pos: off.next(),
+                    closed_at: None,
+                },
+            );
+        }
+        // A Redis 8 main connection gets the stream from the snapshot's offset + 1 at once.
+        if let Some(a) = main.and_then(|a| self.links.get_mut(&a)) {
+            if a.state == ReplicaState::WaitRdbChannel {
+                a.state = ReplicaState::SendBulkAndStream;
+                a.pos = off.next();
+                a.ack_time = now;
+            }
+        }
         self.update_retain();
     }
 
@@ -920,7 +1122,13 @@ impl Node {
         let off = self.offset;
         let members: Vec<LinkId> = self
             .waiting()
-            .filter(|s| s.filter == filter && (target == SnapshotTarget::Disk || s.capa.eof))
+            .filter(|s| {
+                s.filter == filter
+                    && match target {
+                        SnapshotTarget::Disk => !s.needs_socket(),
+                        SnapshotTarget::Socket => s.capa.eof,
+                    }
+            })
             .map(|s| s.link)
             .collect();
         if members.is_empty() {
@@ -1038,10 +1246,18 @@ impl Node {
             s.ack_time = now;
             if s.rdb_only {
                 s.state = ReplicaState::RdbTransmitted;
+                let main = s.main_channel;
                 self.events.push_back(NodeEvent::Close {
                     link,
                     reason: CloseReason::RdbTransmitted,
                 });
+                // Its Redis 8 main connection is online now (Redis: when the child exits).
+                if let Some(a) = main.and_then(|a| self.links.get_mut(&a)) {
+                    if a.state == ReplicaState::SendBulkAndStream {
+                        a.state = ReplicaState::Online;
+                        a.ack_time = now;
+                    }
+                }
             } else {
                 s.state = ReplicaState::WaitFirstAck;
             }
@@ -1078,10 +1294,14 @@ impl Node {
             s.state = ReplicaState::RdbTransmitted;
             s.snapshot = None;
             s.file = None;
+            let main = s.main_channel;
             self.events.push_back(NodeEvent::Close {
                 link,
                 reason: CloseReason::SnapshotFailed,
             });
+            if let Some(a) = main {
+                self.drop_main_channel(a);
+            }
         }
         self.update_retain();
         self.maybe_request_snapshot(now);
@@ -1227,6 +1447,31 @@ impl Node {
                 s.soft_since = None;
             }
         }
+        // A Valkey rdb connection's pin counts like a replica's output buffer: past the hard
+        // limit the pin goes, and the rdb connection with it.
+        let lost: Vec<(LinkId, u64)> = self
+            .psync_waits
+            .iter()
+            .map(|(b, w)| {
+                (
+                    *b,
+                    u64::try_from(end.value() - w.pos.value() + 1).unwrap_or(0),
+                )
+            })
+            .filter(|(_, unsent)| hard > 0 && *unsent > hard)
+            .collect();
+        for (b, unsent) in lost {
+            self.psync_waits.remove(&b);
+            if self.links.contains_key(&b) {
+                victims.push((
+                    b,
+                    CloseReason::OutputBufferHard {
+                        pending: unsent,
+                        limit: hard,
+                    },
+                ));
+            }
+        }
         for (link, reason) in victims {
             self.stats.output_buffer_drops += 1;
             self.drop_link(link, reason);
@@ -1234,9 +1479,34 @@ impl Node {
     }
 
     fn drop_link(&mut self, link: LinkId, reason: CloseReason) {
-        if self.links.remove(&link).is_some() {
+        if let Some(s) = self.links.remove(&link) {
             self.events.push_back(NodeEvent::Close { link, reason });
-            self.after_link_removed();
+            self.link_removed(&s);
+        }
+    }
+
+    /// A session is gone: a Valkey rdb connection's pin starts its grace period, and a Redis 8
+    /// main connection whose rdb connection died before its snapshot ended is dropped too.
+    fn link_removed(&mut self, s: &MasterSession) {
+        if let Some(w) = self.psync_waits.get_mut(&s.link) {
+            w.closed_at.get_or_insert(self.now);
+        }
+        if let (Some(a), false) = (s.main_channel, s.state == ReplicaState::RdbTransmitted) {
+            self.drop_main_channel(a);
+        }
+        self.after_link_removed();
+    }
+
+    /// Drops Redis 8 main connection `a` if it still depends on its rdb connection.
+    fn drop_main_channel(&mut self, a: LinkId) {
+        let waiting = self.links.get(&a).is_some_and(|m| {
+            matches!(
+                m.state,
+                ReplicaState::WaitRdbChannel | ReplicaState::SendBulkAndStream
+            )
+        });
+        if waiting {
+            self.drop_link(a, CloseReason::RdbChannelClosed);
         }
     }
 
@@ -1265,6 +1535,7 @@ impl Node {
             .values()
             .filter(|s| s.pins_stream())
             .map(|s| s.pos)
+            .chain(self.psync_waits.values().map(|w| w.pos))
             .min();
         if let Some(b) = &mut self.backlog {
             if b.retain_from() != min {
@@ -1336,7 +1607,7 @@ impl Node {
             }
             return None;
         }
-        if s.state != ReplicaState::Online || s.rdb_only {
+        if !s.state.streams() || s.rdb_only {
             return None;
         }
         if s.pos > self.offset {
@@ -1360,7 +1631,7 @@ impl Node {
             .filter(|s| {
                 s.out_len > 0
                     || (s.file.is_some() && !s.file_in_flight)
-                    || (s.state == ReplicaState::Online && !s.rdb_only && s.pos <= end)
+                    || (s.state.streams() && !s.rdb_only && s.pos <= end)
             })
             .map(|s| s.link)
             .collect()
@@ -1369,8 +1640,8 @@ impl Node {
     /// The connection closed (or the application closed it): forget its session.
     pub fn handle_disconnect(&mut self, now: Instant, link: LinkId) {
         self.clamp(now);
-        if self.links.remove(&link).is_some() {
-            self.after_link_removed();
+        if let Some(s) = self.links.remove(&link) {
+            self.link_removed(&s);
         }
     }
 
@@ -1424,6 +1695,15 @@ impl Node {
             self.stats.timeout_drops += 1;
             self.drop_link(link, CloseReason::Timeout);
         }
+        // Valkey frees an rdb connection's pin once its grace period is over.
+        let before = self.psync_waits.len();
+        self.psync_waits.retain(|_, w| {
+            w.closed_at
+                .is_none_or(|t| now.saturating_duration_since(t) <= RDB_CLIENT_GRACE)
+        });
+        if self.psync_waits.len() != before {
+            self.update_retain();
+        }
         self.flush();
         self.check_output_limits();
         self.maybe_request_snapshot(now);
@@ -1431,6 +1711,7 @@ impl Node {
         if !self.replica_of_master && !ttl.is_zero() && self.backlog.is_some() {
             if let Some(since) = self.no_replicas_since {
                 if self.links.values().all(|s| !s.state.is_replica())
+                    && self.psync_waits.is_empty()
                     && now.saturating_duration_since(since) >= ttl
                 {
                     // Nobody can resume this history any more: forget it.
@@ -1470,14 +1751,25 @@ impl Node {
         if let Some(snap) = self.snapshot.take() {
             self.events
                 .push_back(NodeEvent::SnapshotAbandoned { snapshot: snap.id });
-            // Replicas attached to it wait for the next one, served once the link is up.
+            // Replicas attached to it wait for the next one, served once the link is up. The
+            // two-connection syncs cannot take a second snapshot header: their connections
+            // are closed (the replicas start over).
+            let mut dropped = Vec::new();
             for s in self.links.values_mut() {
                 if s.snapshot.map(|(id, _)| id) == Some(snap.id.0) {
+                    if s.rdb_channel {
+                        dropped.push(s.link);
+                        continue;
+                    }
                     s.snapshot = None;
                     s.out.clear();
                     s.out_len = 0;
                     s.state = ReplicaState::WaitBgsaveStart;
                 }
+            }
+            for link in dropped {
+                self.psync_waits.remove(&link);
+                self.drop_link(link, CloseReason::HistoryChanged);
             }
         }
     }
@@ -1528,6 +1820,7 @@ impl Node {
         self.backlog = Some(Backlog::new(self.config.backlog_size, offset));
         self.stream_db = Some(stream_db);
         self.snapshot = None;
+        self.psync_waits.clear();
         let links: Vec<LinkId> = self
             .links
             .values()
@@ -1595,6 +1888,38 @@ fn reply_static(b: &'static [u8]) -> Handled {
 
 fn reply_error(msg: &str) -> Handled {
     Handled::Reply(Bytes::from(format!("-{msg}\r\n")))
+}
+
+/// A `0|1` REPLCONF value: an integer first, then the range, as Redis's
+/// `getRangeLongFromObjectOrReply`.
+fn parse_flag(val: &[u8]) -> Result<bool, Handled> {
+    match parse_i64(val) {
+        Some(0) => Ok(false),
+        Some(1) => Ok(true),
+        Some(_) => Err(reply_static(
+            b"-ERR value is out of range, value must between 0 and 1\r\n",
+        )),
+        None => Err(reply_static(
+            b"-ERR value is not an integer or out of range\r\n",
+        )),
+    }
+}
+
+/// Whether `v` is a version Valkey accepts in `REPLCONF version`: three dot-separated decimal
+/// parts (possibly empty), each at most 255.
+fn valid_version(v: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = v.split(|b| *b == b'.').collect();
+    !v.is_empty()
+        && parts.len() == 3
+        && parts.iter().all(|p| {
+            p.iter().all(u8::is_ascii_digit)
+                && p.iter()
+                    .try_fold(0u32, |n, d| {
+                        let n = n * 10 + u32::from(d - b'0');
+                        (n <= 255).then_some(n)
+                    })
+                    .is_some()
+        })
 }
 
 /// A small decimal buffer for a database number.

@@ -4,6 +4,7 @@
 use respsync::resp::Frame;
 
 use super::client::Conn;
+use super::server::{Peer, Proc};
 
 /// Owned argument vectors from words.
 pub fn s(v: &[&str]) -> Vec<Vec<u8>> {
@@ -96,4 +97,52 @@ pub fn populate(c: &mut Conn) {
         cmds.push(s(&["SET", &format!("key:{i}"), &format!("value:{i}")]));
     }
     run(c, &cmds);
+}
+
+// ------------------------------------------------------------------ bulk string keys
+
+/// `n` string keys in `db`, written with pipelined MSETs.
+pub fn load_bulk(c: &mut Conn, db: u32, n: usize) {
+    c.ok(&["SELECT", &db.to_string()]);
+    let mut cmds = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        let mut cmd = s(&["MSET"]);
+        for i in chunk {
+            cmd.push(format!("bulk:{i}").into_bytes());
+            cmd.push(format!("value-{i}-{}", "x".repeat(i % 16)).into_bytes());
+        }
+        cmds.push(cmd);
+        if cmds.len() == 50 {
+            run(c, &cmds);
+            cmds.clear();
+        }
+    }
+    run(c, &cmds);
+    c.ok(&["SELECT", "0"]);
+}
+
+/// The bulk keys of `db` are equal on both sides (compared with pipelined MGETs), then
+/// dropped with a propagated FLUSHDB so that the datasets can be compared key by key.
+pub fn check_and_drop_bulk(peer: Peer, m: &Proc, replicas: &[&Proc], db: u32, n: usize) {
+    let mget = |p: &Proc| {
+        let mut c = p.conn();
+        c.ok(&["SELECT", &db.to_string()]);
+        assert_eq!(c.int(&["DBSIZE"]), n as i64, "[{peer}] bulk keys");
+        let keys: Vec<usize> = (0..n).collect();
+        let cmds: Vec<Vec<Vec<u8>>> = keys
+            .chunks(1000)
+            .map(|ch| {
+                let mut cmd = s(&["MGET"]);
+                cmd.extend(ch.iter().map(|i| format!("bulk:{i}").into_bytes()));
+                cmd
+            })
+            .collect();
+        run(&mut c, &cmds)
+    };
+    let want = mget(m);
+    for r in replicas {
+        assert!(mget(r) == want, "[{peer}] bulk values differ");
+    }
+    let db = db.to_string();
+    run(&mut m.conn(), &[s(&["SELECT", &db]), s(&["FLUSHDB"])]);
 }

@@ -18,6 +18,6 @@ pub mod server;
 #[allow(unused_imports)]
 pub use client::{Conn, FrameExt};
 #[allow(unused_imports)]
-pub use dataset::{populate, run, s};
+pub use dataset::{check_and_drop_bulk, load_bulk, populate, run, s};
 #[allow(unused_imports)]
 pub use server::*;

@@ -939,3 +939,33 @@ pub fn check_stream(c: &mut Conn, k: &[u8], stream: &Stream) {
         assert_eq!(got, want, "{key}: consumers of a group");
     }
 }
+
+/// Waits until `replica` is online, and its `slave_repl_offset` and `master_repl_offset` equal
+/// the master's `master_repl_offset`. Returns the offset.
+pub fn offsets_equal(peer: Peer, master: &Proc, replica: &Proc, step: &str) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = master.info_i64("replication", "master_repl_offset");
+        let text = replica.conn().bulk_text(&["INFO", "replication"]);
+        let field = |f: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{f}:")))
+                .map(str::to_string)
+        };
+        let num = |f: &str| field(f).and_then(|v| v.parse::<i64>().ok());
+        let up = field("master_link_status").as_deref() == Some("up");
+        let (r, rm) = (num("slave_repl_offset"), num("master_repl_offset"));
+        if up && r == Some(m) && rm == Some(m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "[{peer}] {step}: replica never caught up: master offset {m}, replica \
+             slave_repl_offset {r:?} master_repl_offset {rm:?}, link up: {up}\nreplica log:\n{}\n\
+             master log:\n{}",
+            replica.log_text(),
+            master.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
