@@ -132,6 +132,7 @@ fn requested(node: &mut Node) -> (SnapshotId, SnapshotTarget, RdbFilter) {
             snapshot,
             target,
             filter,
+            ..
         }] => (*snapshot, *target, *filter),
         other => panic!("expected one snapshot request, got {other:?}"),
     }
@@ -1824,5 +1825,60 @@ fn a_long_clock_jump_is_one_tick_in_constant_time() {
             link: LinkId(1),
             reason: CloseReason::Timeout
         }]
+    );
+}
+
+#[test]
+fn replicas_that_load_different_rdb_versions_get_separate_snapshots() {
+    // The version bridge: a default of 12 for Redis replicas (which announce nothing), while a
+    // Valkey 8.1 replica (REPLCONF version 8.1.8) loads at most 11.
+    let t0 = Instant::now();
+    let mut node = Node::new(
+        NodeConfig {
+            snapshot_rdb_version: 12,
+            ..disk()
+        },
+        t0,
+    );
+    assert!(matches!(
+        cmd(&mut node, t0, 1, &["REPLCONF", "version", "8.1.8"]),
+        Handled::Reply(_)
+    ));
+    assert_eq!(
+        cmd(&mut node, t0, 1, &["PSYNC", "?", "-1"]),
+        Handled::ReplicaLink
+    );
+    assert_eq!(
+        cmd(&mut node, t0, 2, &["PSYNC", "?", "-1"]),
+        Handled::ReplicaLink
+    );
+    let first = events(&mut node);
+    let [NodeEvent::SnapshotRequested {
+        snapshot,
+        rdb_version,
+        ..
+    }] = first.as_slice()
+    else {
+        panic!("{first:?}")
+    };
+    assert_eq!(*rdb_version, 11);
+    // The Redis replica does not attach to the Valkey replica's snapshot...
+    node.handle_snapshot_started(t0, *snapshot).unwrap();
+    assert_eq!(
+        node.replica(LinkId(2)).unwrap().state(),
+        ReplicaState::WaitBgsaveStart
+    );
+    node.handle_snapshot_file(t0, *snapshot, 18).unwrap();
+    // ...it gets its own, at the configured default.
+    let second = events(&mut node);
+    assert!(
+        matches!(
+            second.as_slice(),
+            [NodeEvent::SnapshotRequested {
+                rdb_version: 12,
+                ..
+            }]
+        ),
+        "{second:?}"
     );
 }

@@ -210,6 +210,7 @@ impl Config {
             min_replicas_to_write: self.min_replicas_to_write as usize,
             min_replicas_max_lag: Duration::from_secs(self.min_replicas_max_lag),
             id_seed: seed,
+            snapshot_rdb_version: self.repl_rdb_version,
             ..respsync::node::NodeConfig::default()
         }
     }

@@ -73,7 +73,9 @@ pub fn drain_events(shared: &Arc<Shared>, srv: &mut Server) {
                 snapshot,
                 target,
                 filter,
-            } => start_snapshot(shared, srv, snapshot, target, filter.data),
+                rdb_version,
+                ..
+            } => start_snapshot(shared, srv, snapshot, target, filter.data, rdb_version),
             NodeEvent::SnapshotAbandoned { snapshot } => {
                 if let Some(flag) = srv.snapshots.running.remove(&snapshot.0) {
                     flag.store(true, Ordering::Relaxed);
@@ -123,6 +125,7 @@ fn start_snapshot(
     id: SnapshotId,
     target: SnapshotTarget,
     data: bool,
+    rdb_version: u8,
 ) {
     let start = match srv.node.handle_snapshot_started(Instant::now(), id) {
         Ok(s) => s,
@@ -143,7 +146,7 @@ fn start_snapshot(
     srv.snapshots_started += 1;
     let dbs = srv.store.snapshot();
     let spec = Spec {
-        version: srv.cfg.repl_rdb_version,
+        version: rdb_version,
         repl: Some(ReplInfo {
             stream_db: u64::from(start.stream_db),
             id: Bytes::copy_from_slice(start.replid.as_bytes()),

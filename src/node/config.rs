@@ -90,6 +90,13 @@ pub struct NodeConfig {
     pub replica_input_limits: Limits,
     /// Seed for replication ids and `$EOF:` marks (the crate uses no OS randomness).
     pub id_seed: u64,
+    /// The RDB version of snapshots for replicas that do not say which versions they load
+    /// (Redis replicas never do). Default 9, the newest that every supported replica loads:
+    /// Redis 6.2 loads up to 9, 7.0 up to 10, 7.2 up to 11, 7.4 and 8.x up to 12, Valkey 7.2
+    /// and 8.x up to 11. A replica that announces its version (`REPLCONF version`, as Valkey
+    /// does) gets at most what that version loads ([`max_rdb_version_for`]). Replicas that
+    /// need different versions never share a snapshot.
+    pub snapshot_rdb_version: u8,
 }
 
 impl Default for NodeConfig {
@@ -115,6 +122,7 @@ impl Default for NodeConfig {
                 max_buffered: 1024 * 1024,
             },
             id_seed: 0,
+            snapshot_rdb_version: 9,
         }
     }
 }
@@ -127,5 +135,26 @@ impl NodeConfig {
         self.ping_period = self.ping_period.max(Duration::from_secs(1));
         self.repl_timeout = self.repl_timeout.max(Duration::from_secs(1));
         self
+    }
+}
+
+/// The newest RDB version a server that announced `version` (`REPLCONF version x.y.z`, sent by
+/// Valkey 8 replicas) loads, if known. Redis replicas announce nothing.
+///
+/// ```
+/// use respsync::node::max_rdb_version_for;
+///
+/// assert_eq!(max_rdb_version_for("8.1.8"), Some(11)); // Valkey 8.1
+/// assert_eq!(max_rdb_version_for("7.2.5"), Some(11));
+/// assert_eq!(max_rdb_version_for("banana"), None);
+/// ```
+pub fn max_rdb_version_for(version: &str) -> Option<u8> {
+    let mut parts = version.split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    // Only Valkey sends REPLCONF version: 7.2 (its first release) and 8.x load RDB 11.
+    match (major, minor) {
+        (7, 2..) | (8, _) => Some(11),
+        _ => None,
     }
 }

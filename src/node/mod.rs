@@ -164,7 +164,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
-pub use self::config::{NodeConfig, OutputBufferLimit, MIN_BACKLOG_SIZE};
+pub use self::config::{max_rdb_version_for, NodeConfig, OutputBufferLimit, MIN_BACKLOG_SIZE};
 pub use self::failover::FailoverState;
 pub use self::wait::{WaitId, WaitOutcome, WAIT_ON_REPLICA};
 use crate::backlog::Backlog;
@@ -328,6 +328,9 @@ pub enum NodeEvent {
         target: SnapshotTarget,
         /// What it must contain.
         filter: RdbFilter,
+        /// The RDB version to write: every replica it serves loads it (see
+        /// [`NodeConfig::snapshot_rdb_version`]).
+        rdb_version: u8,
     },
     /// Nobody waits for this snapshot any more: stop producing it.
     SnapshotAbandoned {
@@ -421,6 +424,7 @@ struct Snapshot {
     /// `None` until started.
     offset: Option<ReplOffset>,
     mark: [u8; 40],
+    rdb_version: u8,
 }
 
 /// One server's replication state (see the [module docs](self)).
@@ -928,10 +932,15 @@ impl Node {
         self.stats.sync_full += 1;
         let s = self.start_waiting(now, link, ReplicaState::WaitBgsaveStart);
         let (filter, needs_socket) = (s.filter, s.needs_socket());
-        // Attach to a disk snapshot being written for the same content.
+        let rdb_version = self.links.get(&link).map(|s| self.rdb_version_of(s));
+        // Attach to a disk snapshot being written for the same content and RDB version.
         if let Some(snap) = &self.snapshot {
             if let (SnapshotTarget::Disk, Some(off)) = (snap.target, snap.offset) {
-                if snap.filter == filter && !filter.is_filtered() && !needs_socket {
+                if snap.filter == filter
+                    && !filter.is_filtered()
+                    && !needs_socket
+                    && rdb_version == Some(snap.rdb_version)
+                {
                     let id = snap.id;
                     self.attach(link, id, off, snap.target, snap.mark);
                     return Handled::ReplicaLink;
@@ -1005,7 +1014,11 @@ impl Node {
             return;
         };
         let filter = first.filter;
-        let group: Vec<&MasterSession> = self.waiting().filter(|s| s.filter == filter).collect();
+        let rdb_version = self.rdb_version_of(first);
+        let group: Vec<&MasterSession> = self
+            .waiting()
+            .filter(|s| s.filter == filter && self.rdb_version_of(s) == rdb_version)
+            .collect();
         // Rdb connections are always served over the socket (replicas without `capa eof`
         // then wait for the next snapshot, which goes to disk).
         let socket = filter.is_filtered()
@@ -1033,12 +1046,24 @@ impl Node {
             filter,
             offset: None,
             mark,
+            rdb_version,
         });
         self.events.push_back(NodeEvent::SnapshotRequested {
             snapshot: id,
             target,
             filter,
+            rdb_version,
         });
+    }
+
+    /// The RDB version a replica's snapshot is written in: the configured default, capped by
+    /// what its announced version loads.
+    pub fn rdb_version_of(&self, replica: &MasterSession) -> u8 {
+        let default = self.config.snapshot_rdb_version;
+        match replica.version().and_then(max_rdb_version_for) {
+            Some(max) => default.min(max),
+            None => default,
+        }
     }
 
     fn attach(
@@ -1117,13 +1142,15 @@ impl Node {
         if snap.offset.is_some() {
             return Err(NodeError::UnknownSnapshot(id));
         }
-        let (target, filter, mark) = (snap.target, snap.filter, snap.mark);
+        let (target, filter, mark, rdb_version) =
+            (snap.target, snap.filter, snap.mark, snap.rdb_version);
         self.flush();
         let off = self.offset;
         let members: Vec<LinkId> = self
             .waiting()
             .filter(|s| {
                 s.filter == filter
+                    && self.rdb_version_of(s) == rdb_version
                     && match target {
                         SnapshotTarget::Disk => !s.needs_socket(),
                         SnapshotTarget::Socket => s.capa.eof,
@@ -1274,13 +1301,13 @@ impl Node {
         let Ok(snap) = self.current_snapshot(id) else {
             return;
         };
-        let (started, filter) = (snap.offset.is_some(), snap.filter);
+        let (started, filter, rdb_version) = (snap.offset.is_some(), snap.filter, snap.rdb_version);
         self.snapshot = None;
         let victims: Vec<LinkId> = if started {
             self.attached(id)
         } else {
             self.waiting()
-                .filter(|s| s.filter == filter)
+                .filter(|s| s.filter == filter && self.rdb_version_of(s) == rdb_version)
                 .map(|s| s.link)
                 .collect()
         };
