@@ -44,9 +44,11 @@ pub fn rdb(stream_db: Option<u8>, filler: usize) -> Vec<u8> {
     out
 }
 
+/// A plain replica configuration, as a Redis 7.0 replica behaves (no two-connection sync).
 pub fn config() -> ReplicaConfig {
     ReplicaConfig {
         listening_port: 7002,
+        rdb_channel: false,
         ..ReplicaConfig::default()
     }
 }
