@@ -96,6 +96,14 @@ pub struct NodeConfig {
     /// and 8.x up to 11. A replica that announces its version (`REPLCONF version`, as Valkey
     /// does) gets at most what that version loads ([`max_rdb_version_for`]). Replicas that
     /// need different versions never share a snapshot.
+    ///
+    /// This is how a node in the middle bridges versions (a Redis 8.2 master, older
+    /// sub-replicas): the snapshot is written in a version each one loads, and the stream is
+    /// passed on unchanged. What an older sub-replica cannot apply is what its version does not
+    /// know: a command added later (e.g. Redis 7.4's `HSETEX`/`HPEXPIREAT`) reaches it as is,
+    /// and it reports it as an error from its master, exactly as directly behind the newer
+    /// master; values its RDB version cannot hold (hash-field TTLs below RDB 12) are the
+    /// snapshot writer's to refuse or report.
     pub snapshot_rdb_version: u8,
 }
 
