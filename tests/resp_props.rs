@@ -141,21 +141,8 @@ fn inline(
 
 /// Quotes an argument the way `redis-cli` prints it, which `sdssplitargs` reads back.
 fn quote(arg: &[u8]) -> Vec<u8> {
-    let mut out = vec![b'"'];
-    for &b in arg {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x07 => out.extend_from_slice(b"\\a"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x20..=0x7e => out.push(b),
-            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
-        }
-    }
-    out.push(b'"');
+    let mut out = Vec::new();
+    respsync::resp::quote_arg(arg, &mut out);
     out
 }
 

@@ -1505,6 +1505,19 @@ impl Node {
         }
     }
 
+    /// Closes every replica link (sub-replicas must learn a new history).
+    fn drop_replica_links(&mut self, reason: CloseReason) {
+        let links: Vec<LinkId> = self
+            .links
+            .values()
+            .filter(|s| s.state.is_replica())
+            .map(|s| s.link)
+            .collect();
+        for link in links {
+            self.drop_link(link, reason.clone());
+        }
+    }
+
     fn drop_link(&mut self, link: LinkId, reason: CloseReason) {
         if let Some(s) = self.links.remove(&link) {
             self.events.push_back(NodeEvent::Close { link, reason });
@@ -1815,15 +1828,7 @@ impl Node {
         if self.backlog.is_none() {
             self.backlog = Some(Backlog::new(self.config.backlog_size, self.offset));
         }
-        let links: Vec<LinkId> = self
-            .links
-            .values()
-            .filter(|s| s.state.is_replica())
-            .map(|s| s.link)
-            .collect();
-        for link in links {
-            self.drop_link(link, CloseReason::HistoryChanged);
-        }
+        self.drop_replica_links(CloseReason::HistoryChanged);
         self.no_replicas_since = Some(self.now);
     }
 
@@ -1848,15 +1853,7 @@ impl Node {
         self.stream_db = Some(stream_db);
         self.snapshot = None;
         self.psync_waits.clear();
-        let links: Vec<LinkId> = self
-            .links
-            .values()
-            .filter(|s| s.state.is_replica())
-            .map(|s| s.link)
-            .collect();
-        for link in links {
-            self.drop_link(link, CloseReason::HistoryChanged);
-        }
+        self.drop_replica_links(CloseReason::HistoryChanged);
     }
 
     /// A partial resync with this node's master succeeded. If the master's id changed, the
@@ -1869,15 +1866,7 @@ impl Node {
         if replid != self.ids.id {
             self.flush();
             self.ids.shift(replid, self.offset);
-            let links: Vec<LinkId> = self
-                .links
-                .values()
-                .filter(|s| s.state.is_replica())
-                .map(|s| s.link)
-                .collect();
-            for link in links {
-                self.drop_link(link, CloseReason::HistoryChanged);
-            }
+            self.drop_replica_links(CloseReason::HistoryChanged);
         }
     }
 

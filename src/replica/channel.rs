@@ -22,8 +22,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    put_array, Body, CachedMaster, Handshake, ReplicaError, ReplicaEvent, ReplicaSession, State,
-    Step, Transfer,
+    put_array, split_line, Body, CachedMaster, Handshake, ReplicaError, ReplicaEvent,
+    ReplicaSession, State, Step, Transfer,
 };
 use crate::ids::{ReplId, ReplOffset, ReplicationIds};
 use crate::replica::aux::AuxScan;
@@ -253,17 +253,13 @@ impl ReplicaSession {
             let Some(ch) = &mut self.chan else {
                 return Ok(());
             };
-            let Some(nl) = ch.buf.iter().position(|&b| b == b'\n') else {
-                if ch.buf.len() > self.config.max_line_len {
-                    return Err(self.protocol(0, ProtocolError::LineTooLong));
-                }
+            let max = self.config.max_line_len;
+            let Ok(split) = split_line(&mut ch.buf, max) else {
+                return Err(self.protocol(0, ProtocolError::LineTooLong));
+            };
+            let Some((line, _)) = split else {
                 return Ok(());
             };
-            let mut line = ch.buf.split_to(nl + 1).freeze();
-            line.truncate(nl);
-            if line.last() == Some(&b'\r') {
-                line.truncate(nl - 1);
-            }
             if line.is_empty() {
                 continue; // keepalive while the master waits for its fork
             }
@@ -351,17 +347,13 @@ impl ReplicaSession {
             let (Some(step), Some((replid, offset, _))) = (ch.main_pending, ch.endoff) else {
                 return Ok(());
             };
-            let Some(nl) = ch.main.iter().position(|&b| b == b'\n') else {
-                if ch.main.len() > self.config.max_line_len {
-                    return Err(self.protocol(0, ProtocolError::LineTooLong));
-                }
+            let max = self.config.max_line_len;
+            let Ok(split) = split_line(&mut ch.main, max) else {
+                return Err(self.protocol(0, ProtocolError::LineTooLong));
+            };
+            let Some((line, _)) = split else {
                 return Ok(());
             };
-            let mut line = ch.main.split_to(nl + 1).freeze();
-            line.truncate(nl);
-            if line.last() == Some(&b'\r') {
-                line.truncate(nl - 1);
-            }
             if line.is_empty() {
                 continue;
             }

@@ -704,22 +704,14 @@ impl ReplicaSession {
 
     /// Takes one `\n`-terminated line from the input, without its `\r\n`.
     fn take_line(&mut self) -> Result<Option<Bytes>, ReplicaError> {
-        let Some(nl) = self.buf.iter().position(|&b| b == b'\n') else {
-            if self.buf.len() > self.config.max_line_len {
-                return Err(self.protocol(0, ProtocolError::LineTooLong));
+        match split_line(&mut self.buf, self.config.max_line_len) {
+            Ok(Some((line, used))) => {
+                self.consumed += used as u64;
+                Ok(Some(line))
             }
-            return Ok(None);
-        };
-        if nl > self.config.max_line_len {
-            return Err(self.protocol(0, ProtocolError::LineTooLong));
+            Ok(None) => Ok(None),
+            Err(()) => Err(self.protocol(0, ProtocolError::LineTooLong)),
         }
-        let mut line = self.buf.split_to(nl + 1).freeze();
-        self.consumed += (nl + 1) as u64;
-        line.truncate(nl);
-        if line.last() == Some(&b'\r') {
-            line.truncate(nl - 1);
-        }
-        Ok(Some(line))
     }
 
     /// Returns true when the state changed and processing should continue.
@@ -1266,6 +1258,23 @@ fn reply_field(i: &[u8]) -> nom::IResult<&[u8], &[u8]> {
     use nom::bytes::complete::take_till1;
     use nom::character::complete::space1;
     nom::sequence::preceded(space1, take_till1(|b| b == b' ' || b == b'\t'))(i)
+}
+
+/// Takes one line (without `\r\n` or `\n`) off the front of `buf`, with the bytes it used;
+/// `Ok(None)` until a whole line is there; `Err` when a line is longer than `max`.
+fn split_line(buf: &mut BytesMut, max: usize) -> Result<Option<(Bytes, usize)>, ()> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        return if buf.len() > max { Err(()) } else { Ok(None) };
+    };
+    if nl > max {
+        return Err(());
+    }
+    let mut line = buf.split_to(nl + 1).freeze();
+    line.truncate(nl);
+    if line.last() == Some(&b'\r') {
+        line.truncate(nl - 1);
+    }
+    Ok(Some((line, nl + 1)))
 }
 
 /// Splits a PSYNC reply line (without `\r\n`) like Redis's `slaveTryPartialResynchronization`.
