@@ -42,6 +42,8 @@ fn handshake_matches_captured_redis_bytes() {
             user: Some("repluser".into()),
             password: "sekret".into(),
         }),
+        // A Redis 7.0 replica: no `capa rdb-channel-repl`.
+        rdb_channel: false,
         ..ReplicaConfig::default()
     };
     let mut s = ReplicaSession::new(cfg, now).unwrap();

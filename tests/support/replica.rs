@@ -44,9 +44,12 @@ pub fn rdb(stream_db: Option<u8>, filler: usize) -> Vec<u8> {
     out
 }
 
+/// A replica with Redis 7.0's capabilities (`capa eof capa psync2`), as in the captures of
+/// protocol.md that the session tests replay.
 pub fn config() -> ReplicaConfig {
     ReplicaConfig {
         listening_port: 7002,
+        rdb_channel: false,
         ..ReplicaConfig::default()
     }
 }
