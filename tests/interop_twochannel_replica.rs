@@ -226,7 +226,10 @@ fn cut_mid_transfer(peer: Peer, cut: Cut) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let id = target.unwrap();
-    eprintln!("{peer} {cut:?}: killing {:?}", clients(&mut c).into_iter().find(|x| x.0 == id));
+    eprintln!(
+        "{peer} {cut:?}: killing {:?}",
+        clients(&mut c).into_iter().find(|x| x.0 == id)
+    );
     assert!(
         bgsave_running(&mut c),
         "the transfer ended before the cut\n{}",

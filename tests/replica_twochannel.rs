@@ -245,12 +245,15 @@ fn pump(s: &mut ReplicaSession, now: Instant, m: &mut Master, out: &mut Both) {
         drain(s, &mut out.t);
         m.a_sent.extend_from_slice(&out.t.sent[sent..]);
         while let Some(b) = s.poll_rdb_channel_transmit() {
-            assert!(m.b_open && !m.b_closed, "bytes for a second connection not open");
+            assert!(
+                m.b_open && !m.b_closed,
+                "bytes for a second connection not open"
+            );
             m.b_sent.extend_from_slice(&b);
             out.b_sent.extend_from_slice(&b);
         }
         let mut again = false;
-        for ev in out.t.events[seen..].to_vec() {
+        for ev in &out.t.events[seen..] {
             match ev.as_str() {
                 "RdbChannelOpen" => {
                     assert!(!m.b_open, "second connection asked twice");
@@ -471,8 +474,11 @@ fn valkey_psync_only_after_set_rdb_client_id_ok() {
     assert_eq!(&s.poll_rdb_channel_transmit().unwrap()[..], B_CONF_VALKEY);
     s.handle_rdb_channel_input(now, b"+OK\r\n").unwrap();
     assert_eq!(&s.poll_rdb_channel_transmit().unwrap()[..], SYNC_INLINE);
-    s.handle_rdb_channel_input(now, format!("$ENDOFF:{SNAP} {ID_A} 0 {B_ID}\r\n").as_bytes())
-        .unwrap();
+    s.handle_rdb_channel_input(
+        now,
+        format!("$ENDOFF:{SNAP} {ID_A} 0 {B_ID}\r\n").as_bytes(),
+    )
+    .unwrap();
     assert_eq!(&s.poll_transmit().unwrap()[..], SET_RDB_CLIENT_ID);
     assert!(s.poll_transmit().is_none(), "PSYNC waits for +OK");
     s.handle_input(now, b"+O").unwrap();
@@ -496,14 +502,20 @@ fn redis_auth_is_pipelined_on_both_connections() {
     s.handle_input(now, b"+OK\r\n+OK\r\n+OK\r\n").unwrap();
     assert_eq!(&s.poll_transmit().unwrap()[..], PSYNC_FRESH);
     s.handle_input(now, b"+RDBCHANNELSYNC 5\r\n").unwrap();
-    assert!(s.poll_rdb_channel_transmit().is_none(), "nothing before connected");
+    assert!(
+        s.poll_rdb_channel_transmit().is_none(),
+        "nothing before connected"
+    );
     s.rdb_channel_connected(now).unwrap();
     assert_eq!(
         &s.poll_rdb_channel_transmit().unwrap()[..],
         &[AUTH, B_CONF_REDIS].concat()[..]
     );
     s.handle_rdb_channel_input(now, b"+OK\r\n").unwrap();
-    assert!(s.poll_rdb_channel_transmit().is_none(), "one +OK per command");
+    assert!(
+        s.poll_rdb_channel_transmit().is_none(),
+        "one +OK per command"
+    );
     s.handle_rdb_channel_input(now, b"+OK\r\n").unwrap();
     assert_eq!(&s.poll_rdb_channel_transmit().unwrap()[..], PSYNC_FRESH);
     // The same for Valkey, with the 9-element REPLCONF and inline SYNC.
@@ -596,7 +608,10 @@ fn capabilities_and_fallbacks() {
     ] {
         let mut s = new_session(c, now);
         let e = s
-            .handle_input(now, format!("+PONG\r\n+OK\r\n+OK\r\n{reply}\r\n").as_bytes())
+            .handle_input(
+                now,
+                format!("+PONG\r\n+OK\r\n+OK\r\n{reply}\r\n").as_bytes(),
+            )
             .unwrap_err();
         assert!(
             matches!(
@@ -643,13 +658,16 @@ fn capabilities_and_fallbacks() {
         offset: off(123),
         db: 0,
     });
-    s.handle_input(now, format!("+PONG\r\n+OK\r\n+OK\r\n+CONTINUE {ID_A}\r\n").as_bytes())
-        .unwrap();
+    s.handle_input(
+        now,
+        format!("+PONG\r\n+OK\r\n+OK\r\n+CONTINUE {ID_A}\r\n").as_bytes(),
+    )
+    .unwrap();
     let mut t = Transcript::default();
     drain(&mut s, &mut t);
-    assert!(t.sent.ends_with(
-        format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID_A}\r\n$3\r\n124\r\n").as_bytes()
-    ));
+    assert!(t
+        .sent
+        .ends_with(format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID_A}\r\n$3\r\n124\r\n").as_bytes()));
     assert_eq!(s.state(), LinkState::Connected);
     assert!(!s.rdb_channel_active());
     assert!(t.events.iter().all(|e| !e.starts_with("RdbChannel")));
@@ -764,7 +782,11 @@ fn fail_then_retry(p: Proto, fail: Fail, cut: usize) {
 fn totals(p: Proto) -> (usize, usize) {
     let parts = script(p, &rdb(None, 3), &stream());
     let b = parts.iter().filter(|x| x.to_b).map(|x| x.bytes.len()).sum();
-    let a = parts.iter().filter(|x| !x.to_b).map(|x| x.bytes.len()).sum();
+    let a = parts
+        .iter()
+        .filter(|x| !x.to_b)
+        .map(|x| x.bytes.len())
+        .sum();
     (b, a)
 }
 
@@ -789,7 +811,12 @@ fn main_connection_closed_at_every_byte() {
 }
 
 /// Runs `p`'s script with the reply part `index` replaced by `bytes`; returns what came out.
-fn with_part(p: Proto, index: usize, bytes: &[u8], schedule: &[(bool, usize)]) -> (ReplicaSession, Both) {
+fn with_part(
+    p: Proto,
+    index: usize,
+    bytes: &[u8],
+    schedule: &[(bool, usize)],
+) -> (ReplicaSession, Both) {
     let now = Instant::now();
     let mut s = new_session(cfg(p), now);
     let mut parts = script(p, &rdb(None, 3), &stream());
@@ -813,7 +840,11 @@ fn error_replies_on_either_connection_abandon_the_attempt() {
     let id = ID_A;
     let cases: Vec<(Proto, usize, String)> = vec![
         // B's REPLCONF refused (rdb-channel.md §2 step 2 error texts).
-        (Proto::Redis, 3, "-ERR Unrecognized RDB client id: 5\r\n".into()),
+        (
+            Proto::Redis,
+            3,
+            "-ERR Unrecognized RDB client id: 5\r\n".into(),
+        ),
         (
             Proto::Redis,
             3,
@@ -823,14 +854,26 @@ fn error_replies_on_either_connection_abandon_the_attempt() {
         (Proto::Redis, 4, "-ERR no\r\n".into()),
         (Proto::Redis, 4, format!("+CONTINUE {id}\r\n")),
         (Proto::Redis, 4, "+FULLRESYNC\r\n".into()),
-        (Proto::Redis, 4, format!("+FULLRESYNC {id} 75\r\n-ERR x\r\n")),
-        (Proto::Redis, 4, format!("+FULLRESYNC {id} 75\r\n$ENDOFF:75\r\n")),
+        (
+            Proto::Redis,
+            4,
+            format!("+FULLRESYNC {id} 75\r\n-ERR x\r\n"),
+        ),
+        (
+            Proto::Redis,
+            4,
+            format!("+FULLRESYNC {id} 75\r\n$ENDOFF:75\r\n"),
+        ),
         (Proto::Redis, 4, format!("$ENDOFF:75 {id} 0 6\r\n")),
         (Proto::Valkey, 3, "-ERR unknown\r\n".into()),
         (Proto::Valkey, 4, format!("+FULLRESYNC {id} 75\r\n")),
         (Proto::Valkey, 4, format!("$ENDOFF:75 {id} 0\r\n")),
         (Proto::Valkey, 4, format!("$ENDOFF:x {id} 0 6\r\n")),
-        (Proto::Valkey, 4, format!("$ENDOFF:75 {id} 0 6\r\n-ERR x\r\n")),
+        (
+            Proto::Valkey,
+            4,
+            format!("$ENDOFF:75 {id} 0 6\r\n-ERR x\r\n"),
+        ),
         // On A: set-rdb-client-id refused (the master dropped B), PSYNC not continued.
         (
             Proto::Valkey,
@@ -854,7 +897,9 @@ fn error_replies_on_either_connection_abandon_the_attempt() {
             );
             // A loaded snapshot is kept: the retry may resume from it (Redis does too).
             let loaded = out.t.events.iter().any(|e| e.starts_with("RdbEnd"));
-            let cached = s.cached_master().map(|c| (c.replid.as_str().to_string(), c.offset));
+            let cached = s
+                .cached_master()
+                .map(|c| (c.replid.as_str().to_string(), c.offset));
             let want = loaded.then(|| (ID_A.to_string(), off(SNAP)));
             assert_eq!(cached, want, "{what}");
         }
@@ -905,7 +950,11 @@ fn silence_while_waiting_for_the_second_connection_times_out() {
         let mut t = Transcript::default();
         drain(&mut s, &mut t);
         assert_eq!(t.events.len(), 1, "{:?}", t.events);
-        assert!(t.events[0].starts_with("LinkLost(Timeout("), "{:?}", t.events);
+        assert!(
+            t.events[0].starts_with("LinkLost(Timeout("),
+            "{:?}",
+            t.events
+        );
         assert!(!s.rdb_channel_active());
     }
 }
@@ -925,8 +974,11 @@ fn main_read_paused_against_the_limit() {
             Proto::Redis => "+RDBCHANNELSYNC 5",
             Proto::Valkey => "+DUALCHANNELSYNC",
         };
-        s.handle_input(now, format!("+PONG\r\n+OK\r\n+OK\r\n{reply}\r\n").as_bytes())
-            .unwrap();
+        s.handle_input(
+            now,
+            format!("+PONG\r\n+OK\r\n+OK\r\n{reply}\r\n").as_bytes(),
+        )
+        .unwrap();
         assert!(!s.main_read_paused());
         assert_eq!(s.full_sync_buffered(), 0);
         s.rdb_channel_connected(now).unwrap();
@@ -1106,22 +1158,41 @@ proptest! {
 #[test]
 fn long_lines_are_refused_whatever_the_split() {
     // A reply line longer than `max_line_len` on either connection, whole or in pieces.
-    for (p, index) in [(Proto::Redis, 3), (Proto::Redis, 4), (Proto::Valkey, 4), (Proto::Valkey, 5)] {
+    for (p, index) in [
+        (Proto::Redis, 3),
+        (Proto::Redis, 4),
+        (Proto::Valkey, 4),
+        (Proto::Valkey, 5),
+    ] {
         let mut line = b"+".to_vec();
         line.extend(std::iter::repeat_n(b'x', 300));
         line.extend(b"\r\n");
         let now = Instant::now();
         let mut results = Vec::new();
         for schedule in [vec![], vec![(true, 7); 200], vec![(false, 7); 200]] {
-            let mut s = new_session(ReplicaConfig { max_line_len: 128, ..cfg(p) }, now);
+            let mut s = new_session(
+                ReplicaConfig {
+                    max_line_len: 128,
+                    ..cfg(p)
+                },
+                now,
+            );
             let mut parts = script(p, &rdb(None, 3), &stream());
             parts[index].bytes = line.clone();
             let mut m = Master::new(parts);
             let mut out = Both::default();
             run(&mut s, now, &mut m, &schedule, &mut out);
-            assert_eq!(s.state(), LinkState::Down, "{p:?} part {index}\n{}", show(&out));
+            assert_eq!(
+                s.state(),
+                LinkState::Down,
+                "{p:?} part {index}\n{}",
+                show(&out)
+            );
             results.push(lost(&out).map(str::to_string));
         }
-        assert!(results.windows(2).all(|w| w[0] == w[1]), "{p:?} part {index}: {results:?}");
+        assert!(
+            results.windows(2).all(|w| w[0] == w[1]),
+            "{p:?} part {index}: {results:?}"
+        );
     }
 }
