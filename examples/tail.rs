@@ -238,6 +238,9 @@ fn main() -> ExitCode {
         }),
         // Seed only names this process's own history; the master's id replaces it.
         id_seed: u64::from(std::process::id()),
+        // One connection only: a Redis 8 master would otherwise answer `+RDBCHANNELSYNC` and
+        // wait for a second connection this tool does not open.
+        rdb_channel: false,
         ..ReplicaConfig::default()
     };
     let mut s = match ReplicaSession::new(config, Instant::now()) {

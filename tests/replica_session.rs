@@ -42,7 +42,7 @@ fn handshake_matches_captured_redis_bytes() {
             user: Some("repluser".into()),
             password: "sekret".into(),
         }),
-        // The capture is a Redis 7.0 replica's: no `capa rdb-channel-repl`.
+        // A Redis 7.0 replica: no `capa rdb-channel-repl`.
         rdb_channel: false,
         ..ReplicaConfig::default()
     };

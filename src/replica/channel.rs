@@ -64,6 +64,11 @@ pub(super) struct Channel {
     endoff: Option<(ReplId, ReplOffset, u32)>,
     /// Valkey: replies still expected first on the main connection.
     main_pending: Option<MainStep>,
+    /// Bytes of the main connection consumed so far (its error offsets; restored as the
+    /// session's count when the kept bytes become the input again).
+    main_consumed: u64,
+    /// Bytes of the second connection consumed as lines (its error offsets).
+    chan_consumed: u64,
 }
 
 /// Valkey's main connection answers `REPLCONF set-rdb-client-id` (after which we send
@@ -72,6 +77,8 @@ pub(super) struct Channel {
 enum MainStep {
     RdbClientId,
     Continue,
+    /// `+CONTINUE` arrived and was checked; it stays at the front of the kept bytes.
+    Checked,
 }
 
 impl ReplicaSession {
@@ -95,7 +102,6 @@ impl ReplicaSession {
         };
         // The main connection now only waits: what arrives on it is kept for later.
         let main = self.buf.split();
-        self.consumed += main.len() as u64;
         self.state = State::Handshake(Handshake {
             expect: VecDeque::new(),
         });
@@ -107,6 +113,8 @@ impl ReplicaSession {
             main,
             endoff: None,
             main_pending: None,
+            main_consumed: self.consumed,
+            chan_consumed: 0,
         });
         self.events.push_back(ReplicaEvent::RdbChannelOpen);
         Some(Ok(()))
@@ -253,21 +261,21 @@ impl ReplicaSession {
             let Some(ch) = &mut self.chan else {
                 return Ok(());
             };
-            let max = self.config.max_line_len;
-            let Ok(split) = split_line(&mut ch.buf, max) else {
-                return Err(self.protocol(0, ProtocolError::LineTooLong));
+            let at = ch.chan_consumed;
+            let bad = |error| ReplicaError::Protocol { offset: at, error };
+            let Ok(split) = split_line(&mut ch.buf, self.config.max_line_len) else {
+                return Err(bad(ProtocolError::LineTooLong));
             };
-            let Some((line, _)) = split else {
+            let Some((line, used)) = split else {
                 return Ok(());
             };
+            ch.chan_consumed += used as u64;
             if line.is_empty() {
                 continue; // keepalive while the master waits for its fork
             }
             let reply = || String::from_utf8_lossy(&line).into_owned();
             match &mut ch.phase {
-                Phase::Opening | Phase::Transfer => {
-                    return Err(self.protocol(0, ProtocolError::BadPsyncReply))
-                }
+                Phase::Opening | Phase::Transfer => return Err(bad(ProtocolError::BadPsyncReply)),
                 Phase::Handshake { oks } => {
                     if !line.starts_with(b"+") {
                         return Err(
@@ -293,7 +301,7 @@ impl ReplicaSession {
                             super::PsyncReply::FullResync(Some((id, off))) => {
                                 let parsed = ReplId::parse(id).ok().zip(ReplOffset::parse(off));
                                 let Some((id, off)) = parsed else {
-                                    return Err(self.protocol(0, ProtocolError::BadPsyncReply));
+                                    return Err(bad(ProtocolError::BadPsyncReply));
                                 };
                                 (id, off, 0)
                             }
@@ -303,7 +311,6 @@ impl ReplicaSession {
                             let Some(f) = parse_endoff(&line) else {
                                 return Err(ReplicaError::MasterError { reply: reply() });
                             };
-                            // The main connection resumes the stream from the snapshot point.
                             // The main connection resumes the stream from the snapshot point:
                             // first `set-rdb-client-id`, then (after its `+OK`) `PSYNC`.
                             let id = f.3.to_string();
@@ -319,13 +326,17 @@ impl ReplicaSession {
                     };
                     ch.endoff = Some((replid, offset, db));
                     ch.phase = Phase::Transfer;
-                    if ch.kind == Kind::Valkey {
-                        ch.main_pending = Some(MainStep::RdbClientId);
-                    }
-                    // The snapshot follows on this connection, as a classic transfer.
+                    // The snapshot follows on this connection, as a classic transfer (error
+                    // offsets relative to this connection until it ends).
                     self.buf = ch.buf.split();
+                    self.consumed = ch.chan_consumed;
                     self.events
                         .push_back(ReplicaEvent::FullResync { replid, offset });
+                    if ch.kind == Kind::Valkey {
+                        ch.main_pending = Some(MainStep::RdbClientId);
+                        // Whatever the main connection sent meanwhile is judged now.
+                        self.process_main_replies()?;
+                    }
                     self.state = State::Transfer(Transfer {
                         sync: Some((replid, offset)),
                         body: Body::Header,
@@ -338,7 +349,11 @@ impl ReplicaSession {
         }
     }
 
-    /// Valkey: the replies at the front of the main connection, as they arrive.
+    /// Valkey: the replies at the front of the main connection, as they arrive. `+OK` to
+    /// `set-rdb-client-id` is taken at once (it releases our `PSYNC`); `+CONTINUE` is checked
+    /// at once (a refusal abandons the attempt) but left in place, for the handshake to take
+    /// after the snapshot: the events then come in the same order whichever connection was
+    /// read first.
     pub(super) fn process_main_replies(&mut self) -> Result<(), ReplicaError> {
         loop {
             let Some(ch) = &mut self.chan else {
@@ -347,18 +362,26 @@ impl ReplicaSession {
             let (Some(step), Some((replid, offset, _))) = (ch.main_pending, ch.endoff) else {
                 return Ok(());
             };
-            let max = self.config.max_line_len;
-            let Ok(split) = split_line(&mut ch.main, max) else {
-                return Err(self.protocol(0, ProtocolError::LineTooLong));
+            if step == MainStep::Checked {
+                return Ok(());
+            }
+            let too_long = ReplicaError::Protocol {
+                offset: ch.main_consumed,
+                error: ProtocolError::LineTooLong,
             };
-            let Some((line, _)) = split else {
+            let Some(nl) = ch.main.iter().position(|&b| b == b'\n') else {
+                if ch.main.len() > self.config.max_line_len {
+                    return Err(too_long);
+                }
                 return Ok(());
             };
-            if line.is_empty() {
-                continue;
+            if nl > self.config.max_line_len {
+                return Err(too_long);
             }
-            let reply = || String::from_utf8_lossy(&line).into_owned();
+            let line = ch.main[..nl].strip_suffix(b"\r").unwrap_or(&ch.main[..nl]);
+            let reply = || String::from_utf8_lossy(line).into_owned();
             match step {
+                _ if line.is_empty() => {}
                 MainStep::RdbClientId => {
                     if !line.starts_with(b"+") {
                         return Err(ReplicaError::MasterError { reply: reply() });
@@ -370,11 +393,16 @@ impl ReplicaSession {
                     );
                     ch.main_pending = Some(MainStep::Continue);
                 }
-                MainStep::Continue => match super::psync_reply(&line) {
-                    super::PsyncReply::Continue(_) => ch.main_pending = None,
+                MainStep::Continue | MainStep::Checked => match super::psync_reply(line) {
+                    super::PsyncReply::Continue(_) => {
+                        ch.main_pending = Some(MainStep::Checked);
+                        return Ok(());
+                    }
                     _ => return Err(ReplicaError::MasterError { reply: reply() }),
                 },
             }
+            let _ = ch.main.split_to(nl + 1);
+            ch.main_consumed += (nl + 1) as u64;
         }
     }
 
@@ -391,9 +419,11 @@ impl ReplicaSession {
         };
         self.events.push_back(ReplicaEvent::RdbChannelClose);
         self.buf = ch.main;
+        self.consumed = ch.main_consumed;
         match (ch.kind, ch.endoff.or(sync.map(|(r, o)| (r, o, stream_db)))) {
-            (Kind::Valkey, Some((replid, offset, db))) if ch.main_pending.is_some() => {
-                // Valkey, replies not all in yet: the main connection answers them first.
+            (Kind::Valkey, Some((replid, offset, db))) => {
+                // Valkey: the main connection's `+CONTINUE` (arrived or to come) starts the
+                // stream, through the handshake like any partial resync.
                 self.ids = ReplicationIds::new(replid);
                 self.stream_out.clear();
                 self.cached = Some(CachedMaster {
@@ -406,12 +436,10 @@ impl ReplicaSession {
                     },
                 });
                 let expect = match ch.main_pending {
+                    // `PSYNC` is sent when its `+OK` comes.
                     Some(MainStep::RdbClientId) => vec![Step::RdbClientId, Step::Psync],
                     _ => vec![Step::Psync],
                 };
-                if ch.main_pending == Some(MainStep::Continue) {
-                    // (`PSYNC` already sent.)
-                }
                 self.strict_psync = Some((replid, offset));
                 self.state = State::Handshake(Handshake {
                     expect: expect.into(),

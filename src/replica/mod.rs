@@ -833,7 +833,8 @@ impl ReplicaSession {
         let reply = || String::from_utf8_lossy(line).into_owned();
         let reply_kind = psync_reply(line);
         let failover = std::mem::take(&mut self.psync_failover);
-        if self.strict_psync.take().is_some() && !matches!(reply_kind, PsyncReply::Continue(_)) {
+        let dual_channel = self.strict_psync.take().is_some();
+        if dual_channel && !matches!(reply_kind, PsyncReply::Continue(_)) {
             return Err(ReplicaError::MasterError { reply: reply() });
         }
         if failover
@@ -889,6 +890,11 @@ impl ReplicaSession {
                 replid_changed: changed,
             });
             self.enter_streaming(replid, cached.offset, cached.db, false);
+            if dual_channel {
+                // The snapshot is loaded: acknowledge its offset at once (as after an `$EOF:`
+                // transfer), which also puts the replica online on a Valkey master.
+                self.send_ack(cached.offset);
+            }
             return Ok(());
         }
         if is_try_later(line) {

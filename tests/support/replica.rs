@@ -44,7 +44,8 @@ pub fn rdb(stream_db: Option<u8>, filler: usize) -> Vec<u8> {
     out
 }
 
-/// A plain replica configuration, as a Redis 7.0 replica behaves (no two-connection sync).
+/// A replica with Redis 7.0's capabilities (`capa eof capa psync2`), as in the captures of
+/// protocol.md that the session tests replay.
 pub fn config() -> ReplicaConfig {
     ReplicaConfig {
         listening_port: 7002,
