@@ -20,6 +20,8 @@ use respsync::rdb::{
     WriterConfig,
 };
 
+use respsync::rdb::encoding::object::EncodeError;
+
 use crate::app::store::{self, DbSnapshot, Value};
 
 /// The RDB version snapshots are written in unless configured: 9, the newest every replica in
@@ -70,6 +72,9 @@ pub fn write<E: From<WriteError>>(
         ..WriterConfig::default()
     };
     let mut w = Writer::new(config)?;
+    if spec.data && spec.version < FIELD_TTL_RDB_VERSION {
+        refuse_field_ttls(&dbs, spec.version)?;
+    }
     let mut done = Written::default();
     for (i, db) in dbs.into_iter().enumerate() {
         if !spec.data || db.len() == 0 {
@@ -130,6 +135,37 @@ pub fn write<E: From<WriteError>>(
     Ok(done)
 }
 
+/// The first RDB version that stores hash field TTLs (Redis 7.4+).
+pub const FIELD_TTL_RDB_VERSION: u8 = 12;
+
+/// Refuses a snapshot in an RDB version older than 12 when some hash has field TTLs: that
+/// version cannot hold them, and writing the fields without their TTLs would leave a replica
+/// with fields that never expire (if it is ever promoted) and `HTTL` answers that differ, so
+/// nothing is written and the refusal is logged with the number of such hashes. A replica that
+/// loads RDB 12 (Redis 7.4+) is served once `repl-rdb-version 12` is set.
+fn refuse_field_ttls(dbs: &[DbSnapshot], version: u8) -> Result<(), WriteError> {
+    let n: usize = dbs.iter().map(DbSnapshot::field_ttl_hashes).sum();
+    if n == 0 {
+        return Ok(());
+    }
+    let first = dbs
+        .iter()
+        .flat_map(|db| db.shards())
+        .flat_map(|shard| shard.iter())
+        .find(|(_, e)| matches!(&e.value, Value::Hash(h) if h.ttl_count() > 0))
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .unwrap_or_default();
+    crate::log!(
+        "# WARNING snapshot refused: {n} hash key(s) (the first: '{first}') have field TTLs, \
+         which RDB {version} cannot store; set repl-rdb-version {FIELD_TTL_RDB_VERSION} \
+         to serve replicas that load it (Redis 7.4+)"
+    );
+    Err(WriteError::Encode {
+        key: first,
+        source: EncodeError::FieldExpiryUnsupported(version),
+    })
+}
+
 fn b(x: &[u8]) -> Bytes {
     Bytes::copy_from_slice(x)
 }
@@ -149,10 +185,10 @@ pub fn to_rdb(v: &Value) -> Option<rdb::Value> {
         Value::Set(s) => rdb::Value::Set(s.iter().map(|e| b(e)).collect()),
         Value::Hash(h) => rdb::Value::Hash(
             h.iter()
-                .map(|(f, v)| HashEntry {
+                .map(|(f, v, expire_ms)| HashEntry {
                     field: b(f),
                     value: b(v),
-                    expire_ms: None,
+                    expire_ms,
                 })
                 .collect(),
         ),
