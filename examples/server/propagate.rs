@@ -301,6 +301,32 @@ mod tests {
     }
 
     #[test]
+    fn hash_field_ttl_forms() {
+        let a = argv("hpexpireat h 0099 NX FIELDS 3 a b c");
+        let set = [Bytes::from_static(b"a"), Bytes::from_static(b"c")];
+        assert_eq!(
+            text(&hexpire(&a, 5, 99, &set)),
+            "hpexpireat h 0099 NX FIELDS 2 a c"
+        );
+        let a = argv("HEXPIRE h 10 FIELDS 1 a");
+        assert_eq!(
+            text(&hexpire(&a, 4, 11000, &set[..1])),
+            "HPEXPIREAT h 11000 FIELDS 1 a"
+        );
+        let a = argv("HSETEX h FNX EXAT 5 FIELDS 1 f v");
+        assert_eq!(
+            text(&hsetex(&a, 3, 5000)),
+            "HSETEX h FNX PXAT 5000 FIELDS 1 f v"
+        );
+        let a = argv("HGETEX h PXAT 007 FIELDS 1 f");
+        assert_eq!(text(&hgetex(&a, 4, Some(7))), "HPEXPIREAT h 007 FIELDS 1 f");
+        let a = argv("HGETEX h PERSIST FIELDS 1 f");
+        assert_eq!(text(&hgetex(&a, 3, None)), "HPERSIST h FIELDS 1 f");
+        let a = argv("HGETDEL h FIELDS 2 f g");
+        assert_eq!(text(&hgetdel(&a)), "HDEL h f g");
+    }
+
+    #[test]
     fn xadd_propagates_its_id_and_exact_trimming() {
         let mut db = Db::default();
         let s = crate::app::store::Stream {

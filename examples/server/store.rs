@@ -790,6 +790,64 @@ mod tests {
     }
 
     #[test]
+    fn field_ttls_live_in_the_value_and_an_exact_index() {
+        let mut db = Db::default();
+        let mut h = Hash::default();
+        h.insert_with_expire((*b"a").into(), (*b"1").into(), Some(100));
+        h.insert_with_expire((*b"b").into(), (*b"2").into(), Some(50));
+        h.insert_with_expire((*b"c").into(), (*b"3").into(), None);
+        assert_eq!((h.min_expire(), h.ttl_count()), (Some(50), 2));
+        db.set(b"h", Value::Hash(Box::new(h)), None);
+        let snap = db.snapshot();
+        assert_eq!(snap.field_ttl_hashes(), 1);
+        // Nothing due before 50; at 101 both TTL'd fields go, the hash stays with `c`.
+        assert!(db.expire_fields_due(50, 10).is_empty());
+        let due = db.expire_fields_due(101, 10);
+        assert_eq!(
+            due,
+            vec![(
+                Blob::from(&b"h"[..]),
+                vec![Blob::from(&b"b"[..]), Blob::from(&b"a"[..])]
+            )]
+        );
+        assert_eq!(db.snapshot().field_ttl_hashes(), 0);
+        // The snapshot taken before still sees the fields and TTLs of its instant.
+        let old: Vec<_> = snap.shards().flat_map(|s| s.values()).collect();
+        assert!(
+            matches!(&old[0].value, Value::Hash(h) if h.len() == 3 && h.expire_of(b"a") == Some(100))
+        );
+        // A hash whose last field expires is deleted; replacing or deleting a key unindexes it.
+        let mut h = Hash::default();
+        h.insert_with_expire((*b"x").into(), (*b"1").into(), Some(10));
+        db.set(b"g", Value::Hash(Box::new(h.clone())), None);
+        assert_eq!(db.expire_fields_due(11, 10).len(), 1);
+        assert!(db.raw(b"g").is_none());
+        db.set(b"g", Value::Hash(Box::new(h.clone())), None);
+        db.set(b"g", Value::Str((*b"s").into()), None);
+        db.load(b"k".to_vec().into(), Value::Hash(Box::new(h)), None);
+        db.remove(b"k");
+        assert_eq!(db.snapshot().field_ttl_hashes(), 0);
+        assert!(db.expire_fields_due(i64::MAX, 10).is_empty());
+    }
+
+    #[test]
+    fn hash_set_clears_or_keeps_ttl() {
+        let mut h = Hash::default();
+        assert!(h.insert(b"f", (*b"1").into()));
+        assert!(h.set_expire(b"f", Some(5)));
+        assert!(!h.set_expire(b"missing", Some(5)));
+        assert!(!h.insert_keep_ttl(b"f", (*b"2").into()));
+        assert_eq!(h.expire_of(b"f"), Some(5));
+        assert!(h.is_expired(b"f", 6) && !h.is_expired(b"f", 5));
+        assert!(!h.insert(b"f", (*b"3").into()));
+        assert_eq!((h.expire_of(b"f"), h.ttl_count()), (None, 0));
+        h.set_expire(b"f", Some(7));
+        assert!(h.remove(b"f").is_some());
+        assert_eq!((h.min_expire(), h.len()), (None, 0));
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+    }
+
+    #[test]
     fn zset_orders_by_score_then_member() {
         let mut z = ZSet::default();
         assert!(z.insert(b"b", 1.0));

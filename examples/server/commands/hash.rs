@@ -563,7 +563,9 @@ impl HsetexArgs {
                         .filter(|n| (1..=i64::from(i32::MAX)).contains(n))
                         .ok_or("ERR invalid number of fields")?;
                     let remaining = a.len() - i - 2;
-                    if remaining % 2 != 0 || usize::try_from(n).ok() != Some(remaining / 2) {
+                    if !remaining.is_multiple_of(2)
+                        || usize::try_from(n).ok() != Some(remaining / 2)
+                    {
                         return Err(arity_error(&a[0]));
                     }
                     o.first_field = i + 2;
@@ -686,4 +688,224 @@ pub(super) fn hgetdel(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     }
     propagate_as(ctx, cmds);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use crate::app::commands::execute;
+    use crate::app::config::Config;
+    use crate::app::reply::Out;
+    use crate::app::server::{Client, Server};
+
+    fn argv(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn run(s: &mut Server, c: &mut Client, line: &str) -> String {
+        let mut out = Out::new();
+        execute(s, c, &argv(line), &mut out);
+        String::from_utf8_lossy(&out.take()).into_owned()
+    }
+
+    /// A master whose propagated commands are collected (as inside a transaction).
+    fn master() -> (Server, Client) {
+        let mut s = Server::new(Config::default());
+        s.tx_propagate = Some(Vec::new());
+        (s, Client::new(1, true))
+    }
+
+    /// The commands propagated since the last call, as text.
+    fn stream(s: &mut Server) -> Vec<String> {
+        let cmds = s.tx_propagate.replace(Vec::new()).unwrap_or_default();
+        cmds.into_iter()
+            .map(|(_, argv)| {
+                argv.iter()
+                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    fn sleep_ms(n: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(n));
+    }
+
+    #[test]
+    fn master_deletes_expired_fields_lazily_and_propagates_hdel() {
+        let (mut s, mut c) = master();
+        run(&mut s, &mut c, "hset h a 1 b 2");
+        assert_eq!(
+            run(&mut s, &mut c, "hpexpire h 1 FIELDS 2 a zz"),
+            "*2\r\n:1\r\n:-2\r\n"
+        );
+        let at = stream(&mut s);
+        assert_eq!(at[0], "hset h a 1 b 2");
+        assert!(
+            at[1].starts_with("HPEXPIREAT h ") && at[1].ends_with(" FIELDS 1 a"),
+            "{at:?}"
+        );
+        sleep_ms(5);
+        // Stored until looked up: HLEN counts it, HGETALL skips it.
+        assert_eq!(run(&mut s, &mut c, "hlen h"), ":2\r\n");
+        assert_eq!(
+            run(&mut s, &mut c, "hgetall h"),
+            "*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+        );
+        assert!(stream(&mut s).is_empty());
+        assert_eq!(run(&mut s, &mut c, "hget h a"), "$-1\r\n");
+        assert_eq!(stream(&mut s), vec!["HDEL h a"]);
+        assert_eq!(run(&mut s, &mut c, "hlen h"), ":1\r\n");
+        // The last field: the hash goes, with no DEL (the HDEL empties the replicas' too).
+        run(&mut s, &mut c, "hpexpire h 1 FIELDS 1 b");
+        stream(&mut s);
+        sleep_ms(5);
+        assert_eq!(run(&mut s, &mut c, "hexists h b"), ":0\r\n");
+        assert_eq!(stream(&mut s), vec!["HDEL h b"]);
+        assert_eq!(run(&mut s, &mut c, "exists h"), ":0\r\n");
+    }
+
+    #[test]
+    fn writes_propagate_in_redis_82_forms() {
+        let (mut s, mut c) = master();
+        run(&mut s, &mut c, "hset h a 1 b 2 c 3");
+        stream(&mut s);
+        // Past time: the field is deleted and only the HDEL goes out.
+        assert_eq!(
+            run(&mut s, &mut c, "hexpire h 0 FIELDS 1 c"),
+            "*1\r\n:2\r\n"
+        );
+        assert_eq!(stream(&mut s), vec!["HDEL h c"]);
+        assert_eq!(run(&mut s, &mut c, "hsetex h FXX FIELDS 1 zz 1"), ":0\r\n");
+        assert!(stream(&mut s).is_empty());
+        assert_eq!(
+            run(&mut s, &mut c, "hgetex h PERSIST FIELDS 2 a zz"),
+            "*2\r\n$1\r\n1\r\n$-1\r\n"
+        );
+        assert!(
+            stream(&mut s).is_empty(),
+            "nothing to persist: not propagated"
+        );
+        run(&mut s, &mut c, "hsetex h PXAT 70000000000000 FIELDS 1 a 5");
+        assert_eq!(
+            stream(&mut s),
+            vec!["hsetex h PXAT 70000000000000 FIELDS 1 a 5"]
+        );
+        assert_eq!(
+            run(&mut s, &mut c, "hgetex h PERSIST FIELDS 2 a zz"),
+            "*2\r\n$1\r\n5\r\n$-1\r\n"
+        );
+        assert_eq!(stream(&mut s), vec!["HPERSIST h FIELDS 2 a zz"]);
+        run(&mut s, &mut c, "hgetdel h FIELDS 2 b zz");
+        assert_eq!(stream(&mut s), vec!["HDEL h b zz"]);
+        let before = crate::app::store::now_ms();
+        run(&mut s, &mut c, "hsetex h EX 100 FIELDS 1 a 6");
+        let out = stream(&mut s);
+        let w: Vec<&str> = out[0].split(' ').collect();
+        assert_eq!((w[0], w[2], w[4]), ("hsetex", "PXAT", "FIELDS"));
+        let at: i64 = w[3].parse().unwrap_or(0);
+        assert!(
+            (before + 100_000..before + 101_000).contains(&at),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn replica_hides_expired_fields_and_waits_for_the_master() {
+        let mut s = Server::new(Config::default());
+        s.replicate("127.0.0.1".into(), 1);
+        let mut m = Client::master();
+        let mut c = Client::new(1, true);
+        // From the master, a time already past sets a TTL in the past (no deletion).
+        run(&mut s, &mut m, "hset h a 1 b 2");
+        run(&mut s, &mut m, "hpexpireat h 1 FIELDS 1 a");
+        assert_eq!(run(&mut s, &mut c, "hget h a"), "$-1\r\n");
+        assert_eq!(run(&mut s, &mut c, "hexists h a"), ":0\r\n");
+        assert_eq!(run(&mut s, &mut c, "hlen h"), ":2\r\n");
+        assert_eq!(
+            run(&mut s, &mut c, "hgetall h"),
+            "*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(
+            run(&mut s, &mut c, "httl h FIELDS 2 a b"),
+            "*2\r\n:-2\r\n:-1\r\n"
+        );
+        // The master's stream still sees it (HINCRBY keeps the TTL), until its HDEL.
+        run(&mut s, &mut m, "hincrby h a 1");
+        assert_eq!(
+            run(&mut s, &mut c, "hpexpiretime h FIELDS 1 a"),
+            "*1\r\n:-2\r\n"
+        );
+        run(&mut s, &mut m, "hpersist h FIELDS 1 a");
+        assert_eq!(run(&mut s, &mut c, "hget h a"), "$1\r\n2\r\n");
+        run(&mut s, &mut m, "hdel h a b");
+        assert_eq!(run(&mut s, &mut c, "exists h"), ":0\r\n");
+    }
+
+    #[test]
+    fn hash_commands_honour_field_ttls() {
+        let (mut s, mut c) = master();
+        run(&mut s, &mut c, "hset h a 1");
+        run(&mut s, &mut c, "hpexpireat h 70000000000000 FIELDS 1 a");
+        assert_eq!(run(&mut s, &mut c, "hincrby h a 2"), ":3\r\n");
+        assert_eq!(
+            run(&mut s, &mut c, "hpexpiretime h FIELDS 1 a"),
+            "*1\r\n:70000000000000\r\n"
+        );
+        assert_eq!(run(&mut s, &mut c, "hset h a 4"), ":0\r\n");
+        assert_eq!(
+            run(&mut s, &mut c, "hpexpiretime h FIELDS 1 a"),
+            "*1\r\n:-1\r\n"
+        );
+        assert_eq!(s.store.dbs[0].snapshot().field_ttl_hashes(), 0);
+        run(&mut s, &mut c, "hpexpire h 1 FIELDS 1 a");
+        sleep_ms(5);
+        assert_eq!(run(&mut s, &mut c, "hsetnx h a 5"), ":1\r\n");
+        assert_eq!(
+            stream(&mut s).last().map(String::as_str),
+            Some("hsetnx h a 5")
+        );
+        assert_eq!(run(&mut s, &mut c, "hget h a"), "$1\r\n5\r\n");
+    }
+
+    #[test]
+    fn hsetex_arguments_parse_like_redis() {
+        use super::HsetexArgs;
+        let p = |l: &str| HsetexArgs::parse(&argv(l), 1000);
+        let ok = p("hsetex k FNX EX 2 FIELDS 1 f v").unwrap_or_default();
+        assert_eq!(
+            (ok.fnx, ok.expire, ok.first_field),
+            (true, Some((3, 3000)), 7)
+        );
+        for (line, err) in [
+            (
+                "hsetex k FIELDS 2 f v",
+                "ERR wrong number of arguments for 'hsetex' command",
+            ),
+            (
+                "hsetex k KEEPTTL PX 1 FIELDS 1 f v",
+                "ERR Only one of EX, PX, EXAT, PXAT or KEEPTTL arguments can be specified",
+            ),
+            (
+                "hsetex k FXX FXX FIELDS 1 f v",
+                "ERR Only one of FXX or FNX arguments can be specified",
+            ),
+            (
+                "hsetex k PX -1 FIELDS 1 f v",
+                "ERR invalid expire time, must be >= 0",
+            ),
+            (
+                "hsetex k EXAT 70368744178 FIELDS 1 f v",
+                "ERR invalid expire time in 'hsetex' command",
+            ),
+            ("hsetex k FIELDS x f v", "ERR invalid number of fields"),
+            ("hsetex k NOPE FIELDS 1 f v", "ERR unknown argument: NOPE"),
+        ] {
+            assert_eq!(p(line).err().as_deref(), Some(err), "{line}");
+        }
+    }
 }
