@@ -89,9 +89,11 @@ impl Shared {
     }
 }
 
-/// Active expiry, ten times a second like Redis's `hz 10`: removes keys whose TTL has passed.
-/// Only a master expires keys; a replica waits for the master's DEL.
-/// The keys it removes are propagated as `DEL`, as Redis does, so replicas stay equal.
+/// Active expiry, ten times a second like Redis's `hz 10`: removes keys whose TTL has passed,
+/// then hash fields whose TTL has passed. Only a master expires; a replica waits for the
+/// master's `DEL`/`HDEL`. Each key removed is propagated as `DEL`, each field as its own
+/// `HDEL key field`, as Redis 8.2 does (a hash left empty is deleted without a `DEL`: the
+/// `HDEL`s empty it on the replicas too).
 fn cron(shared: &Arc<Shared>) {
     loop {
         std::thread::sleep(Duration::from_millis(100));
@@ -110,6 +112,11 @@ fn cron(shared: &Arc<Shared>) {
                     bytes::Bytes::from(key.into_vec()),
                 ];
                 master::propagate(&mut srv, i, &argv);
+            }
+            for (key, fields) in srv.store.dbs[i].expire_fields_due(now, 1000) {
+                for field in fields {
+                    master::propagate(&mut srv, i, &propagate::hdel(&key, &field));
+                }
             }
         }
         srv.stats.expired_keys += expired;

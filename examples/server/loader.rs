@@ -223,11 +223,14 @@ pub fn convert(v: rdb::Value) -> Value {
             Value::Set(Box::new(set))
         }
         rdb::Value::Hash(h) => {
-            let mut map = store::FastMap::default();
-            map.reserve(h.len());
-            // Per-field TTLs (Redis 7.4+) are not kept: this server serves Redis 7.0 semantics.
-            map.extend(h.into_iter().map(|e| (to_blob(e.field), to_blob(e.value))));
-            Value::Hash(Box::new(map))
+            let mut hash = Box::<store::Hash>::default();
+            hash.reserve(h.len());
+            // Field TTLs (RDB 12) are kept, expired ones included: a replica waits for its
+            // master's HDEL, and a master's own expiry deletes (and propagates) them.
+            for e in h {
+                hash.insert_with_expire(to_blob(e.field), to_blob(e.value), e.expire_ms);
+            }
+            Value::Hash(hash)
         }
         rdb::Value::Zset(z) => {
             let mut zs = Box::<store::ZSet>::default();

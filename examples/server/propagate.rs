@@ -8,12 +8,24 @@
 //! - `XADD` with a generated id (`*`, `ms-*`) propagates the id it generated, and approximate
 //!   trimming (`~`, `LIMIT`) becomes exact trimming, which is what this server does.
 //!
+//! - The hash-field TTL commands decide their stream form while they run (it depends on what
+//!   each field did), with the helpers below, as Redis 8.2 rewrites them (`t_hash.c`): every
+//!   field they delete (expired, or given a time already past) goes out as its own
+//!   `HDEL key field` first; `HEXPIRE`/`HPEXPIRE`/`HEXPIREAT` become `HPEXPIREAT <ms>` with only
+//!   the fields whose TTL was set (none set: nothing); `HSETEX EX/PX/EXAT` becomes
+//!   `HSETEX ... PXAT <ms>` (and nothing when its time is already past: the `HDEL`s say it
+//!   all); `HGETEX EX/PX/EXAT/PXAT` becomes `HPEXPIREAT <ms> FIELDS ...`, `HGETEX PERSIST`
+//!   becomes `HPERSIST FIELDS ...`, `HGETDEL` becomes `HDEL key field...`. Several commands
+//!   from one client command go out inside `MULTI`/`EXEC` ([`send`]), as Redis wraps them.
+//!
 //! Every other write is propagated exactly as the client sent it: given the same data, it
 //! does the same thing on the replica.
 
 use bytes::Bytes;
 
 use crate::app::commands::parse_i64;
+use crate::app::master;
+use crate::app::server::Server;
 use crate::app::store::{Db, Value};
 
 fn word(s: &'static str) -> Bytes {
@@ -144,6 +156,92 @@ fn rewrite_xadd(db: &Db, argv: &[Bytes]) -> Vec<Bytes> {
     out
 }
 
+/// `HDEL key field`: how a deleted hash field reaches the replicas.
+pub fn hdel(key: &[u8], field: &[u8]) -> Vec<Bytes> {
+    vec![
+        word("HDEL"),
+        Bytes::copy_from_slice(key),
+        Bytes::copy_from_slice(field),
+    ]
+}
+
+/// `HPEXPIREAT key <at> [cond] FIELDS <n> field...` for an `H(P)EXPIRE(AT)` command `argv`
+/// whose `numfields` argument is at `numfields_at`, keeping only the fields in `set`. An
+/// `HPEXPIREAT` keeps its name and time as sent.
+pub fn hexpire(argv: &[Bytes], numfields_at: usize, at: i64, set: &[Bytes]) -> Vec<Bytes> {
+    let already = argv[0].eq_ignore_ascii_case(b"hpexpireat");
+    let mut out = Vec::with_capacity(numfields_at + 1 + set.len());
+    out.push(if already {
+        argv[0].clone()
+    } else {
+        word("HPEXPIREAT")
+    });
+    out.push(argv[1].clone());
+    out.push(if already { argv[2].clone() } else { num(at) });
+    out.extend(argv[3..numfields_at].iter().cloned());
+    if set.len() == argv.len() - numfields_at - 1 {
+        out.push(argv[numfields_at].clone());
+    } else {
+        out.push(num(set.len() as i64));
+    }
+    out.extend(set.iter().cloned());
+    out
+}
+
+/// `HSETEX` with its `EX`/`PX`/`EXAT` option (at `option_at`) replaced by `PXAT <at>`.
+pub fn hsetex(argv: &[Bytes], option_at: usize, at: i64) -> Vec<Bytes> {
+    let mut out = argv.to_vec();
+    if !argv[option_at].eq_ignore_ascii_case(b"pxat") {
+        out[option_at] = word("PXAT");
+        out[option_at + 1] = num(at);
+    }
+    out
+}
+
+/// `HGETEX key <option> [time] FIELDS n field...` as it reaches the replicas when it changed
+/// TTLs: `HPERSIST key FIELDS ...` for `PERSIST`, else `HPEXPIREAT key <at> FIELDS ...` (the
+/// time as sent for `PXAT`). `fields_at` is the index of the `FIELDS` token.
+pub fn hgetex(argv: &[Bytes], fields_at: usize, at: Option<i64>) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(argv.len());
+    match at {
+        None => out.extend([word("HPERSIST"), argv[1].clone()]),
+        Some(at) => {
+            let time = if argv[2].eq_ignore_ascii_case(b"pxat") {
+                argv[3].clone()
+            } else {
+                num(at)
+            };
+            out.extend([word("HPEXPIREAT"), argv[1].clone(), time]);
+        }
+    }
+    out.extend(argv[fields_at..].iter().cloned());
+    out
+}
+
+/// `HGETDEL key FIELDS n field...` as `HDEL key field...`.
+pub fn hgetdel(argv: &[Bytes]) -> Vec<Bytes> {
+    let mut out = vec![word("HDEL"), argv[1].clone()];
+    out.extend(argv[4..].iter().cloned());
+    out
+}
+
+/// Sends what one command propagates: nothing, one command as is, or several inside
+/// `MULTI`/`EXEC` (inside a transaction, they join it).
+pub fn send(srv: &mut Server, db: usize, cmds: Vec<Vec<Bytes>>) {
+    if cmds.len() <= 1 || srv.tx_propagate.is_some() {
+        for c in &cmds {
+            master::propagate(srv, db, c);
+        }
+        return;
+    }
+    if srv.is_replica() {
+        return;
+    }
+    let writes: Vec<(u32, Vec<Bytes>)> = cmds.into_iter().map(|c| (db as u32, c)).collect();
+    srv.node.propagate_transaction(&writes);
+    srv.repl_dirty = true;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +298,32 @@ mod tests {
             "SET k v KEEPTTL"
         );
         assert_eq!(text(&rewrite(&db, &argv("DEL k"), 1000)), "DEL k");
+    }
+
+    #[test]
+    fn hash_field_ttl_forms() {
+        let a = argv("hpexpireat h 0099 NX FIELDS 3 a b c");
+        let set = [Bytes::from_static(b"a"), Bytes::from_static(b"c")];
+        assert_eq!(
+            text(&hexpire(&a, 5, 99, &set)),
+            "hpexpireat h 0099 NX FIELDS 2 a c"
+        );
+        let a = argv("HEXPIRE h 10 FIELDS 1 a");
+        assert_eq!(
+            text(&hexpire(&a, 4, 11000, &set[..1])),
+            "HPEXPIREAT h 11000 FIELDS 1 a"
+        );
+        let a = argv("HSETEX h FNX EXAT 5 FIELDS 1 f v");
+        assert_eq!(
+            text(&hsetex(&a, 3, 5000)),
+            "HSETEX h FNX PXAT 5000 FIELDS 1 f v"
+        );
+        let a = argv("HGETEX h PXAT 007 FIELDS 1 f");
+        assert_eq!(text(&hgetex(&a, 4, Some(7))), "HPEXPIREAT h 007 FIELDS 1 f");
+        let a = argv("HGETEX h PERSIST FIELDS 1 f");
+        assert_eq!(text(&hgetex(&a, 3, None)), "HPERSIST h FIELDS 1 f");
+        let a = argv("HGETDEL h FIELDS 2 f g");
+        assert_eq!(text(&hgetdel(&a)), "HDEL h f g");
     }
 
     #[test]

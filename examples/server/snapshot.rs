@@ -9,6 +9,9 @@
 //! way a forked Redis child shares memory pages with its parent; the writer drops each shard as
 //! soon as it is saved, so later writes to it copy nothing.
 //!
+//! Hash field TTLs are written at RDB 12 (types 24/25). Below 12 a dataset that has any is
+//! refused, never written without them (see `refuse_field_ttls`).
+//!
 //! [`Store::snapshot`]: crate::app::store::Store::snapshot
 
 use std::collections::VecDeque;
@@ -19,6 +22,8 @@ use respsync::rdb::{
     StreamEntry, StreamGroup, StreamGroupInfo, StreamId, StreamMeta, WriteError, Writer,
     WriterConfig,
 };
+
+use respsync::rdb::encoding::object::EncodeError;
 
 use crate::app::store::{self, DbSnapshot, Value};
 
@@ -70,6 +75,9 @@ pub fn write<E: From<WriteError>>(
         ..WriterConfig::default()
     };
     let mut w = Writer::new(config)?;
+    if spec.data && spec.version < FIELD_TTL_RDB_VERSION {
+        refuse_field_ttls(&dbs, spec.version)?;
+    }
     let mut done = Written::default();
     for (i, db) in dbs.into_iter().enumerate() {
         if !spec.data || db.len() == 0 {
@@ -130,6 +138,37 @@ pub fn write<E: From<WriteError>>(
     Ok(done)
 }
 
+/// The first RDB version that stores hash field TTLs (Redis 7.4+).
+pub const FIELD_TTL_RDB_VERSION: u8 = 12;
+
+/// Refuses a snapshot in an RDB version older than 12 when some hash has field TTLs: that
+/// version cannot hold them, and writing the fields without their TTLs would leave a replica
+/// with fields that never expire (if it is ever promoted) and `HTTL` answers that differ, so
+/// nothing is written and the refusal is logged with the number of such hashes. A replica that
+/// loads RDB 12 (Redis 7.4+) is served once `repl-rdb-version 12` is set.
+fn refuse_field_ttls(dbs: &[DbSnapshot], version: u8) -> Result<(), WriteError> {
+    let n: usize = dbs.iter().map(DbSnapshot::field_ttl_hashes).sum();
+    if n == 0 {
+        return Ok(());
+    }
+    let first = dbs
+        .iter()
+        .flat_map(|db| db.shards())
+        .flat_map(|shard| shard.iter())
+        .find(|(_, e)| matches!(&e.value, Value::Hash(h) if h.ttl_count() > 0))
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .unwrap_or_default();
+    crate::log!(
+        "# WARNING snapshot refused: {n} hash key(s) (the first: '{first}') have field TTLs, \
+         which RDB {version} cannot store; set repl-rdb-version {FIELD_TTL_RDB_VERSION} \
+         to serve replicas that load it (Redis 7.4+)"
+    );
+    Err(WriteError::Encode {
+        key: first,
+        source: EncodeError::FieldExpiryUnsupported(version),
+    })
+}
+
 fn b(x: &[u8]) -> Bytes {
     Bytes::copy_from_slice(x)
 }
@@ -149,10 +188,10 @@ pub fn to_rdb(v: &Value) -> Option<rdb::Value> {
         Value::Set(s) => rdb::Value::Set(s.iter().map(|e| b(e)).collect()),
         Value::Hash(h) => rdb::Value::Hash(
             h.iter()
-                .map(|(f, v)| HashEntry {
+                .map(|(f, v, expire_ms)| HashEntry {
                     field: b(f),
                     value: b(v),
-                    expire_ms: None,
+                    expire_ms,
                 })
                 .collect(),
         ),
@@ -231,4 +270,70 @@ pub fn to_vec(dbs: Vec<DbSnapshot>, spec: &Spec) -> Result<Vec<u8>, WriteError> 
         Ok(())
     })?;
     Ok(out.into_iter().flat_map(|c| c.to_vec()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::store::{Hash, Store};
+
+    fn store_with_ttls() -> Store {
+        let mut store = Store::new(16);
+        let mut h = Hash::default();
+        h.insert_with_expire((*b"a").into(), (*b"1").into(), Some(70_000_000_000_000));
+        h.insert_with_expire((*b"b").into(), (*b"2").into(), None);
+        store.dbs[3].set(b"h", Value::Hash(Box::new(h)), None);
+        store
+    }
+
+    fn spec(version: u8) -> Spec {
+        Spec {
+            version,
+            repl: None,
+            data: true,
+        }
+    }
+
+    #[test]
+    fn field_ttls_below_rdb_12_refuse_the_snapshot() {
+        let store = store_with_ttls();
+        for v in [9, 10, 11] {
+            match to_vec(store.snapshot(), &spec(v)) {
+                Err(WriteError::Encode { key, source }) => {
+                    assert_eq!(key, "h");
+                    assert!(matches!(source, EncodeError::FieldExpiryUnsupported(x) if x == v));
+                }
+                other => panic!("RDB {v}: expected a refusal, got {other:?}"),
+            }
+        }
+        // Without data (rdb-filter-only), nothing to refuse.
+        let empty = Spec {
+            data: false,
+            ..spec(9)
+        };
+        assert!(to_vec(store.snapshot(), &empty).is_ok());
+    }
+
+    #[test]
+    fn field_ttls_round_trip_through_rdb_12() {
+        let store = store_with_ttls();
+        let bytes = to_vec(store.snapshot(), &spec(12)).unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!("respsync-hfe-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("dump.rdb");
+        std::fs::write(&path, &bytes).ok();
+        let loaded = crate::app::loader::load_file(&path, 16);
+        let _ = std::fs::remove_dir_all(&dir);
+        let loaded = loaded
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        match loaded.store.dbs[3].raw(b"h").map(|e| &e.value) {
+            Some(Value::Hash(h)) => {
+                assert_eq!(h.expire_of(b"a"), Some(70_000_000_000_000));
+                assert_eq!((h.expire_of(b"b"), h.len()), (None, 2));
+            }
+            other => panic!("loaded {other:?}"),
+        }
+        assert_eq!(loaded.store.dbs[3].snapshot().field_ttl_hashes(), 1);
+    }
 }

@@ -3,6 +3,12 @@
 //! Keys and string values are owned byte boxes (one allocation each, no refcount), hashed with a
 //! cheap multiply-rotate hash seeded per process. Expiries live inline in each entry and, for
 //! active expiry, in an ordered index that holds only the keys that have a TTL.
+//!
+//! Hash fields may have their own TTL (Redis 7.4+ "hash field expiration"). The TTLs live inside
+//! the hash value ([`Hash`]: the field map plus an optional boxed [`FieldTtls`], absent while no
+//! field has one), so a copy-on-write snapshot of a shard sees fields and TTLs from the same
+//! instant and `Value` stays 24 bytes. Each database also keeps an ordered index of the hashes
+//! that have field TTLs, by their earliest field expiry, for active expiry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -185,6 +191,167 @@ pub struct Opaque {
     pub dump: Bytes,
 }
 
+/// A hash: its fields, and the expiry (Unix ms) of the fields that have one.
+///
+/// A field is logically expired when its expiry is strictly before the current time (Redis's
+/// `hashTypeIsExpired`); it stays stored until deleted (lazily or actively by a master, by the
+/// master's `HDEL` on a replica).
+#[derive(Clone, Debug, Default)]
+pub struct Hash {
+    fields: FastMap<Blob>,
+    /// `None` while no field has a TTL (the common case costs one pointer).
+    #[allow(clippy::box_collection)]
+    ttls: Option<Box<FieldTtls>>,
+}
+
+/// The TTLs of a hash's fields: by field, and in expiry order (for the earliest one).
+#[derive(Clone, Debug, Default)]
+pub struct FieldTtls {
+    by_field: FastMap<i64>,
+    order: BTreeSet<(i64, Blob)>,
+}
+
+impl PartialEq for Hash {
+    fn eq(&self, other: &Self) -> bool {
+        let ttls = |h: &Hash| {
+            h.ttls
+                .as_ref()
+                .map(|t| &t.order)
+                .filter(|o| !o.is_empty())
+                .cloned()
+        };
+        self.fields == other.fields && ttls(self) == ttls(other)
+    }
+}
+
+impl Hash {
+    /// Number of stored fields, logically expired ones included (what `HLEN` counts).
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Pre-sizes for `n` more fields.
+    pub fn reserve(&mut self, n: usize) {
+        self.fields.reserve(n);
+    }
+
+    /// The stored value of `field`, expired or not.
+    pub fn get(&self, field: &[u8]) -> Option<&Blob> {
+        self.fields.get(field)
+    }
+
+    /// The expiry of `field`, if it has one.
+    pub fn expire_of(&self, field: &[u8]) -> Option<i64> {
+        self.ttls.as_ref()?.by_field.get(field).copied()
+    }
+
+    /// Whether `field` is stored and logically expired at `now`.
+    pub fn is_expired(&self, field: &[u8], now: i64) -> bool {
+        self.expire_of(field).is_some_and(|t| t < now)
+    }
+
+    /// Sets `field` and clears its TTL, as `HSET` does. Returns true if the field is new.
+    pub fn insert(&mut self, field: &[u8], value: Blob) -> bool {
+        self.set_expire(field, None);
+        self.insert_keep_ttl(field, value)
+    }
+
+    /// Sets `field`, keeping its TTL if it has one (`HINCRBY`, `HSETEX KEEPTTL`). Returns true
+    /// if the field is new.
+    pub fn insert_keep_ttl(&mut self, field: &[u8], value: Blob) -> bool {
+        match self.fields.get_mut(field) {
+            Some(v) => {
+                *v = value;
+                false
+            }
+            None => {
+                self.fields.insert(field.into(), value);
+                true
+            }
+        }
+    }
+
+    /// Sets `field` with an expiry, for loading (the field is new or replaced whole).
+    pub fn insert_with_expire(&mut self, field: Blob, value: Blob, expire: Option<i64>) {
+        let f = field.clone();
+        self.fields.insert(field, value);
+        self.set_expire(&f, expire);
+    }
+
+    /// Removes `field` and its TTL; returns its value.
+    pub fn remove(&mut self, field: &[u8]) -> Option<Blob> {
+        self.set_expire(field, None);
+        self.fields.remove(field)
+    }
+
+    /// Sets or clears the TTL of `field` (which must be stored: a TTL is never kept for a
+    /// missing field). Returns false if the field is not stored.
+    pub fn set_expire(&mut self, field: &[u8], expire: Option<i64>) -> bool {
+        if !self.fields.contains_key(field) {
+            return false;
+        }
+        if let Some(t) = &mut self.ttls {
+            if let Some(old) = t.by_field.remove(field) {
+                t.order.remove(&(old, field.into()));
+            }
+        }
+        match expire {
+            Some(at) => {
+                let t = self.ttls.get_or_insert_with(Box::default);
+                t.by_field.insert(field.into(), at);
+                t.order.insert((at, field.into()));
+            }
+            None => {
+                if self.ttls.as_ref().is_some_and(|t| t.by_field.is_empty()) {
+                    self.ttls = None;
+                }
+            }
+        }
+        true
+    }
+
+    /// The earliest field expiry, if any field has one.
+    pub fn min_expire(&self) -> Option<i64> {
+        Some(self.ttls.as_ref()?.order.first()?.0)
+    }
+
+    /// Number of fields with a TTL.
+    pub fn ttl_count(&self) -> usize {
+        self.ttls.as_ref().map_or(0, |t| t.by_field.len())
+    }
+
+    /// Up to `limit` fields logically expired at `now`, earliest first.
+    pub fn expired_fields(&self, now: i64, limit: usize) -> Vec<Blob> {
+        let Some(t) = &self.ttls else {
+            return Vec::new();
+        };
+        t.order
+            .iter()
+            .take_while(|(at, _)| *at < now)
+            .take(limit)
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    /// Every stored field with its value and expiry (expired ones included).
+    pub fn iter(&self) -> impl Iterator<Item = (&Blob, &Blob, Option<i64>)> {
+        self.fields
+            .iter()
+            .map(move |(f, v)| (f, v, self.expire_of(f)))
+    }
+
+    /// The fields not expired at `now`, with their values.
+    pub fn live(&self, now: i64) -> impl Iterator<Item = (&Blob, &Blob)> {
+        self.fields
+            .iter()
+            .filter(move |(f, _)| !self.is_expired(f, now))
+    }
+}
+
 /// A typed value. Aggregates are boxed so that a value is 24 bytes and the keyspace table
 /// stays small (strings, the common case, need no second allocation besides their bytes).
 #[derive(Clone, Debug, PartialEq)]
@@ -193,7 +360,7 @@ pub enum Value {
     Str(Blob),
     List(Box<VecDeque<Blob>>),
     Set(Box<FastSet>),
-    Hash(Box<FastMap<Blob>>),
+    Hash(Box<Hash>),
     ZSet(Box<ZSet>),
     Stream(Box<Stream>),
     Opaque(Box<Opaque>),
@@ -250,12 +417,17 @@ fn shard_of(key: &[u8]) -> usize {
     (h as usize) % SHARDS
 }
 
-/// One database: its keys in [`SHARDS`] copy-on-write shards, and an ordered index of the keys
-/// that have a TTL.
+/// One database: its keys in [`SHARDS`] copy-on-write shards, an ordered index of the keys
+/// that have a TTL, and an ordered index of the hashes that have field TTLs (by their earliest
+/// field expiry; exact: every change of a hash's field TTLs goes through
+/// [`Db::reindex_hash`]).
 pub struct Db {
     shards: Vec<Arc<Shard>>,
     len: usize,
     expires: BTreeSet<(i64, Blob)>,
+    hexpires: BTreeSet<(i64, Blob)>,
+    /// The time each hash of `hexpires` is indexed under.
+    hexpire_of: FastMap<i64>,
 }
 
 impl Default for Db {
@@ -264,6 +436,8 @@ impl Default for Db {
             shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
             len: 0,
             expires: BTreeSet::new(),
+            hexpires: BTreeSet::new(),
+            hexpire_of: FastMap::default(),
         }
     }
 }
@@ -274,6 +448,7 @@ pub struct DbSnapshot {
     shards: Vec<Arc<Shard>>,
     len: usize,
     expires: usize,
+    field_ttl_hashes: usize,
 }
 
 impl DbSnapshot {
@@ -285,6 +460,16 @@ impl DbSnapshot {
     /// Number of keys with a TTL.
     pub fn expires_len(&self) -> usize {
         self.expires
+    }
+
+    /// Number of hashes with at least one field TTL.
+    pub fn field_ttl_hashes(&self) -> usize {
+        self.field_ttl_hashes
+    }
+
+    /// The shards, borrowed.
+    pub fn shards(&self) -> impl Iterator<Item = &FastMap<Entry>> {
+        self.shards.iter().map(|s| &**s)
     }
 
     /// Hands out the shards one by one, dropping each reference as soon as the caller is done
@@ -311,7 +496,73 @@ impl Db {
             shards: self.shards.clone(),
             len: self.len,
             expires: self.expires.len(),
+            field_ttl_hashes: self.hexpire_of.len(),
         }
+    }
+
+    /// Brings the field-expiry index up to date for `key` after its value changed: indexed
+    /// under its earliest field expiry if it is a hash with field TTLs, absent otherwise.
+    pub fn reindex_hash(&mut self, key: &[u8]) {
+        let min = match self.raw(key).map(|e| &e.value) {
+            Some(Value::Hash(h)) => h.min_expire(),
+            _ => None,
+        };
+        let old = self.hexpire_of.get(key).copied();
+        if old == min {
+            return;
+        }
+        if let Some(t) = old {
+            self.hexpires.remove(&(t, key.into()));
+            self.hexpire_of.remove(key);
+        }
+        if let Some(t) = min {
+            self.hexpires.insert((t, key.into()));
+            self.hexpire_of.insert(key.into(), t);
+        }
+    }
+
+    /// [`Db::reindex_hash`] only when it can matter: the index is not empty, or `value` is a
+    /// hash with field TTLs (keeps the string path free of a second lookup).
+    fn reindex_if_needed(&mut self, key: &[u8], value_has_ttls: bool) {
+        if value_has_ttls || self.indexed(key) {
+            self.reindex_hash(key);
+        }
+    }
+
+    /// Deletes the fields of hashes whose expiry is before `now` (at most `limit` fields), as a
+    /// master's active expiry does. A hash left empty is deleted. Returns each hash's name
+    /// with the fields deleted from it, for the `HDEL`s the stream carries.
+    pub fn expire_fields_due(&mut self, now: i64, limit: usize) -> Vec<(Blob, Vec<Blob>)> {
+        let mut out = Vec::new();
+        let mut budget = limit;
+        while budget > 0 {
+            let Some((t, key)) = self.hexpires.first().cloned() else {
+                break;
+            };
+            if t >= now {
+                break;
+            }
+            let fields = match self.shard_mut(&key).get_mut(&key).map(|e| &mut e.value) {
+                Some(Value::Hash(h)) => {
+                    let fields = h.expired_fields(now, budget);
+                    for f in &fields {
+                        h.remove(f);
+                    }
+                    fields
+                }
+                _ => Vec::new(),
+            };
+            budget = budget.saturating_sub(fields.len().max(1));
+            if self.raw(&key).is_some_and(|e| e.value.is_empty_aggregate()) {
+                self.remove(&key);
+            } else {
+                self.reindex_hash(&key);
+            }
+            if !fields.is_empty() {
+                out.push((key, fields));
+            }
+        }
+        out
     }
 
     fn shard(&self, key: &[u8]) -> &Shard {
@@ -352,6 +603,12 @@ impl Db {
 
     /// Inserts or replaces a key with its expiry.
     pub fn set(&mut self, key: &[u8], value: Value, expire: Option<i64>) {
+        let ttls = has_field_ttls(&value);
+        self.set_value(key, value, expire);
+        self.reindex_if_needed(key, ttls);
+    }
+
+    fn set_value(&mut self, key: &[u8], value: Value, expire: Option<i64>) {
         let old_expire = self.raw(key).map(|e| e.expire);
         if let Some(old) = old_expire {
             if old != expire {
@@ -379,6 +636,21 @@ impl Db {
     /// Inserts a key during snapshot loading: one hash lookup, no expiry bookkeeping for keys
     /// without a TTL. Returns false if the key was already present (it is replaced).
     pub fn load(&mut self, key: Blob, value: Value, expire: Option<i64>) -> bool {
+        if !has_field_ttls(&value) && !self.indexed(&key) {
+            return self.load_value(key, value, expire);
+        }
+        let k = key.clone();
+        let new = self.load_value(key, value, expire);
+        self.reindex_hash(&k);
+        new
+    }
+
+    /// Whether `key` is in the field-expiry index.
+    fn indexed(&self, key: &[u8]) -> bool {
+        !self.hexpire_of.is_empty() && self.hexpire_of.contains_key(key)
+    }
+
+    fn load_value(&mut self, key: Blob, value: Value, expire: Option<i64>) -> bool {
         use std::collections::hash_map::Entry as Slot;
         if let Some(t) = expire {
             self.expires.insert((t, key.clone()));
@@ -425,6 +697,7 @@ impl Db {
         if let Some(t) = e.expire {
             self.expires.remove(&(t, key.into()));
         }
+        self.reindex_if_needed(key, false);
         Some(e)
     }
 
@@ -445,6 +718,7 @@ impl Db {
             if self.raw(&key).is_some_and(|e| e.expire == Some(t)) {
                 self.shard_mut(&key).remove(&key);
                 self.len -= 1;
+                self.reindex_if_needed(&key, false);
                 out.push(key);
             }
         }
@@ -454,6 +728,11 @@ impl Db {
     pub fn iter(&self) -> impl Iterator<Item = (&Blob, &Entry)> {
         self.shards.iter().flat_map(|s| s.iter())
     }
+}
+
+/// Whether `v` is a hash with at least one field TTL.
+fn has_field_ttls(v: &Value) -> bool {
+    matches!(v, Value::Hash(h) if h.ttl_count() > 0)
 }
 
 /// Whether an entry is logically expired at `now` (Unix ms).
@@ -508,6 +787,64 @@ mod tests {
         assert_eq!(db.expire_due(200, 10), vec![Blob::from(&b"a"[..])]);
         assert_eq!(db.len(), 1);
         assert!(db.get(b"b", 1000).is_some());
+    }
+
+    #[test]
+    fn field_ttls_live_in_the_value_and_an_exact_index() {
+        let mut db = Db::default();
+        let mut h = Hash::default();
+        h.insert_with_expire((*b"a").into(), (*b"1").into(), Some(100));
+        h.insert_with_expire((*b"b").into(), (*b"2").into(), Some(50));
+        h.insert_with_expire((*b"c").into(), (*b"3").into(), None);
+        assert_eq!((h.min_expire(), h.ttl_count()), (Some(50), 2));
+        db.set(b"h", Value::Hash(Box::new(h)), None);
+        let snap = db.snapshot();
+        assert_eq!(snap.field_ttl_hashes(), 1);
+        // Nothing due before 50; at 101 both TTL'd fields go, the hash stays with `c`.
+        assert!(db.expire_fields_due(50, 10).is_empty());
+        let due = db.expire_fields_due(101, 10);
+        assert_eq!(
+            due,
+            vec![(
+                Blob::from(&b"h"[..]),
+                vec![Blob::from(&b"b"[..]), Blob::from(&b"a"[..])]
+            )]
+        );
+        assert_eq!(db.snapshot().field_ttl_hashes(), 0);
+        // The snapshot taken before still sees the fields and TTLs of its instant.
+        let old: Vec<_> = snap.shards().flat_map(|s| s.values()).collect();
+        assert!(
+            matches!(&old[0].value, Value::Hash(h) if h.len() == 3 && h.expire_of(b"a") == Some(100))
+        );
+        // A hash whose last field expires is deleted; replacing or deleting a key unindexes it.
+        let mut h = Hash::default();
+        h.insert_with_expire((*b"x").into(), (*b"1").into(), Some(10));
+        db.set(b"g", Value::Hash(Box::new(h.clone())), None);
+        assert_eq!(db.expire_fields_due(11, 10).len(), 1);
+        assert!(db.raw(b"g").is_none());
+        db.set(b"g", Value::Hash(Box::new(h.clone())), None);
+        db.set(b"g", Value::Str((*b"s").into()), None);
+        db.load(b"k".to_vec().into(), Value::Hash(Box::new(h)), None);
+        db.remove(b"k");
+        assert_eq!(db.snapshot().field_ttl_hashes(), 0);
+        assert!(db.expire_fields_due(i64::MAX, 10).is_empty());
+    }
+
+    #[test]
+    fn hash_set_clears_or_keeps_ttl() {
+        let mut h = Hash::default();
+        assert!(h.insert(b"f", (*b"1").into()));
+        assert!(h.set_expire(b"f", Some(5)));
+        assert!(!h.set_expire(b"missing", Some(5)));
+        assert!(!h.insert_keep_ttl(b"f", (*b"2").into()));
+        assert_eq!(h.expire_of(b"f"), Some(5));
+        assert!(h.is_expired(b"f", 6) && !h.is_expired(b"f", 5));
+        assert!(!h.insert(b"f", (*b"3").into()));
+        assert_eq!((h.expire_of(b"f"), h.ttl_count()), (None, 0));
+        h.set_expire(b"f", Some(7));
+        assert!(h.remove(b"f").is_some());
+        assert_eq!((h.min_expire(), h.len()), (None, 0));
+        assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 
     #[test]

@@ -117,6 +117,19 @@ pub static COMMANDS: &[Command] = table! {
     "hgetall" 2 0 => hash::hgetall;
     "hlen" 2 0 => hash::hlen;
     "hincrby" 4 WRITE => hash::hincrby;
+    "hexists" 3 0 => hash::hexists;
+    "hexpire" -6 WRITE => hash::hexpire;
+    "hpexpire" -6 WRITE => hash::hexpire;
+    "hexpireat" -6 WRITE => hash::hexpire;
+    "hpexpireat" -6 WRITE => hash::hexpire;
+    "hpersist" -5 WRITE => hash::hpersist;
+    "httl" -5 0 => hash::httl;
+    "hpttl" -5 0 => hash::httl;
+    "hexpiretime" -5 0 => hash::httl;
+    "hpexpiretime" -5 0 => hash::httl;
+    "hsetex" -6 WRITE => hash::hsetex;
+    "hgetex" -5 WRITE => hash::hgetex;
+    "hgetdel" -5 WRITE => hash::hgetdel;
     "zadd" -4 WRITE => zset::zadd;
     "zrem" -3 WRITE => zset::zrem;
     "zrange" -4 0 => zset::zrange;
@@ -159,6 +172,10 @@ pub struct Ctx<'a> {
     pub out: &'a mut Out,
     /// Unix time in ms, fixed for the whole command (Redis's `mstime()` cache).
     pub now: i64,
+    /// What the command propagates, when it decides it itself (the hash-field TTL commands:
+    /// `HDEL`s of fields it expired, then its own rewritten form, if any). `None`: the command
+    /// as [`crate::app::propagate::rewrite`] makes it, if it is a write that succeeded.
+    pub propagate: Option<Vec<Vec<Bytes>>>,
 }
 
 fn unknown_command(argv: &[Bytes]) -> String {
@@ -258,16 +275,31 @@ pub fn is_write(argv: &[Bytes]) -> bool {
 
 fn run(srv: &mut Server, cl: &mut Client, cmd: &Command, argv: &[Bytes], out: &mut Out) {
     let now = store::now_ms();
-    let mut ctx = Ctx { srv, cl, out, now };
-    if let Err(e) = (cmd.handler)(&mut ctx, argv) {
-        ctx.out.error(&e);
+    let mut ctx = Ctx {
+        srv,
+        cl,
+        out,
+        now,
+        propagate: None,
+    };
+    let res = (cmd.handler)(&mut ctx, argv);
+    let explicit = ctx.propagate.take();
+    let db = ctx.cl.db;
+    if let Err(e) = &res {
+        ctx.out.error(e);
     } else if cmd.flags & WRITE != 0 {
         ctx.srv.dirty += 1;
-        if !ctx.srv.is_replica() {
-            let db = ctx.cl.db;
+    }
+    if ctx.srv.is_replica() {
+        return;
+    }
+    match explicit {
+        Some(cmds) => crate::app::propagate::send(ctx.srv, db, cmds),
+        None if res.is_ok() && cmd.flags & WRITE != 0 => {
             let argv = crate::app::propagate::rewrite(&ctx.srv.store.dbs[db], argv, now);
             crate::app::master::propagate(ctx.srv, db, &argv);
         }
+        None => {}
     }
 }
 
