@@ -52,7 +52,13 @@ pub fn save(ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
     let srv = &mut *ctx.srv;
     let path = PathBuf::from(&srv.cfg.dir).join(&srv.cfg.dbfilename);
     let spec = Spec {
-        version: srv.cfg.repl_rdb_version.max(10),
+        // RDB 10 (what Redis 7.0 writes) or the configured newer version; 12 when a hash holds
+        // field TTLs, which older versions cannot store.
+        version: if srv.store.dbs.iter().any(|d| d.field_ttl_hashes() > 0) {
+            12
+        } else {
+            srv.cfg.repl_rdb_version.max(10)
+        },
         repl: Some(ReplInfo {
             // A replica's file resumes its master's stream in the database it was in; a
             // master's restored node starts its stream with SELECT anyway.
