@@ -51,10 +51,11 @@ fn save_to(path: PathBuf, dbs: Vec<DbSnapshot>, spec: &Spec) -> Result<u64, Stri
 pub fn save(ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
     let srv = &mut *ctx.srv;
     let path = PathBuf::from(&srv.cfg.dir).join(&srv.cfg.dbfilename);
+    let dbs = srv.store.snapshot();
     let spec = Spec {
         // RDB 10 (what Redis 7.0 writes) or the configured newer version; 12 when a hash holds
         // field TTLs, which older versions cannot store.
-        version: if srv.store.dbs.iter().any(|d| d.field_ttl_hashes() > 0) {
+        version: if dbs.iter().any(|d| d.field_ttl_hashes() > 0) {
             12
         } else {
             srv.cfg.repl_rdb_version.max(10)
@@ -72,7 +73,6 @@ pub fn save(ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
         }),
         data: true,
     };
-    let dbs = srv.store.snapshot();
     if a[0].eq_ignore_ascii_case(b"save") {
         save_to(path, dbs, &spec).map_err(|e| format!("ERR {e}"))?;
         srv.dirty = 0;
