@@ -173,10 +173,11 @@ pub struct RawValue {
     kind: RawKind,
     data: Bytes,
     ulen: u64,
-    compressed: bool,
     at: u64,
     data_at: u64,
-    chunk_size: usize,
+    // u32 and next to the flag: keeps the event small (`RdbEvent` stays within 96 bytes).
+    chunk_size: u32,
+    compressed: bool,
 }
 
 impl<'a> RawRef<'a> {
@@ -370,7 +371,7 @@ impl<'a> RawRef<'a> {
             compressed: self.compressed,
             at: self.at,
             data_at: self.data_at,
-            chunk_size: self.chunk_size,
+            chunk_size: u32::try_from(self.chunk_size).unwrap_or(u32::MAX),
         }
     }
 
@@ -390,7 +391,7 @@ impl RawValue {
             compressed: self.compressed,
             at: self.at,
             data_at: self.data_at,
-            chunk_size: self.chunk_size,
+            chunk_size: self.chunk_size as usize,
         }
     }
 
