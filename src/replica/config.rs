@@ -70,7 +70,10 @@ pub struct ReplicaConfig {
     /// [`Node`](crate::node::Node) keeps one backlog per server whatever its role.
     pub stream_handoff: bool,
     /// Offer Redis 8's two-connection full sync (`REPLCONF capa rdb-channel-repl`, Redis's
-    /// `repl-rdb-channel`; default on, as in Redis 8.2). Masters that do not know it ignore it.
+    /// `repl-rdb-channel`). Masters that do not know it ignore it. Default off: turn it on
+    /// once the application handles [`ReplicaEvent::RdbChannelOpen`](super::ReplicaEvent)
+    /// (opens the second connection), otherwise a Redis 8 master would wait for a connection
+    /// that never comes. (Redis 8.2 itself has it on; `examples/server` turns it on.)
     pub rdb_channel: bool,
     /// Offer Valkey 8's two-connection full sync (`REPLCONF capa dual-channel`, Valkey's
     /// `dual-channel-replication-enabled`; default off, as in Valkey 8).
@@ -116,7 +119,7 @@ impl Default for ReplicaConfig {
             keepalive_period: Duration::from_secs(1),
             backlog_size: DEFAULT_BACKLOG_SIZE,
             stream_handoff: false,
-            rdb_channel: true,
+            rdb_channel: false,
             dual_channel: false,
             full_sync_buffer_limit: 256 * 1024 * 1024,
             databases: 16,
