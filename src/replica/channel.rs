@@ -131,9 +131,14 @@ impl ReplicaSession {
     /// [`ReplicaConfig::full_sync_buffer_limit`](super::ReplicaConfig::full_sync_buffer_limit)
     /// (back-pressure onto the master, as Redis does).
     pub fn main_read_paused(&self) -> bool {
+        // 0 means the replica output-buffer hard limit, as Redis reads it.
+        let limit = match self.config.full_sync_buffer_limit {
+            0 => 256 * 1024 * 1024,
+            n => n,
+        };
         self.chan
             .as_ref()
-            .is_some_and(|c| c.main.len() as u64 >= self.config.full_sync_buffer_limit)
+            .is_some_and(|c| c.main.len() as u64 >= limit)
     }
 
     /// Bytes of the stream kept during a two-connection full sync (Redis's

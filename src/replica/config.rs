@@ -82,7 +82,7 @@ pub struct ReplicaConfig {
     /// until the snapshot is loaded; above this many bytes
     /// [`main_read_paused`](super::ReplicaSession::main_read_paused) asks the application to
     /// stop reading it (Redis's `replica-full-sync-buffer-limit`, defaulting to the replica
-    /// output-buffer hard limit, 256 MiB).
+    /// output-buffer hard limit, 256 MiB; 0 also means that).
     pub full_sync_buffer_limit: u64,
     /// Number of databases (`databases`, default 16): a `SELECT` outside the range is ignored,
     /// as Redis logs and ignores errors from its master.
