@@ -91,11 +91,7 @@ pub fn write<E: From<WriteError>>(
                     ..KeyOptions::default()
                 };
                 match &entry.value {
-                    Value::Str(s) => {
-                        w.begin_string(key, s.len() as u64, options)?;
-                        w.string_chunk(s)?;
-                        w.end_string()?;
-                    }
+                    Value::Str(s) => w.string(key, s, options)?,
                     other => match to_rdb(other) {
                         Some(v) => {
                             if w.would_lose(&v).is_some() {

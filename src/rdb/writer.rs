@@ -463,6 +463,28 @@ impl Writer {
         None
     }
 
+    /// Writes a string key from borrowed bytes, encoded as Redis would (an integer when it is
+    /// one, LZF when compression is on and pays): the same record as [`Writer::key`] with a
+    /// [`Value::String`], without building one.
+    ///
+    /// ```
+    /// use respsync::rdb::{KeyOptions, Writer, WriterConfig};
+    ///
+    /// let mut w = Writer::new(WriterConfig::default()).unwrap();
+    /// w.select_db(0, 1, 0).unwrap();
+    /// w.string(b"counter", b"12345", KeyOptions::default()).unwrap();
+    /// let file = w.finish().unwrap();
+    /// assert!(file.windows(3).any(|x| x == [0xc1, 0x39, 0x30])); // int16 12345
+    /// ```
+    pub fn string(&mut self, key: &[u8], value: &[u8], options: KeyOptions) -> Result<(), WriteError> {
+        self.ready()?;
+        self.key_prefix(options);
+        self.out.push(0);
+        self.enc.write_string(key, &mut self.out);
+        self.enc.write_string(value, &mut self.out);
+        Ok(())
+    }
+
     /// Starts a string value of `len` bytes, written raw (no integer or LZF encoding) from the
     /// pieces given to [`Writer::string_chunk`]; [`Writer::end_string`] closes it. For values
     /// too large to hold in memory.
