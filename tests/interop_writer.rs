@@ -252,6 +252,130 @@ fn redis_7_0_loads_written_files() {
     }
 }
 
+/// Big collections written item by item (`begin_*`/`end_*`, drained after every item, so
+/// never held whole) load into Redis 7.0 with exactly their data, at versions 9 and 10: lists
+/// by count and node by node, hash-table sets and hashes, skiplist zsets, and a set that
+/// starts out integer-only and turns into a hash table midway.
+#[test]
+fn redis_7_0_loads_big_collections_written_in_pieces() {
+    let n = 30_000usize;
+    let item = |i: usize| b(format!("item-{i}"));
+    let keys: Vec<(&str, Value)> = vec![
+        ("list", Value::List((0..n).map(item).collect())),
+        ("list-nodes", Value::List((0..n).map(item).collect())),
+        ("set", Value::Set((0..n).map(item).collect())),
+        (
+            "set-turns",
+            Value::Set(
+                (0..600)
+                    .map(|i| b(i.to_string()))
+                    .chain([b("x".repeat(100))])
+                    .collect(),
+            ),
+        ),
+        (
+            "zset",
+            Value::Zset((0..n).map(|i| (item(i), i as f64 / 7.0)).collect()),
+        ),
+        (
+            "hash",
+            Value::Hash(
+                (0..n)
+                    .map(|i| entry(format!("f{i}"), format!("v{i}")))
+                    .collect(),
+            ),
+        ),
+    ];
+    for version in [9, 10] {
+        let mut w = Writer::new(WriterConfig {
+            version,
+            ..WriterConfig::default()
+        })
+        .unwrap();
+        let mut file = Vec::new();
+        let mut most_buffered = 0;
+        let mut drain = |w: &mut Writer, file: &mut Vec<u8>| {
+            most_buffered = most_buffered.max(w.buffered());
+            while let Some(chunk) = w.poll_chunk() {
+                file.extend_from_slice(&chunk);
+            }
+        };
+        w.select_db(0, keys.len() as u64, 0).unwrap();
+        let none = KeyOptions::default();
+        for (key, value) in &keys {
+            let k = key.as_bytes();
+            match value {
+                Value::List(items) if *key == "list-nodes" => {
+                    // Uneven nodes, as a source quicklist may have them.
+                    let nodes: Vec<&[Bytes]> = items.chunks(97).collect();
+                    w.begin_list_nodes(k, nodes.len() as u64, none).unwrap();
+                    for node in nodes {
+                        for e in node {
+                            w.list_element(e).unwrap();
+                            drain(&mut w, &mut file);
+                        }
+                        w.end_list_node().unwrap();
+                    }
+                    w.end_list().unwrap();
+                }
+                Value::List(items) => {
+                    w.begin_list(k, items.len() as u64, none).unwrap();
+                    for e in items {
+                        w.list_element(e).unwrap();
+                        drain(&mut w, &mut file);
+                    }
+                    w.end_list().unwrap();
+                }
+                Value::Set(members) => {
+                    w.begin_set(k, members.len() as u64, none).unwrap();
+                    for m in members {
+                        w.set_member(m).unwrap();
+                        drain(&mut w, &mut file);
+                    }
+                    w.end_set().unwrap();
+                }
+                Value::Zset(pairs) => {
+                    w.begin_zset(k, pairs.len() as u64, none).unwrap();
+                    for (m, score) in pairs {
+                        w.zset_member(m, *score).unwrap();
+                        drain(&mut w, &mut file);
+                    }
+                    w.end_zset().unwrap();
+                }
+                Value::Hash(entries) => {
+                    w.begin_hash(k, entries.len() as u64, none).unwrap();
+                    for e in entries {
+                        w.hash_field(&e.field, &e.value).unwrap();
+                        drain(&mut w, &mut file);
+                    }
+                    w.end_hash().unwrap();
+                }
+                _ => unreachable!("only collections above"),
+            }
+            drain(&mut w, &mut file);
+        }
+        file.extend_from_slice(&w.finish().unwrap());
+        // Never more than a node or a collected small value at a time.
+        assert!(most_buffered < 64 << 10, "buffered {most_buffered} bytes");
+        check_rdb(&file, &format!("streamed-v{version}"));
+        let server = Proc::peer_loading(&redis_binary(), &[], Some(&file));
+        let mut c = server.conn();
+        assert_eq!(c.run("DBSIZE").int(), keys.len() as i64);
+        for (key, value) in &keys {
+            check_key(&mut c, key, value);
+        }
+        // The encodings Redis reports for what it loaded.
+        let enc = |c: &mut support::Conn, k: &str| {
+            c.must(&[b"OBJECT", b"ENCODING", k.as_bytes()]).bytes()
+        };
+        assert_eq!(enc(&mut c, "list"), b"quicklist");
+        assert_eq!(enc(&mut c, "set"), b"hashtable");
+        assert_eq!(enc(&mut c, "set-turns"), b"hashtable");
+        assert_eq!(enc(&mut c, "zset"), b"skiplist");
+        assert_eq!(enc(&mut c, "hash"), b"hashtable");
+    }
+}
+
 #[test]
 fn valkey_8_1_loads_a_written_version_11_file() {
     loads(&valkey_binary(), 11);

@@ -454,3 +454,214 @@ fn corpus_dump_payloads_parse() {
     }
     assert!(n >= 20, "only {n} payloads");
 }
+
+/// Writes `value` with the streaming calls (`begin_*`, one call per item, `end_*`), draining
+/// after every item; a list goes in `node_split`-element nodes when given, else by count.
+fn write_streamed(
+    w: &mut Writer,
+    file: &mut Vec<u8>,
+    key: &[u8],
+    value: &Value,
+    node_split: Option<usize>,
+) {
+    let opts = KeyOptions::expire_at(7);
+    let mut drain = |w: &mut Writer| {
+        while let Some(chunk) = w.poll_chunk() {
+            file.extend_from_slice(&chunk);
+        }
+    };
+    match value {
+        Value::List(items) => match node_split {
+            Some(k) => {
+                w.begin_list_nodes(key, items.len().div_ceil(k) as u64, opts)
+                    .unwrap();
+                for node in items.chunks(k) {
+                    node.iter().for_each(|e| w.list_element(e).unwrap());
+                    w.end_list_node().unwrap();
+                    drain(w);
+                }
+                w.end_list().unwrap();
+            }
+            None => {
+                w.begin_list(key, items.len() as u64, opts).unwrap();
+                for e in items {
+                    w.list_element(e).unwrap();
+                    drain(w);
+                }
+                w.end_list().unwrap();
+            }
+        },
+        Value::Set(members) => {
+            w.begin_set(key, members.len() as u64, opts).unwrap();
+            for m in members {
+                w.set_member(m).unwrap();
+                drain(w);
+            }
+            w.end_set().unwrap();
+        }
+        Value::Zset(pairs) => {
+            w.begin_zset(key, pairs.len() as u64, opts).unwrap();
+            for (m, s) in pairs {
+                w.zset_member(m, *s).unwrap();
+                drain(w);
+            }
+            w.end_zset().unwrap();
+        }
+        Value::Hash(entries) => {
+            w.begin_hash(key, entries.len() as u64, opts).unwrap();
+            for e in entries {
+                w.hash_field(&e.field, &e.value).unwrap();
+                drain(w);
+            }
+            w.end_hash().unwrap();
+        }
+        other => panic!("not a collection: {other:?}"),
+    }
+    drain(w);
+}
+
+/// Items of a streamed collection: mostly short strings or integers, sometimes long ones
+/// (which rule out the compact encodings midway).
+fn arb_item() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        8 => "[a-z]{1,12}".prop_map(b),
+        3 => any::<i32>().prop_map(|i| b(i.to_string())),
+        1 => "[a-z]{65,90}".prop_map(b),
+    ]
+}
+
+/// Lists, sets, zsets and hashes from one element to well past every threshold.
+fn arb_collection() -> impl Strategy<Value = Value> {
+    let items = || proptest::collection::vec(arb_item(), 1..700);
+    let unique = || items().prop_map(|v| dedup(v, |x| x.clone()));
+    prop_oneof![
+        items().prop_map(Value::List),
+        unique().prop_map(Value::Set),
+        // Integer-only sets (intsets while small).
+        proptest::collection::btree_set(any::<i64>(), 1..700)
+            .prop_map(|s| Value::Set(s.into_iter().map(|i| b(i.to_string())).collect())),
+        unique().prop_map(|v| Value::Zset(
+            v.into_iter()
+                .enumerate()
+                .map(|(i, m)| (m, i as f64 / 3.0 - 50.0))
+                .collect()
+        )),
+        unique().prop_map(|v| Value::Hash(
+            v.into_iter()
+                .enumerate()
+                .map(|(i, f)| HashEntry {
+                    field: f,
+                    value: b(i.to_string()),
+                    expire_ms: None
+                })
+                .collect()
+        )),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Collections written item by item parse back to the same data, at every version, with
+    /// lists split by count or into caller-delimited nodes, parsed from arbitrary pieces.
+    #[test]
+    fn streamed_collections_roundtrip(
+        version in 9u8..=12,
+        values in proptest::collection::vec((arb_collection(), proptest::option::of(1usize..300)), 1..4),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut w = Writer::new(WriterConfig { version, ..WriterConfig::default() }).unwrap();
+        let mut file = Vec::new();
+        w.select_db(0, values.len() as u64, values.len() as u64).unwrap();
+        for (i, (value, split)) in values.iter().enumerate() {
+            write_streamed(&mut w, &mut file, format!("k{i}").as_bytes(), value, *split);
+        }
+        file.extend_from_slice(&w.finish().unwrap());
+        let parsed = parse(&file, &cuts);
+        prop_assert!(matches!(parsed.checksum, Some(Checksum::Verified(_))));
+        let keys = &parsed.dbs[&0];
+        prop_assert_eq!(keys.len(), values.len());
+        for ((key, opts, got), (i, (want, _))) in keys.iter().zip(values.iter().enumerate()) {
+            prop_assert_eq!(key, &b(format!("k{i}")));
+            prop_assert_eq!(opts.expire_ms, Some(7));
+            prop_assert_eq!(normalize(got), normalize(want));
+        }
+    }
+}
+
+/// The declared count of a streamed collection is enforced: one item too many is refused at
+/// once, too few at `end_*`; calls for another type, or records in between, are refused.
+#[test]
+fn streamed_collection_counts_are_checked() {
+    let mut w = Writer::new(WriterConfig::default()).unwrap();
+    w.begin_hash(b"h", 200, KeyOptions::default()).unwrap();
+    for i in 0..199 {
+        w.hash_field(format!("f{i}").as_bytes(), b"v").unwrap();
+    }
+    assert_eq!(
+        w.select_db(1, 0, 0).unwrap_err(),
+        WriteError::CollectionOpen
+    );
+    assert_eq!(w.set_member(b"x").unwrap_err(), WriteError::CollectionOpen);
+    assert_eq!(w.end_set().unwrap_err(), WriteError::CollectionOpen);
+    assert_eq!(
+        w.end_hash().unwrap_err(),
+        WriteError::CollectionLength {
+            what: "fields",
+            declared: 200,
+            got: 199
+        }
+    );
+    w.hash_field(b"last", b"v").unwrap();
+    assert_eq!(
+        w.hash_field(b"extra", b"v").unwrap_err(),
+        WriteError::CollectionLength {
+            what: "fields",
+            declared: 200,
+            got: 201
+        }
+    );
+    w.end_hash().unwrap();
+
+    // Small (collected) sets are counted the same way.
+    w.begin_set(b"s", 2, KeyOptions::default()).unwrap();
+    w.set_member(b"1").unwrap();
+    assert!(matches!(
+        w.end_set(),
+        Err(WriteError::CollectionLength {
+            declared: 2,
+            got: 1,
+            ..
+        })
+    ));
+    w.set_member(b"2").unwrap();
+    w.end_set().unwrap();
+
+    // Lists by nodes: no empty node, no node past the declared count.
+    w.begin_list_nodes(b"l", 1, KeyOptions::default()).unwrap();
+    assert!(matches!(w.end_list_node(), Err(WriteError::Encode { .. })));
+    w.list_element(b"a").unwrap();
+    w.end_list_node().unwrap();
+    assert_eq!(
+        w.list_element(b"b").unwrap_err(),
+        WriteError::CollectionLength {
+            what: "nodes",
+            declared: 1,
+            got: 2
+        }
+    );
+    w.end_list().unwrap();
+
+    // NaN scores and empty collections are refused.
+    w.begin_zset(b"z", 300, KeyOptions::default()).unwrap();
+    assert!(matches!(
+        w.zset_member(b"m", f64::NAN),
+        Err(WriteError::Encode { .. })
+    ));
+    assert!(matches!(
+        Writer::new(WriterConfig::default())
+            .unwrap()
+            .begin_list(b"e", 0, KeyOptions::default()),
+        Err(WriteError::Encode { .. })
+    ));
+}

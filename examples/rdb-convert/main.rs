@@ -28,10 +28,15 @@
 //!
 //! `--allow-newer` reads files whose version is newer than the newest the crate knows.
 //!
-//! Memory: the file is streamed (pushed to the parser as `Bytes`, parsed in place); besides
-//! the filter, one key's value at a time is held (at most `--max-value-bytes`, default 4 GiB),
-//! except strings over 1 MiB, which are copied through in pieces. On error OUT is removed;
-//! exit status 1.
+//! Memory: the file is streamed (pushed to the parser as `Bytes`, parsed in place, values
+//! decoded only when needed); besides the filter, nothing grows with the file. Strings over
+//! 1 MiB are copied through in pieces; collections whose record stores a count (hash-table
+//! sets and hashes, skiplist zsets, linked lists) are written item by item with the writer's
+//! streaming calls, and quicklists node by node (keeping the source's node layout, each node
+//! re-encoded for the target). Other values (small single-blob encodings, streams, hashes
+//! with field TTLs, module values) are held one at a time (at most `--max-value-bytes`,
+//! default 4 GiB). Members and fields of a streamed collection are not checked for repeats.
+//! On error OUT is removed; exit status 1.
 
 #[path = "../rdb-dump/input.rs"]
 mod input;
@@ -224,6 +229,36 @@ struct Converter<'a> {
     out: File,
     /// A string value being copied through in pieces (over `STREAM_STRING_ABOVE`).
     streaming: bool,
+    /// A collection being copied through item by item.
+    collection: Option<Streamed>,
+}
+
+/// The collection being written with the writer's streaming calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Streamed {
+    /// A quicklist: every top-level event is one node.
+    ListNodes,
+    /// A linked list (type 1).
+    List,
+    Set,
+    Zset,
+    Hash,
+}
+
+impl Streamed {
+    /// How a key of `kind` whose record declares `len` items is streamed, if it is.
+    fn of(kind: ObjectKind, len: Option<u64>) -> Option<(Streamed, u64)> {
+        use ObjectKind as K;
+        let how = match kind {
+            K::ListQuicklist | K::ListQuicklist2 => Streamed::ListNodes,
+            K::List => Streamed::List,
+            K::Set => Streamed::Set,
+            K::Zset | K::Zset2 => Streamed::Zset,
+            K::Hash => Streamed::Hash,
+            _ => return None,
+        };
+        Some((how, len?))
+    }
 }
 
 /// A Bloom filter over (db, key), plus the names of keys it has seen "before" (suspects).
@@ -309,6 +344,30 @@ impl Converter<'_> {
     /// to come after a `StringChunk`.
     fn event(&mut self, ev: RdbEvent, string_left: impl Fn() -> u64) -> Result<(), Error> {
         match ev {
+            RdbEvent::KeyEnd if self.collection.is_some() => {
+                let how = self.collection.take();
+                let w = self.writer()?;
+                match how {
+                    Some(Streamed::ListNodes | Streamed::List) => w.end_list()?,
+                    Some(Streamed::Set) => w.end_set()?,
+                    Some(Streamed::Zset) => w.end_zset()?,
+                    Some(Streamed::Hash) => w.end_hash()?,
+                    None => {}
+                }
+                self.current = None;
+                self.keys += 1;
+            }
+            ev @ (RdbEvent::Element(_)
+            | RdbEvent::ZsetMember { .. }
+            | RdbEvent::HashField { .. }
+            | RdbEvent::Raw(_))
+                if self.collection.is_some() =>
+            {
+                self.collection_item(ev)?;
+                if self.collection == Some(Streamed::ListNodes) {
+                    self.writer()?.end_list_node()?;
+                }
+            }
             RdbEvent::StringChunk(chunk) if self.streaming => {
                 self.writer()?.string_chunk(&chunk)?;
             }
@@ -400,8 +459,22 @@ impl Converter<'_> {
                     idle_s: info.idle_s,
                     freq: info.freq,
                 };
-                self.current = Some((info.key.clone(), options, info.kind));
                 self.idmp_state = false;
+                if let Some((how, len)) = Streamed::of(info.kind, info.len) {
+                    self.dedup.insert(self.db, &info.key)?;
+                    let w = self.writer()?;
+                    match how {
+                        Streamed::ListNodes => w.begin_list_nodes(&info.key, len, options)?,
+                        Streamed::List => w.begin_list(&info.key, len, options)?,
+                        Streamed::Set => w.begin_set(&info.key, len, options)?,
+                        Streamed::Zset => w.begin_zset(&info.key, len, options)?,
+                        Streamed::Hash => w.begin_hash(&info.key, len, options)?,
+                    }
+                    self.collection = Some(how);
+                    self.current = Some((info.key, options, info.kind));
+                    return Ok(());
+                }
+                self.current = Some((info.key.clone(), options, info.kind));
                 self.collector.handle_event(RdbEvent::KeyStart(info))?;
             }
             RdbEvent::StreamIdmp { producers, .. } if producers > 0 => self.idmp_state = true,
@@ -418,6 +491,36 @@ impl Converter<'_> {
                     self.write_key(&key, &value, options, kind)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// One item (or, in a quicklist, one node) of the collection being streamed; lazy values
+    /// (quicklist nodes, compressed elements) are decoded here.
+    fn collection_item(&mut self, ev: RdbEvent) -> Result<(), Error> {
+        let how = self.collection;
+        let w = self.writer()?;
+        match ev {
+            RdbEvent::Element(e) => match how {
+                Some(Streamed::Set) => w.set_member(&e)?,
+                _ => w.list_element(&e)?,
+            },
+            RdbEvent::ZsetMember { member, score } => w.zset_member(&member, score)?,
+            RdbEvent::HashField {
+                field,
+                value,
+                expire_ms: None,
+            } => w.hash_field(&field, &value)?,
+            RdbEvent::Raw(raw) => {
+                for ev in raw.events()? {
+                    self.collection_item(ev)?;
+                }
+            }
+            RdbEvent::StringChunk(piece) => {
+                // A decoded compressed element, in one piece.
+                return self.collection_item(RdbEvent::Element(piece));
+            }
+            other => return Err(format!("unexpected {other:?} in a collection").into()),
         }
         Ok(())
     }
@@ -493,6 +596,7 @@ fn run(opts: &Options) -> Result<u64, Error> {
         db: 0,
         out,
         streaming: false,
+        collection: None,
     };
     let mut parser = Parser::new(parser_config(opts));
     let mut buf = BytesMut::new();
@@ -525,7 +629,10 @@ fn run(opts: &Options) -> Result<u64, Error> {
 
 fn parser_config(opts: &Options) -> ParserConfig {
     let mut config = ParserConfig::default();
-    config.allow_newer_versions(opts.allow_newer);
+    // Quicklist nodes arrive whole (one event per node), and nothing is decoded twice.
+    config
+        .allow_newer_versions(opts.allow_newer)
+        .lazy_values(true);
     config
 }
 

@@ -385,6 +385,15 @@ pub struct KeyInfo {
     pub freq: Option<u8>,
     /// Absolute byte offset of the type byte of this record.
     pub offset: u64,
+    /// How many items the record declares right after its key, for the encodings that store
+    /// a count there: elements of a linked list (type 1) or hash-table set, members of a
+    /// skiplist zset, fields of a hash table (also Valkey 9's and Redis 7.4 release
+    /// candidates' hash tables with field TTLs); **nodes** of a quicklist (the element count
+    /// of a quicklist is not stored). `None` for strings, single-blob encodings (ziplist,
+    /// listpack, intset, zipmap), streams, modules and Redis 7.4's type-24 hashes (their
+    /// minimum expiry comes first). Taken from the file, so not trusted: the parser still
+    /// reads and checks every item.
+    pub len: Option<u64>,
 }
 
 impl KeyInfo {
@@ -398,6 +407,7 @@ impl KeyInfo {
             idle_s: None,
             freq: None,
             offset: 0,
+            len: None,
         }
     }
 }

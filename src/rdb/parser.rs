@@ -409,6 +409,29 @@ enum Items {
     HashValkey2,
 }
 
+/// Values whose record stores an item count right after the key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Counted {
+    Items(Items),
+    Quicklist { v2: bool },
+}
+
+/// The layout of `kind` if its record stores an item count right after the key.
+fn counted_items(kind: ObjectKind) -> Option<Counted> {
+    use ObjectKind as K;
+    Some(match kind {
+        K::List | K::Set => Counted::Items(Items::ListOrSet),
+        K::Zset => Counted::Items(Items::Zset),
+        K::Zset2 => Counted::Items(Items::Zset2),
+        K::Hash => Counted::Items(Items::Hash),
+        K::HashMetadataPreGa => Counted::Items(Items::HashMetaPreGa),
+        K::HashValkey2 => Counted::Items(Items::HashValkey2),
+        K::ListQuicklist => Counted::Quicklist { v2: false },
+        K::ListQuicklist2 => Counted::Quicklist { v2: true },
+        _ => return None,
+    })
+}
+
 /// Values stored as one embedded container.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Blob {
@@ -651,6 +674,7 @@ impl Visitor for Queue {
         info.idle_s = key.idle_s;
         info.freq = key.freq;
         info.offset = key.offset;
+        info.len = key.len;
         self.event(RdbEvent::KeyStart(info));
     }
 
@@ -1622,6 +1646,13 @@ impl Machine {
                     return Err(RdbError::ModulePreGa { offset: at }.into());
                 }
                 let key = self.string(c)?;
+                // The item count that follows the key, read before the key is reported so
+                // that `KeyRef::len` can carry it (a step cut short here is simply redone).
+                let items = counted_items(kind);
+                let len = match items {
+                    Some(_) => Some(c.count(&self.cfg)?),
+                    None => None,
+                };
                 let prefix = std::mem::take(&mut self.prefix);
                 let db = self.db;
                 key.with_slice(|key| {
@@ -1633,8 +1664,20 @@ impl Machine {
                         idle_s: prefix.idle_s,
                         freq: prefix.freq,
                         offset: at,
+                        len,
                     })
                 });
+                if let (Some(items), Some(n)) = (items, len) {
+                    self.state = match items {
+                        _ if n == 0 => {
+                            self.key_end(sink);
+                            return Ok(());
+                        }
+                        Counted::Items(kind) => State::Items { kind, left: n },
+                        Counted::Quicklist { v2 } => State::Quicklist { v2, left: n },
+                    };
+                    return Ok(());
+                }
                 self.state = State::ValueHead(kind);
                 if kind == ObjectKind::String {
                     // Fast path: the value in the same step, when its head is all there

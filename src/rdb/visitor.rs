@@ -40,6 +40,9 @@ pub struct KeyRef<'a> {
     pub freq: Option<u8>,
     /// Absolute byte offset of the type byte of this record.
     pub offset: u64,
+    /// The item count stored right after the key, if the encoding has one there (see
+    /// [`KeyInfo::len`]).
+    pub len: Option<u64>,
 }
 
 impl<'a> KeyRef<'a> {
@@ -53,6 +56,7 @@ impl<'a> KeyRef<'a> {
             idle_s: None,
             freq: None,
             offset: 0,
+            len: None,
         }
     }
 
@@ -63,6 +67,7 @@ impl<'a> KeyRef<'a> {
         info.idle_s = self.idle_s;
         info.freq = self.freq;
         info.offset = self.offset;
+        info.len = self.len;
         info
     }
 }

@@ -10,7 +10,9 @@
 //! [`Writer::poll_chunk`] and writes wherever it likes (a socket for a diskless transfer, a
 //! file). Memory is bounded by what the caller leaves undrained plus the encoding of one
 //! value; a string too large to hold can be written piece by piece with
-//! [`Writer::begin_string`]. [`Writer::finish`] writes the trailer and hands back whatever is
+//! [`Writer::begin_string`], and a collection element by element with [`Writer::begin_list`],
+//! [`Writer::begin_set`], [`Writer::begin_zset`] and [`Writer::begin_hash`] (see
+//! [Streamed collections](Writer#streamed-collections)). [`Writer::finish`] writes the trailer and hands back whatever is
 //! still buffered, so a writer that is never drained produces the whole file in one `Bytes`.
 //!
 //! ## Nothing is dropped silently
@@ -49,8 +51,11 @@
 use bytes::Bytes;
 
 use super::encoding::crc64::Crc64;
-use super::encoding::object::{write_len, EncodeError, ObjectEncoder, Thresholds};
-use super::{ModuleId, StreamId, Value};
+use super::encoding::listpack::ListpackBuilder;
+use super::encoding::object::{ty, write_len, EncodeError, ObjectEncoder, Thresholds};
+use super::encoding::parse_canonical_i64;
+use super::encoding::ziplist::ZiplistBuilder;
+use super::{HashEntry, ModuleId, StreamId, Value};
 
 const OP_FUNCTION2: u8 = 245;
 const OP_MODULE_AUX: u8 = 247;
@@ -185,8 +190,10 @@ impl KeyOptions {
 }
 
 /// Why the writer refused a call. Nothing is written by a call that fails, and the writer
-/// stays usable (except after [`WriteError::Finished`], [`WriteError::StringOpen`] and
-/// [`WriteError::StringLength`], which are caller bugs).
+/// stays usable (except after [`WriteError::Finished`], [`WriteError::StringOpen`],
+/// [`WriteError::StringLength`], [`WriteError::CollectionOpen`] and
+/// [`WriteError::CollectionLength`], which are caller bugs, and after an error inside a streamed
+/// collection, whose first part is already written: such a file must be abandoned).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
@@ -229,6 +236,91 @@ pub enum WriteError {
         /// Bytes given so far.
         got: u64,
     },
+    /// A record was started while a collection begun with a `begin_*` call is open, or an
+    /// element call or `end_*` does not match the open collection (or none is open).
+    #[error("streamed collection open, not open, or of another type")]
+    CollectionOpen,
+    /// The items of a streamed collection do not add up to its declared count.
+    #[error("streamed collection count mismatch: declared {declared} {what}, got {got}")]
+    CollectionLength {
+        /// What is counted: `elements`, `nodes`, `members` or `fields`.
+        what: &'static str,
+        /// Declared count.
+        declared: u64,
+        /// Items given so far.
+        got: u64,
+    },
+}
+
+/// Elements per quicklist node of a list streamed with [`Writer::begin_list`], and the
+/// largest such list still collected and encoded whole (with Redis's 8 KiB node rule).
+pub const LIST_NODE_ELEMENTS: u64 = 128;
+
+/// The collection types [`Writer`] streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coll {
+    List,
+    Set,
+    Zset,
+    Hash,
+}
+
+/// A value being written by pieces.
+#[derive(Debug)]
+enum Open {
+    /// `(declared, written)` of a string opened with `begin_string`.
+    String(u64, u64),
+    Collection(Box<Streamed>),
+}
+
+/// A collection opened with one of the `begin_*` calls.
+#[derive(Debug)]
+struct Streamed {
+    coll: Coll,
+    key: Bytes,
+    /// Declared items (list elements, or nodes for `begin_list_nodes`), and given so far.
+    declared: u64,
+    got: u64,
+    how: How,
+}
+
+#[derive(Debug)]
+enum How {
+    /// Small enough for a compact encoding: collected, then written like [`Writer::key`].
+    Buffered { options: KeyOptions, value: Value },
+    /// Hash-table set or hash, skiplist zset: every item is written as it comes.
+    Direct,
+    /// A quicklist: the node being filled. `per_node` is `Some(k)` when the count is in
+    /// elements (nodes of `k`), `None` when the caller closes the nodes.
+    List {
+        node: Node,
+        in_node: u64,
+        per_node: Option<u64>,
+    },
+}
+
+/// A quicklist node being built: listpack (version 10+) or ziplist (9).
+#[derive(Debug)]
+enum Node {
+    Listpack(ListpackBuilder),
+    Ziplist(ZiplistBuilder),
+}
+
+impl Node {
+    fn new(version: u8) -> Node {
+        if version >= 10 {
+            Node::Listpack(ListpackBuilder::new())
+        } else {
+            Node::Ziplist(ZiplistBuilder::new())
+        }
+    }
+
+    fn push(&mut self, element: &[u8]) {
+        match self {
+            Node::Listpack(b) => b.push(element),
+            Node::Ziplist(b) => b.push(element),
+        }
+    }
 }
 
 /// Writes an RDB file as a stream of chunks. See the [module docs](self) for an example.
@@ -243,15 +335,29 @@ pub struct Writer {
     version: u8,
     checksum: bool,
     allow_lossy: bool,
+    thresholds: Thresholds,
     /// Bytes not yet handed out.
     out: Vec<u8>,
     /// Scratch for one record.
     scratch: Vec<u8>,
     crc: Crc64,
-    /// `(declared, written)` of a string opened with `begin_string`.
-    open_string: Option<(u64, u64)>,
+    /// A string or collection being written by pieces.
+    open: Option<Open>,
     finished: bool,
     written: u64,
+}
+
+/// Counts one more item of a streamed collection, refusing one past the declared count.
+fn count_one(declared: u64, got: &mut u64, what: &'static str) -> Result<(), WriteError> {
+    if *got == declared {
+        return Err(WriteError::CollectionLength {
+            what,
+            declared,
+            got: declared + 1,
+        });
+    }
+    *got += 1;
+    Ok(())
 }
 
 /// Key bytes as printable text for error messages.
@@ -271,10 +377,11 @@ impl Writer {
             version: config.version,
             checksum: config.checksum,
             allow_lossy: config.allow_lossy,
+            thresholds: config.thresholds,
             out: Vec::with_capacity(64 << 10),
             scratch: Vec::new(),
             crc: Crc64::new(),
-            open_string: None,
+            open: None,
             finished: false,
             written: 0,
         };
@@ -316,10 +423,11 @@ impl Writer {
         if self.finished {
             return Err(WriteError::Finished);
         }
-        if self.open_string.is_some() {
-            return Err(WriteError::StringOpen);
+        match self.open {
+            Some(Open::String(..)) => Err(WriteError::StringOpen),
+            Some(Open::Collection(_)) => Err(WriteError::CollectionOpen),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes one more AUX field.
@@ -499,7 +607,7 @@ impl Writer {
         self.out.push(0);
         self.enc.write_string(key, &mut self.out);
         write_len(len, &mut self.out);
-        self.open_string = Some((len, 0));
+        self.open = Some(Open::String(len, 0));
         Ok(())
     }
 
@@ -508,7 +616,7 @@ impl Writer {
         if self.finished {
             return Err(WriteError::Finished);
         }
-        let Some((declared, got)) = self.open_string.as_mut() else {
+        let Some(Open::String(declared, got)) = self.open.as_mut() else {
             return Err(WriteError::StringOpen);
         };
         let total = *got + data.len() as u64;
@@ -526,14 +634,467 @@ impl Writer {
     /// Closes the string opened with [`Writer::begin_string`]; its pieces must add up to the
     /// declared length.
     pub fn end_string(&mut self) -> Result<(), WriteError> {
-        match self.open_string {
-            Some((declared, got)) if declared == got => {
-                self.open_string = None;
+        match self.open {
+            Some(Open::String(declared, got)) if declared == got => {
+                self.open = None;
                 Ok(())
             }
-            Some((declared, got)) => Err(WriteError::StringLength { declared, got }),
-            None => Err(WriteError::StringOpen),
+            Some(Open::String(declared, got)) => Err(WriteError::StringLength { declared, got }),
+            _ => Err(WriteError::StringOpen),
         }
+    }
+
+    /// Starts a list of `len` elements, given one by one to [`Writer::list_element`] and
+    /// closed by [`Writer::end_list`]. See [Streamed collections](Writer#streamed-collections).
+    ///
+    /// Up to [`LIST_NODE_ELEMENTS`] elements are collected and written as [`Writer::key`]
+    /// would (Redis's 8 KiB nodes). A longer list is written as it comes, as a quicklist of
+    /// nodes of [`LIST_NODE_ELEMENTS`] elements each (listpacks; ziplists at version 9), since
+    /// the node count precedes the nodes; Redis loads nodes of any size.
+    pub fn begin_list(
+        &mut self,
+        key: &[u8],
+        len: u64,
+        options: KeyOptions,
+    ) -> Result<(), WriteError> {
+        if len <= LIST_NODE_ELEMENTS {
+            return self.begin_buffered(Coll::List, key, len, options, Value::List(Vec::new()));
+        }
+        let nodes = len.div_ceil(LIST_NODE_ELEMENTS);
+        self.begin_quicklist(key, len, nodes, Some(LIST_NODE_ELEMENTS), options)
+    }
+
+    /// Starts a list written as `nodes` quicklist nodes that the caller delimits: elements
+    /// go to [`Writer::list_element`], each node is closed by [`Writer::end_list_node`], and
+    /// [`Writer::end_list`] closes the list (and its last node). For copying a quicklist node
+    /// by node, keeping the node layout Redis chose, when the element count is not known
+    /// up front.
+    pub fn begin_list_nodes(
+        &mut self,
+        key: &[u8],
+        nodes: u64,
+        options: KeyOptions,
+    ) -> Result<(), WriteError> {
+        self.begin_quicklist(key, nodes, nodes, None, options)
+    }
+
+    /// Appends an element to the list opened with [`Writer::begin_list`] or
+    /// [`Writer::begin_list_nodes`].
+    pub fn list_element(&mut self, element: &[u8]) -> Result<(), WriteError> {
+        let s = self.streamed(Coll::List)?;
+        match &mut s.how {
+            How::Buffered { value, .. } => {
+                count_one(s.declared, &mut s.got, "elements")?;
+                if let Value::List(items) = value {
+                    items.push(Bytes::copy_from_slice(element));
+                }
+                Ok(())
+            }
+            How::List {
+                node,
+                in_node,
+                per_node,
+            } => {
+                if per_node.is_some() {
+                    count_one(s.declared, &mut s.got, "elements")?;
+                } else if s.got == s.declared {
+                    // An element would start one node more than declared.
+                    return Err(WriteError::CollectionLength {
+                        what: "nodes",
+                        declared: s.declared,
+                        got: s.got + 1,
+                    });
+                }
+                node.push(element);
+                *in_node += 1;
+                if per_node.is_some_and(|k| *in_node == k) {
+                    self.flush_node();
+                }
+                Ok(())
+            }
+            How::Direct => Err(WriteError::CollectionOpen),
+        }
+    }
+
+    /// Closes the current node of a list opened with [`Writer::begin_list_nodes`]; a node
+    /// must hold at least one element.
+    pub fn end_list_node(&mut self) -> Result<(), WriteError> {
+        let s = self.streamed(Coll::List)?;
+        let (key, declared) = (s.key.clone(), s.declared);
+        match &s.how {
+            How::List {
+                in_node: 0,
+                per_node: None,
+                ..
+            } => Err(WriteError::Encode {
+                key: printable(&key),
+                source: EncodeError::Empty,
+            }),
+            How::List { per_node: None, .. } => {
+                s.got += 1;
+                let got = s.got;
+                self.flush_node();
+                if got > declared {
+                    return Err(WriteError::CollectionLength {
+                        what: "nodes",
+                        declared,
+                        got,
+                    });
+                }
+                Ok(())
+            }
+            _ => Err(WriteError::CollectionOpen),
+        }
+    }
+
+    /// Closes the list opened with [`Writer::begin_list`] or [`Writer::begin_list_nodes`]:
+    /// the elements (or nodes) must add up to the declared count.
+    pub fn end_list(&mut self) -> Result<(), WriteError> {
+        let s = self.streamed(Coll::List)?;
+        if let How::List {
+            in_node,
+            per_node: None,
+            ..
+        } = s.how
+        {
+            if in_node > 0 {
+                s.got += 1;
+            }
+        }
+        self.end(Coll::List)
+    }
+
+    /// Starts a set of `len` members, given one by one to [`Writer::set_member`] and closed
+    /// by [`Writer::end_set`]. A set small enough for an intset or a listpack is collected
+    /// (until a member rules those out); a larger one is written as a hash table as it comes.
+    /// See [Streamed collections](Writer#streamed-collections).
+    pub fn begin_set(
+        &mut self,
+        key: &[u8],
+        len: u64,
+        options: KeyOptions,
+    ) -> Result<(), WriteError> {
+        let t = self.thresholds;
+        let listpack = if self.version >= 11 {
+            t.set_max_listpack_entries
+        } else {
+            0
+        };
+        if len <= t.set_max_intset_entries.max(listpack) as u64 {
+            return self.begin_buffered(Coll::Set, key, len, options, Value::Set(Vec::new()));
+        }
+        self.begin_direct(Coll::Set, ty::SET, key, len, options)
+    }
+
+    /// Appends a member to the set opened with [`Writer::begin_set`]. Members are not checked
+    /// for repeats once written as they come (Redis refuses a file with a repeated member).
+    pub fn set_member(&mut self, member: &[u8]) -> Result<(), WriteError> {
+        let t = self.thresholds;
+        let version = self.version;
+        let s = self.streamed(Coll::Set)?;
+        count_one(s.declared, &mut s.got, "members")?;
+        if let How::Buffered {
+            value: Value::Set(members),
+            ..
+        } = &mut s.how
+        {
+            members.push(Bytes::copy_from_slice(member));
+            let compact_possible = parse_canonical_i64(member).is_some()
+                || version >= 11 && member.len() <= t.set_max_listpack_value;
+            if compact_possible {
+                return Ok(());
+            }
+            return self.go_direct(ty::SET);
+        }
+        self.enc.write_string(member, &mut self.out);
+        Ok(())
+    }
+
+    /// Closes the set opened with [`Writer::begin_set`]; the members must add up to the
+    /// declared count.
+    pub fn end_set(&mut self) -> Result<(), WriteError> {
+        self.end(Coll::Set)
+    }
+
+    /// Starts a sorted set of `len` members, given one by one to [`Writer::zset_member`] and
+    /// closed by [`Writer::end_zset`]. One small enough for a listpack (ziplist at 9) is
+    /// collected (until a member rules it out); a larger one is written as a skiplist as it
+    /// comes, in the order given (Redis writes highest score first, and loads any order).
+    /// See [Streamed collections](Writer#streamed-collections).
+    pub fn begin_zset(
+        &mut self,
+        key: &[u8],
+        len: u64,
+        options: KeyOptions,
+    ) -> Result<(), WriteError> {
+        if len <= self.thresholds.zset_max_listpack_entries as u64 {
+            return self.begin_buffered(Coll::Zset, key, len, options, Value::Zset(Vec::new()));
+        }
+        self.begin_direct(Coll::Zset, ty::ZSET_2, key, len, options)
+    }
+
+    /// Appends a member to the sorted set opened with [`Writer::begin_zset`]; a NaN score is
+    /// an error. Members are not checked for repeats once written as they come.
+    pub fn zset_member(&mut self, member: &[u8], score: f64) -> Result<(), WriteError> {
+        let max_value = self.thresholds.zset_max_listpack_value;
+        let s = self.streamed(Coll::Zset)?;
+        if score.is_nan() {
+            return Err(WriteError::Encode {
+                key: printable(&s.key),
+                source: EncodeError::NanScore,
+            });
+        }
+        count_one(s.declared, &mut s.got, "members")?;
+        if let How::Buffered {
+            value: Value::Zset(pairs),
+            ..
+        } = &mut s.how
+        {
+            pairs.push((Bytes::copy_from_slice(member), score));
+            if member.len() <= max_value {
+                return Ok(());
+            }
+            return self.go_direct(ty::ZSET_2);
+        }
+        self.enc.write_string(member, &mut self.out);
+        self.out.extend_from_slice(&score.to_le_bytes());
+        Ok(())
+    }
+
+    /// Closes the sorted set opened with [`Writer::begin_zset`]; the members must add up to
+    /// the declared count.
+    pub fn end_zset(&mut self) -> Result<(), WriteError> {
+        self.end(Coll::Zset)
+    }
+
+    /// Starts a hash of `len` fields (without field TTLs: write those with
+    /// [`Writer::key`]), given one by one to [`Writer::hash_field`] and closed by
+    /// [`Writer::end_hash`]. One small enough for a listpack (ziplist at 9) is collected
+    /// (until a field or value rules it out); a larger one is written as a hash table as it
+    /// comes. See [Streamed collections](Writer#streamed-collections).
+    pub fn begin_hash(
+        &mut self,
+        key: &[u8],
+        len: u64,
+        options: KeyOptions,
+    ) -> Result<(), WriteError> {
+        if len <= self.thresholds.hash_max_listpack_entries as u64 {
+            return self.begin_buffered(Coll::Hash, key, len, options, Value::Hash(Vec::new()));
+        }
+        self.begin_direct(Coll::Hash, ty::HASH, key, len, options)
+    }
+
+    /// Appends a field to the hash opened with [`Writer::begin_hash`]. Fields are not checked
+    /// for repeats once written as they come.
+    pub fn hash_field(&mut self, field: &[u8], value: &[u8]) -> Result<(), WriteError> {
+        let max_value = self.thresholds.hash_max_listpack_value;
+        let s = self.streamed(Coll::Hash)?;
+        count_one(s.declared, &mut s.got, "fields")?;
+        if let How::Buffered {
+            value: Value::Hash(entries),
+            ..
+        } = &mut s.how
+        {
+            entries.push(HashEntry {
+                field: Bytes::copy_from_slice(field),
+                value: Bytes::copy_from_slice(value),
+                expire_ms: None,
+            });
+            if field.len() <= max_value && value.len() <= max_value {
+                return Ok(());
+            }
+            return self.go_direct(ty::HASH);
+        }
+        self.enc.write_string(field, &mut self.out);
+        self.enc.write_string(value, &mut self.out);
+        Ok(())
+    }
+
+    /// Closes the hash opened with [`Writer::begin_hash`]; the fields must add up to the
+    /// declared count.
+    pub fn end_hash(&mut self) -> Result<(), WriteError> {
+        self.end(Coll::Hash)
+    }
+
+    /// The open collection, if it is of type `coll`.
+    fn streamed(&mut self, coll: Coll) -> Result<&mut Streamed, WriteError> {
+        if self.finished {
+            return Err(WriteError::Finished);
+        }
+        match self.open.as_mut() {
+            Some(Open::Collection(s)) if s.coll == coll => Ok(s),
+            _ => Err(WriteError::CollectionOpen),
+        }
+    }
+
+    /// An empty collection is refused as [`Writer::key`] refuses it.
+    fn check_not_empty(key: &[u8], len: u64) -> Result<(), WriteError> {
+        if len == 0 {
+            return Err(WriteError::Encode {
+                key: printable(key),
+                source: EncodeError::Empty,
+            });
+        }
+        Ok(())
+    }
+
+    fn begin_buffered(
+        &mut self,
+        coll: Coll,
+        key: &[u8],
+        len: u64,
+        options: KeyOptions,
+        value: Value,
+    ) -> Result<(), WriteError> {
+        self.ready()?;
+        Self::check_not_empty(key, len)?;
+        self.open = Some(Open::Collection(Box::new(Streamed {
+            coll,
+            key: Bytes::copy_from_slice(key),
+            declared: len,
+            got: 0,
+            how: How::Buffered { options, value },
+        })));
+        Ok(())
+    }
+
+    /// Writes the record head of a collection written as it comes: prefix, type, key, count.
+    fn write_head(&mut self, type_byte: u8, key: &[u8], len: u64, options: KeyOptions) {
+        self.key_prefix(options);
+        self.out.push(type_byte);
+        self.enc.write_string(key, &mut self.out);
+        write_len(len, &mut self.out);
+    }
+
+    fn begin_direct(
+        &mut self,
+        coll: Coll,
+        type_byte: u8,
+        key: &[u8],
+        len: u64,
+        options: KeyOptions,
+    ) -> Result<(), WriteError> {
+        self.ready()?;
+        Self::check_not_empty(key, len)?;
+        self.write_head(type_byte, key, len, options);
+        self.open = Some(Open::Collection(Box::new(Streamed {
+            coll,
+            key: Bytes::copy_from_slice(key),
+            declared: len,
+            got: 0,
+            how: How::Direct,
+        })));
+        Ok(())
+    }
+
+    /// `declared` counts elements when `per_node` is set, nodes otherwise.
+    fn begin_quicklist(
+        &mut self,
+        key: &[u8],
+        declared: u64,
+        nodes: u64,
+        per_node: Option<u64>,
+        options: KeyOptions,
+    ) -> Result<(), WriteError> {
+        self.ready()?;
+        Self::check_not_empty(key, declared)?;
+        let type_byte = if self.version >= 10 {
+            ty::LIST_QUICKLIST_2
+        } else {
+            ty::LIST_QUICKLIST
+        };
+        self.write_head(type_byte, key, nodes, options);
+        self.open = Some(Open::Collection(Box::new(Streamed {
+            coll: Coll::List,
+            key: Bytes::copy_from_slice(key),
+            declared,
+            got: 0,
+            how: How::List {
+                node: Node::new(self.version),
+                in_node: 0,
+                per_node,
+            },
+        })));
+        Ok(())
+    }
+
+    /// A collected collection turned out to need its large encoding: writes its head and
+    /// what was collected, and writes the rest as it comes.
+    fn go_direct(&mut self, type_byte: u8) -> Result<(), WriteError> {
+        let Some(Open::Collection(s)) = self.open.as_mut() else {
+            return Err(WriteError::CollectionOpen);
+        };
+        let How::Buffered { options, value } = std::mem::replace(&mut s.how, How::Direct) else {
+            return Ok(());
+        };
+        let (key, declared) = (s.key.clone(), s.declared);
+        self.write_head(type_byte, &key, declared, options);
+        let out = &mut self.out;
+        match &value {
+            Value::Set(members) => members.iter().for_each(|m| self.enc.write_string(m, out)),
+            Value::Zset(pairs) => {
+                for (m, score) in pairs {
+                    self.enc.write_string(m, out);
+                    out.extend_from_slice(&score.to_le_bytes());
+                }
+            }
+            Value::Hash(entries) => {
+                for e in entries {
+                    self.enc.write_string(&e.field, out);
+                    self.enc.write_string(&e.value, out);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes the node being filled as a quicklist node and starts a fresh one.
+    fn flush_node(&mut self) {
+        let Some(Open::Collection(s)) = self.open.as_mut() else {
+            return;
+        };
+        let How::List { node, in_node, .. } = &mut s.how else {
+            return;
+        };
+        let full = std::mem::replace(node, Node::new(self.version));
+        *in_node = 0;
+        match full {
+            Node::Listpack(b) => {
+                // Quicklist 2 container: 2 = packed.
+                write_len(2, &mut self.out);
+                self.enc.write_string(&b.finish(), &mut self.out);
+            }
+            Node::Ziplist(b) => self.enc.write_string(&b.finish(), &mut self.out),
+        }
+    }
+
+    /// Closes the open collection of type `coll`, checking its count.
+    fn end(&mut self, coll: Coll) -> Result<(), WriteError> {
+        let s = self.streamed(coll)?;
+        if s.got != s.declared {
+            let what = match (&s.how, coll) {
+                (How::List { per_node: None, .. }, _) => "nodes",
+                (_, Coll::List) => "elements",
+                (_, Coll::Hash) => "fields",
+                _ => "members",
+            };
+            return Err(WriteError::CollectionLength {
+                what,
+                declared: s.declared,
+                got: s.got,
+            });
+        }
+        if matches!(s.how, How::List { in_node, .. } if in_node > 0) {
+            self.flush_node();
+        }
+        let Some(Open::Collection(s)) = self.open.take() else {
+            return Err(WriteError::CollectionOpen);
+        };
+        if let How::Buffered { options, value } = s.how {
+            return self.key(&s.key, &value, options);
+        }
+        Ok(())
     }
 
     /// Bytes buffered and not yet handed out by [`Writer::poll_chunk`].

@@ -140,7 +140,7 @@ const NODE_ESTIMATE_OVERHEAD: usize = 8;
 const MAX_FIELD_EXPIRY: i64 = (1 << 48) - 1;
 
 /// RDB type bytes written here.
-mod ty {
+pub(crate) mod ty {
     pub const STRING: u8 = 0;
     pub const SET: u8 = 2;
     pub const HASH: u8 = 4;
