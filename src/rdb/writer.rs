@@ -584,7 +584,12 @@ impl Writer {
     /// let file = w.finish().unwrap();
     /// assert!(file.windows(3).any(|x| x == [0xc1, 0x39, 0x30])); // int16 12345
     /// ```
-    pub fn string(&mut self, key: &[u8], value: &[u8], options: KeyOptions) -> Result<(), WriteError> {
+    pub fn string(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        options: KeyOptions,
+    ) -> Result<(), WriteError> {
         self.ready()?;
         self.key_prefix(options);
         self.out.push(0);
