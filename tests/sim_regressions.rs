@@ -72,3 +72,39 @@ fn replica_snapshot_records_the_upstream_stream_db() {
     }
 }
 
+/// Seed 8: `REPLICAOF` while a snapshot was being sent put its replicas back to waiting, and
+/// the next snapshot sent them a second `+FULLRESYNC` in the middle of the first transfer
+/// (the replica failed with "bad protocol from master"). They are now closed.
+#[test]
+fn follow_closes_replicas_receiving_a_snapshot() {
+    let now = Instant::now();
+    let mut node = disk_node(now);
+    let link = LinkId(1);
+    psync(&mut node, now, link, &[b"REPLCONF", b"capa", b"psync2"]);
+    assert_eq!(
+        psync(&mut node, now, link, &[b"PSYNC", b"?", b"-1"]),
+        Handled::ReplicaLink
+    );
+    let Some(NodeEvent::SnapshotRequested { snapshot, .. }) = node.poll_event() else {
+        panic!("no snapshot requested")
+    };
+    node.handle_snapshot_started(now, snapshot).unwrap();
+    let sent = drain(&mut node, now, link);
+    assert!(sent.starts_with(b"+FULLRESYNC "));
+    node.follow();
+    let ev = events(&mut node);
+    assert!(ev.contains(&NodeEvent::SnapshotAbandoned { snapshot }), "{ev:?}");
+    assert!(
+        ev.contains(&NodeEvent::Close {
+            link,
+            reason: CloseReason::SnapshotFailed
+        }),
+        "{ev:?}"
+    );
+    assert!(node.replica(link).is_none());
+    // Once the node's own link is up, nothing more goes to the closed replica.
+    node.set_upstream(true, true);
+    node.handle_timeout(now + Duration::from_secs(2));
+    assert!(drain(&mut node, now, link).is_empty());
+}
+

@@ -1789,7 +1789,9 @@ impl Node {
     /// `+CONTINUE` with another id, or a full sync loaded), and its ids, offset and backlog stay
     /// as they are, so that its first `PSYNC` can continue its own history with the new master
     /// (a demoted master continues with the replica that replaced it). It stops PINGing and
-    /// propagating: from now on its stream comes from upstream.
+    /// propagating: from now on its stream comes from upstream. A snapshot in progress is
+    /// abandoned ([`NodeEvent::SnapshotAbandoned`]) and the replicas that were receiving it are
+    /// closed ([`CloseReason::SnapshotFailed`]): their transfer cannot be resumed.
     pub fn follow(&mut self) {
         self.flush();
         self.replica_of_master = true;
@@ -1797,25 +1799,18 @@ impl Node {
         if let Some(snap) = self.snapshot.take() {
             self.events
                 .push_back(NodeEvent::SnapshotAbandoned { snapshot: snap.id });
-            // Replicas attached to it wait for the next one, served once the link is up. The
-            // two-connection syncs cannot take a second snapshot header: their connections
-            // are closed (the replicas start over).
-            let mut dropped = Vec::new();
-            for s in self.links.values_mut() {
-                if s.snapshot.map(|(id, _)| id) == Some(snap.id.0) {
-                    if s.rdb_channel {
-                        dropped.push(s.link);
-                        continue;
-                    }
-                    s.snapshot = None;
-                    s.out.clear();
-                    s.out_len = 0;
-                    s.state = ReplicaState::WaitBgsaveStart;
-                }
-            }
-            for link in dropped {
+            // Replicas attached to it already have their `+FULLRESYNC` (and maybe part of the
+            // transfer): they cannot be given another one, so they are closed and resync (the
+            // two-connection syncs as after a change of history). Those still waiting for a
+            // snapshot to start wait for the next one.
+            for link in self.attached(snap.id) {
                 self.psync_waits.remove(&link);
-                self.drop_link(link, CloseReason::HistoryChanged);
+                let reason = if self.links.get(&link).is_some_and(|s| s.rdb_channel) {
+                    CloseReason::HistoryChanged
+                } else {
+                    CloseReason::SnapshotFailed
+                };
+                self.drop_link(link, reason);
             }
         }
     }
