@@ -108,3 +108,34 @@ fn follow_closes_replicas_receiving_a_snapshot() {
     assert!(drain(&mut node, now, link).is_empty());
 }
 
+/// Seed 543: inside an open `MULTI` from the master, `ReplicaSession::db` gave the database
+/// of the last `SELECT` received, while `offset` is the one before `MULTI`; a new session
+/// resuming from that pair (`REPLICAOF` another master) applied the rest of the stream to the
+/// wrong database. Both now describe the same point.
+#[test]
+fn session_db_is_the_applied_offsets_db_inside_multi() {
+    let now = Instant::now();
+    let mut s = ReplicaSession::new(ReplicaConfig::default(), now).unwrap();
+    s.connected(now).unwrap();
+    let id = "a".repeat(40);
+    let mut input =
+        format!("+PONG\r\n+OK\r\n+OK\r\n+FULLRESYNC {id} 1000\r\n$18\r\nREDIS0010").into_bytes();
+    input.extend_from_slice(&[0xff, 0, 0, 0, 0, 0, 0, 0, 0]);
+    s.handle_input(now, &input).unwrap();
+    let select1 = b"*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n";
+    s.handle_input(now, select1).unwrap();
+    let applied = s.offset().unwrap();
+    assert_eq!(s.db(), Some(1));
+    s.handle_input(
+        now,
+        b"*1\r\n$5\r\nMULTI\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+    )
+    .unwrap();
+    assert_eq!(s.offset(), Some(applied));
+    assert_eq!(s.db(), Some(1), "the SELECT inside MULTI is not applied yet");
+    s.handle_input(now, b"*1\r\n$4\r\nEXEC\r\n").unwrap();
+    assert_eq!(s.db(), Some(2));
+    s.disconnected(now);
+    assert_eq!(s.cached_master().unwrap().db, 2);
+}
+
