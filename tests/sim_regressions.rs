@@ -139,3 +139,32 @@ fn session_db_is_the_applied_offsets_db_inside_multi() {
     assert_eq!(s.cached_master().unwrap().db, 2);
 }
 
+/// Seed 1305: a master blocked a client in `WAIT`, followed another master (a full sync gave
+/// it a new history) and was promoted again; the old `WAIT` was then answered with replicas
+/// counted against the new history's offsets. `follow` now answers blocked `WAIT`s at once.
+#[test]
+fn follow_answers_blocked_waits() {
+    let now = Instant::now();
+    let mut node = disk_node(now);
+    let link = LinkId(1);
+    psync(&mut node, now, link, &[b"PSYNC", b"?", b"-1"]);
+    let Some(NodeEvent::SnapshotRequested { snapshot, .. }) = node.poll_event() else {
+        panic!("no snapshot requested")
+    };
+    node.handle_snapshot_started(now, snapshot).unwrap();
+    node.handle_snapshot_file(now, snapshot, 9).unwrap();
+    drain(&mut node, now, link);
+    node.propagate(0, &[&b"SET"[..], b"k", b"v"]);
+    let at = node.offset();
+    let Ok(WaitOutcome::Blocked(wait)) = node.handle_wait(now, at, 1, None, true) else {
+        panic!("WAIT did not block")
+    };
+    node.follow();
+    assert_eq!(
+        events(&mut node),
+        vec![NodeEvent::WaitDone { wait, replicas: 0 }]
+    );
+    // A later ACK (of another history) answers nothing.
+    node.handle_input(now, link, b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$6\r\n999999\r\n");
+    assert!(events(&mut node).is_empty());
+}

@@ -1791,9 +1791,12 @@ impl Node {
     /// (a demoted master continues with the replica that replaced it). It stops PINGing and
     /// propagating: from now on its stream comes from upstream. A snapshot in progress is
     /// abandoned ([`NodeEvent::SnapshotAbandoned`]) and the replicas that were receiving it are
-    /// closed ([`CloseReason::SnapshotFailed`]): their transfer cannot be resumed.
+    /// closed ([`CloseReason::SnapshotFailed`]): their transfer cannot be resumed. Clients
+    /// blocked in `WAIT` are answered at once ([`NodeEvent::WaitDone`] with the replicas that
+    /// acknowledged so far).
     pub fn follow(&mut self) {
         self.flush();
+        self.answer_waits();
         self.replica_of_master = true;
         self.upstream_up = false;
         if let Some(snap) = self.snapshot.take() {
