@@ -1,5 +1,7 @@
 //! Regression tests for the bugs the deterministic simulator (`tests/simulation.rs`) found in
-//! the crate, each reduced to the calls that show it. The seed that found each is named.
+//! the crate, each reduced to the calls that show it. The seed named is the one that found it
+//! while the simulator was being written (its scenario has grown since: the mutation table in
+//! `tests/simulation.rs` gives the seeds that catch each fix reverted today).
 
 use std::time::{Duration, Instant};
 
@@ -93,7 +95,10 @@ fn follow_closes_replicas_receiving_a_snapshot() {
     assert!(sent.starts_with(b"+FULLRESYNC "));
     node.follow();
     let ev = events(&mut node);
-    assert!(ev.contains(&NodeEvent::SnapshotAbandoned { snapshot }), "{ev:?}");
+    assert!(
+        ev.contains(&NodeEvent::SnapshotAbandoned { snapshot }),
+        "{ev:?}"
+    );
     assert!(
         ev.contains(&NodeEvent::Close {
             link,
@@ -132,7 +137,11 @@ fn session_db_is_the_applied_offsets_db_inside_multi() {
     )
     .unwrap();
     assert_eq!(s.offset(), Some(applied));
-    assert_eq!(s.db(), Some(1), "the SELECT inside MULTI is not applied yet");
+    assert_eq!(
+        s.db(),
+        Some(1),
+        "the SELECT inside MULTI is not applied yet"
+    );
     s.handle_input(now, b"*1\r\n$4\r\nEXEC\r\n").unwrap();
     assert_eq!(s.db(), Some(2));
     s.disconnected(now);
@@ -165,6 +174,10 @@ fn follow_answers_blocked_waits() {
         vec![NodeEvent::WaitDone { wait, replicas: 0 }]
     );
     // A later ACK (of another history) answers nothing.
-    node.handle_input(now, link, b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$6\r\n999999\r\n");
+    node.handle_input(
+        now,
+        link,
+        b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$6\r\n999999\r\n",
+    );
     assert!(events(&mut node).is_empty());
 }

@@ -92,6 +92,8 @@ pub struct Stats {
     pub full_syncs: u64,
     pub partial_syncs: u64,
     pub refused_syncs: u64,
+    /// Full syncs whose id matched but whose offset was outside the backlog.
+    pub out_of_backlog: u64,
     pub writes: u64,
     pub transactions: u64,
     pub cuts_handshake: u64,
@@ -119,6 +121,7 @@ impl Stats {
             full_syncs,
             partial_syncs,
             refused_syncs,
+            out_of_backlog,
             writes,
             transactions,
             cuts_handshake,
@@ -908,15 +911,7 @@ impl Sim {
 
     /// The replica side closes (link lost, REPLICAOF change): the master reads EOF later.
     fn close_replica_side(&mut self, i: usize) {
-        let at = self.at();
-        let Some(u) = &mut self.nodes[i].up else {
-            return;
-        };
-        u.session.disconnected(at);
-        u.loader = None;
-        u.full = None;
-        u.reconnect_at = self.now + Duration::from_millis(self.rng.range(50, 1000));
-        let Some(cid) = u.conn.take() else { return };
+        let Some(cid) = self.link_down(i) else { return };
         if let Some(c) = self.conns.get_mut(&cid) {
             c.replica_open = false;
             c.down.clear();
@@ -925,6 +920,29 @@ impl Sim {
             }
         }
         self.gc(cid);
+    }
+
+    /// The replica's session learns its connection is gone (and reconnects after a backoff);
+    /// returns the connection it had.
+    fn link_down(&mut self, i: usize) -> Option<u64> {
+        let (at, now) = (self.at(), self.now);
+        let u = self.nodes[i].up.as_mut()?;
+        u.session.disconnected(at);
+        u.loader = None;
+        u.full = None;
+        u.reconnect_at = now + Duration::from_millis(self.rng.range(50, 1000));
+        u.conn.take()
+    }
+
+    /// [`Sim::link_down`] if the session's connection is `cid`.
+    fn link_down_if(&mut self, i: usize, cid: u64) {
+        if self.nodes[i]
+            .up
+            .as_ref()
+            .is_some_and(|u| u.conn == Some(cid))
+        {
+            self.link_down(i);
+        }
     }
 
     /// The master side closes: the replica reads what is in flight, then EOF.
@@ -964,15 +982,7 @@ impl Sim {
             self.nodes[c.master].node.handle_disconnect(at, LinkId(cid));
         }
         if c.replica_open {
-            if let Some(u) = &mut self.nodes[c.replica].up {
-                if u.conn == Some(cid) {
-                    u.conn = None;
-                    u.session.disconnected(at);
-                    u.loader = None;
-                    u.full = None;
-                    u.reconnect_at = self.now + Duration::from_millis(self.rng.range(50, 1000));
-                }
-            }
+            self.link_down_if(c.replica, cid);
         }
     }
 
@@ -1167,6 +1177,9 @@ impl Sim {
             None => return Expect::Full,
         };
         let held = req >= first && req <= offset.next();
+        if (same || older) && !held {
+            self.stats.out_of_backlog += 1;
+        }
         if (same || older) && held {
             Expect::Partial
         } else {
@@ -1683,16 +1696,7 @@ impl Sim {
             c.up.clear();
             c.down.stalled_until = Duration::MAX;
             c.replica_open = false;
-            let at = self.at();
-            if let Some(u) = &mut self.nodes[i].up {
-                if u.conn == Some(cid) {
-                    u.conn = None;
-                    u.session.disconnected(at);
-                    u.loader = None;
-                    u.full = None;
-                    u.reconnect_at = self.now + Duration::from_millis(self.rng.range(50, 1000));
-                }
-            }
+            self.link_down_if(i, cid);
             return Ok(());
         }
         self.reset(cid);
