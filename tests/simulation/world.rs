@@ -912,14 +912,7 @@ impl Sim {
     /// The replica side closes (link lost, REPLICAOF change): the master reads EOF later.
     fn close_replica_side(&mut self, i: usize) {
         let Some(cid) = self.link_down(i) else { return };
-        if let Some(c) = self.conns.get_mut(&cid) {
-            c.replica_open = false;
-            c.down.clear();
-            if c.master_open {
-                c.up.fin(self.now, &mut self.rng);
-            }
-        }
-        self.gc(cid);
+        self.half_close(cid, true);
     }
 
     /// The replica's session learns its connection is gone (and reconnects after a backoff);
@@ -947,11 +940,28 @@ impl Sim {
 
     /// The master side closes: the replica reads what is in flight, then EOF.
     fn close_master_side(&mut self, cid: u64) {
+        self.half_close(cid, false);
+    }
+
+    /// One side of `cid` closes: what it had not read is dropped, the other side reads EOF
+    /// after what is in flight.
+    fn half_close(&mut self, cid: u64, replica_side: bool) {
         if let Some(c) = self.conns.get_mut(&cid) {
-            c.master_open = false;
-            c.up.clear();
-            if c.replica_open {
-                c.down.fin(self.now, &mut self.rng);
+            let other_open = if replica_side {
+                c.replica_open = false;
+                c.master_open
+            } else {
+                c.master_open = false;
+                c.replica_open
+            };
+            let (unread, outgoing) = if replica_side {
+                (&mut c.down, &mut c.up)
+            } else {
+                (&mut c.up, &mut c.down)
+            };
+            unread.clear();
+            if other_open {
+                outgoing.fin(self.now, &mut self.rng);
             }
         }
         self.gc(cid);
