@@ -1169,7 +1169,13 @@ impl Node {
         for link in members {
             self.attach(link, id, off, target, mark);
         }
-        let stream_db = self.stream_db.take().unwrap_or(0);
+        // A master's next write re-selects its database; a replica's stream passes through
+        // as it is, so its database (see `set_upstream_db`) stays known.
+        let stream_db = if self.replica_of_master {
+            self.stream_db.unwrap_or(0)
+        } else {
+            self.stream_db.take().unwrap_or(0)
+        };
         self.stats.snapshots += 1;
         Ok(SnapshotStart {
             replid: self.ids.id,
@@ -1783,33 +1789,31 @@ impl Node {
     /// `+CONTINUE` with another id, or a full sync loaded), and its ids, offset and backlog stay
     /// as they are, so that its first `PSYNC` can continue its own history with the new master
     /// (a demoted master continues with the replica that replaced it). It stops PINGing and
-    /// propagating: from now on its stream comes from upstream.
+    /// propagating: from now on its stream comes from upstream. A snapshot in progress is
+    /// abandoned ([`NodeEvent::SnapshotAbandoned`]) and the replicas that were receiving it are
+    /// closed ([`CloseReason::SnapshotFailed`]): their transfer cannot be resumed. Clients
+    /// blocked in `WAIT` are answered at once ([`NodeEvent::WaitDone`] with the replicas that
+    /// acknowledged so far).
     pub fn follow(&mut self) {
         self.flush();
+        self.answer_waits();
         self.replica_of_master = true;
         self.upstream_up = false;
         if let Some(snap) = self.snapshot.take() {
             self.events
                 .push_back(NodeEvent::SnapshotAbandoned { snapshot: snap.id });
-            // Replicas attached to it wait for the next one, served once the link is up. The
-            // two-connection syncs cannot take a second snapshot header: their connections
-            // are closed (the replicas start over).
-            let mut dropped = Vec::new();
-            for s in self.links.values_mut() {
-                if s.snapshot.map(|(id, _)| id) == Some(snap.id.0) {
-                    if s.rdb_channel {
-                        dropped.push(s.link);
-                        continue;
-                    }
-                    s.snapshot = None;
-                    s.out.clear();
-                    s.out_len = 0;
-                    s.state = ReplicaState::WaitBgsaveStart;
-                }
-            }
-            for link in dropped {
+            // Replicas attached to it already have their `+FULLRESYNC` (and maybe part of the
+            // transfer): they cannot be given another one, so they are closed and resync (the
+            // two-connection syncs as after a change of history). Those still waiting for a
+            // snapshot to start wait for the next one.
+            for link in self.attached(snap.id) {
                 self.psync_waits.remove(&link);
-                self.drop_link(link, CloseReason::HistoryChanged);
+                let reason = if self.links.get(&link).is_some_and(|s| s.rdb_channel) {
+                    CloseReason::HistoryChanged
+                } else {
+                    CloseReason::SnapshotFailed
+                };
+                self.drop_link(link, reason);
             }
         }
     }
@@ -1830,6 +1834,41 @@ impl Node {
         }
         self.drop_replica_links(CloseReason::HistoryChanged);
         self.no_replicas_since = Some(self.now);
+    }
+
+    /// The database this replica's stream is in at its offset: its master link's
+    /// [`ReplicaSession::db`](crate::replica::ReplicaSession::db), given after each
+    /// [`handle_upstream_stream`](Self::handle_upstream_stream). A snapshot this node serves
+    /// its own sub-replicas records it ([`SnapshotStart::stream_db`], the `repl-stream-db` aux
+    /// field), as Redis records its master client's database: the stream passes through
+    /// unparsed, so without it a sub-replica's full sync would start in the database of this
+    /// node's own last full sync and apply writes to the wrong one until the next `SELECT`.
+    /// Ignored on a master (its stream's database is the one [`propagate`](Self::propagate)
+    /// tracks).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::Bytes;
+    /// use respsync::ids::{ReplId, ReplOffset};
+    /// use respsync::node::{Caller, LinkId, Node, NodeConfig, NodeEvent};
+    ///
+    /// let now = Instant::now();
+    /// let mut node = Node::new(NodeConfig { diskless_sync: false, ..NodeConfig::default() }, now);
+    /// node.follow();
+    /// let id = ReplId::parse(&[b'a'; 40]).unwrap();
+    /// node.handle_upstream_full_sync(id, ReplOffset::new(100), 0);
+    /// node.set_upstream(true, true);
+    /// node.handle_upstream_stream(Bytes::from_static(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"));
+    /// node.set_upstream_db(3);
+    /// let psync: [&[u8]; 3] = [b"PSYNC", b"?", b"-1"];
+    /// node.handle_command(now, LinkId(1), &Caller::default(), &psync);
+    /// let Some(NodeEvent::SnapshotRequested { snapshot, .. }) = node.poll_event() else { panic!() };
+    /// assert_eq!(node.handle_snapshot_started(now, snapshot).unwrap().stream_db, 3);
+    /// ```
+    pub fn set_upstream_db(&mut self, db: u32) {
+        if self.replica_of_master {
+            self.stream_db = Some(db);
+        }
     }
 
     /// Whether this node follows a master.

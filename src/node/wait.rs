@@ -83,6 +83,19 @@ impl Node {
         self.waits.retain(|w| w.id != wait);
     }
 
+    /// Answers every blocked `WAIT` now with the replicas that acknowledged it so far: the
+    /// node is about to follow a master, and its replicas' acknowledgements will count another
+    /// history's bytes (Redis unblocks these clients too when it becomes a replica).
+    pub(super) fn answer_waits(&mut self) {
+        for w in std::mem::take(&mut self.waits) {
+            let replicas = self.replicas_acked(w.offset);
+            self.events.push_back(NodeEvent::WaitDone {
+                wait: w.id,
+                replicas,
+            });
+        }
+    }
+
     pub(super) fn check_waits(&mut self, now: Instant) {
         if self.waits.is_empty() {
             return;

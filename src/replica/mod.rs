@@ -483,10 +483,13 @@ impl ReplicaSession {
         }
     }
 
-    /// The database the stream is in.
+    /// The database the stream is in at the applied [`offset`](Self::offset): inside an open
+    /// `MULTI`, the one it began in (a `SELECT` received inside the block counts only once its
+    /// `EXEC` arrived, as for the offset), so that `offset()` and `db()` always describe the
+    /// same point, the one a cached master or a snapshot's `repl-stream-db` must record.
     pub fn db(&self) -> Option<u32> {
         match &self.state {
-            State::Streaming(s) => Some(s.db),
+            State::Streaming(s) => Some(s.multi.map_or(s.db, |m| m.db)),
             _ => self.cached.map(|c| c.db),
         }
     }
