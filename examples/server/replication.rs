@@ -408,9 +408,15 @@ impl<'a> Link<'a> {
             self.shared.repl_cv.notify_all();
         }
         let connected = self.sess.state() == respsync::replica::LinkState::Connected;
-        srv.node.set_upstream(true, connected);
+        // Only while this server still follows a master: a FAILOVER refused by its target has
+        // already made it a master again.
+        if srv.upstream.is_some() && srv.repl_generation == self.generation {
+            srv.node.set_upstream(true, connected);
+        }
         if let Some(db) = self.sess.db() {
             srv.resume_db = db;
+            // A snapshot this replica serves starts its sub-replicas in this database.
+            srv.node.set_upstream_db(db);
         }
         let (applied, read) = (self.sess.offset(), self.sess.read_offset());
         if let Some(u) = &mut srv.upstream {
@@ -469,6 +475,9 @@ impl<'a> Link<'a> {
                     crate::log!("Full resync from master: {replid}:{offset}");
                     self.full_sync = Some((replid, offset));
                     let srv = guard.get_or_insert_with(|| shared.lock());
+                    // A FAILOVER's PSYNC answered with a full resync (FORCE to a lagging
+                    // target) is done too.
+                    failover_done(srv, true);
                     if let Some(u) = &mut srv.upstream {
                         u.state = LinkState::Transfer;
                         u.sync_total = -1;
