@@ -146,7 +146,7 @@ fn killed_link_heals_with_partial_resync() {
     write_more(&mut mc, 0);
     replica.signal("-CONT");
 
-    wait_for(20, "a partial resync", || {
+    wait_for(60, "a partial resync", || {
         master.info_i64("stats", "sync_partial_ok") == partial + 1
     });
     wait_in_sync(&master, &replica);
@@ -157,7 +157,7 @@ fn killed_link_heals_with_partial_resync() {
     let mut rc = replica.conn();
     assert_eq!(rc.int(&["CLIENT", "KILL", "TYPE", "master"]), 1);
     write_more(&mut mc, 1);
-    wait_for(20, "a second partial resync", || {
+    wait_for(60, "a second partial resync", || {
         master.info_i64("stats", "sync_partial_ok") == partial + 2
     });
     wait_in_sync(&master, &replica);
@@ -182,7 +182,7 @@ fn backlog_overflow_falls_back_to_full_sync() {
     run(&mut mc, &cmds);
     replica.signal("-CONT");
 
-    wait_for(20, "a full resync", || {
+    wait_for(60, "a full resync", || {
         master.info_i64("stats", "sync_full") == full + 1
     });
     wait_in_sync(&master, &replica);
@@ -316,7 +316,7 @@ fn link_cut_during_transfer_recovers() {
     // 100 µs per key: the snapshot takes about two seconds to stream.
     mc.ok(&["CONFIG", "SET", "rdb-key-save-delay", "100"]);
     let replica = replica_of(&master, &[]);
-    wait_for(20, "the transfer to start", || {
+    wait_for(60, "the transfer to start", || {
         replica
             .info("replication", "master_sync_in_progress")
             .as_deref()
