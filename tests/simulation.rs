@@ -67,8 +67,9 @@
 //!
 //! # Running
 //!
-//! `cargo test --test simulation` runs 1,000 seeds, on as many threads as there are cores
-//! (on the 2-core machine: 13 s of CPU, 8 s wall clock when idle, up to 30 s under load). `RESPSYNC_SIM_SEEDS=N` runs N seeds (from
+//! `cargo test --test simulation` runs 2,000 seeds, on as many threads as there are cores
+//! (on the 2-core machine, 1,000 seeds take 13 s of CPU, 8 s wall clock when idle, up to 30 s
+//! under load; 2,000 take twice that). `RESPSYNC_SIM_SEEDS=N` runs N seeds (from
 //! `RESPSYNC_SIM_FIRST`, default 0); `RESPSYNC_SIM_SEED=N` replays one seed and prints its
 //! trace with `RESPSYNC_SIM_TRACE=1`. A failing seed prints the command that replays it, the
 //! error and the last events of its trace (node, link, offset).
@@ -200,7 +201,7 @@ fn seeds() {
         }
         return;
     }
-    let count = env_u64("RESPSYNC_SIM_SEEDS").unwrap_or(1000);
+    let count = env_u64("RESPSYNC_SIM_SEEDS").unwrap_or(2000);
     let first = env_u64("RESPSYNC_SIM_FIRST").unwrap_or(0);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let next = AtomicU64::new(first);
