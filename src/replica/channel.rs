@@ -170,41 +170,25 @@ impl ReplicaSession {
             }
             oks += 1;
         }
-        match ch.kind {
-            Kind::Redis(id) => {
-                let id = id.to_string();
-                put_array(
-                    &mut ch.out,
-                    &[
-                        b"REPLCONF",
-                        b"capa",
-                        b"eof",
-                        b"rdb-only",
-                        b"1",
-                        b"rdb-channel",
-                        b"1",
-                        b"main-ch-client-id",
-                        id.as_bytes(),
-                        b"listening-port",
-                        port.as_bytes(),
-                    ],
-                );
-            }
-            Kind::Valkey => put_array(
-                &mut ch.out,
-                &[
-                    b"REPLCONF",
-                    b"capa",
-                    b"eof",
-                    b"rdb-only",
-                    b"1",
-                    b"rdb-channel",
-                    b"1",
-                    b"listening-port",
-                    port.as_bytes(),
-                ],
-            ),
+        // One REPLCONF: Redis's names the main connection's client id, Valkey's does not.
+        let id = match ch.kind {
+            Kind::Redis(id) => Some(id.to_string()),
+            Kind::Valkey => None,
+        };
+        let mut args: Vec<&[u8]> = vec![
+            b"REPLCONF",
+            b"capa",
+            b"eof",
+            b"rdb-only",
+            b"1",
+            b"rdb-channel",
+            b"1",
+        ];
+        if let Some(id) = &id {
+            args.extend([&b"main-ch-client-id"[..], id.as_bytes()]);
         }
+        args.extend([&b"listening-port"[..], port.as_bytes()]);
+        put_array(&mut ch.out, &args);
         ch.phase = Phase::Handshake { oks };
         self.last_rx = self.now;
         self.arm_silence();
