@@ -917,7 +917,7 @@ impl Node {
             }
             // A full sync is needed: a replica that offered a two-connection sync (and that
             // the node honoured) gets it; the full sync is counted on its rdb connection.
-            let s = self.links.get_mut(&link).expect("session created above");
+            let s = self.link_mut(now, link);
             if s.capa.rdb_channel_repl && !s.rdb_channel {
                 let s = self.start_waiting(now, link, ReplicaState::WaitRdbChannel);
                 s.queue(Bytes::from(format!("+RDBCHANNELSYNC {}\r\n", link.0)));
@@ -965,7 +965,7 @@ impl Node {
             self.backlog = Some(Backlog::new(self.config.backlog_size, self.offset));
         }
         self.no_replicas_since = None;
-        let s = self.links.get_mut(&link).expect("session created before");
+        let s = self.link_mut(now, link);
         s.state = state;
         s.waiting_since = now;
         s.ack_time = now;
@@ -980,7 +980,7 @@ impl Node {
         // released, and the replica is online at its first ACK (after loading).
         let rdb_client = self.links.get_mut(&link).and_then(|s| s.rdb_client.take());
         let from_endoff = rdb_client.is_some_and(|b| self.psync_waits.remove(&b).is_some());
-        let s = self.links.get_mut(&link).expect("session exists");
+        let s = self.link_mut(now, link);
         s.state = if from_endoff {
             ReplicaState::BgRdbLoad
         } else {
@@ -1208,7 +1208,9 @@ impl Node {
         }
         self.snapshot = None;
         for link in self.attached(id) {
-            let s = self.links.get_mut(&link).expect("attached");
+            let Some(s) = self.links.get_mut(&link) else {
+                continue; // listed from `self.links` just above
+            };
             s.queue(Bytes::from(format!("${len}\r\n")));
             s.state = ReplicaState::SendBulk;
             s.file = Some(len);
@@ -1256,7 +1258,9 @@ impl Node {
             return Err(NodeError::UnknownSnapshot(id));
         }
         for link in self.attached(id) {
-            let s = self.links.get_mut(&link).expect("attached");
+            let Some(s) = self.links.get_mut(&link) else {
+                continue; // listed from `self.links` just above
+            };
             s.queue(data.clone());
         }
         Ok(())
@@ -1273,7 +1277,9 @@ impl Node {
         let mark = Bytes::copy_from_slice(&snap.mark);
         self.snapshot = None;
         for link in self.attached(id) {
-            let s = self.links.get_mut(&link).expect("attached");
+            let Some(s) = self.links.get_mut(&link) else {
+                continue; // listed from `self.links` just above
+            };
             s.queue(mark.clone());
             s.snapshot = None;
             s.ack_time = now;
@@ -1318,7 +1324,9 @@ impl Node {
                 .collect()
         };
         for link in victims {
-            let s = self.links.get_mut(&link).expect("listed");
+            let Some(s) = self.links.get_mut(&link) else {
+                continue; // listed from `self.links` just above
+            };
             if !started {
                 s.queue(Bytes::from_static(
                     b"-ERR BGSAVE failed, replication can't continue\r\n",
@@ -1509,6 +1517,16 @@ impl Node {
             self.stats.output_buffer_drops += 1;
             self.drop_link(link, reason);
         }
+    }
+
+    /// The session of `link`, created if missing. Callers reach it only for a link whose
+    /// session they just created or checked, so the insertion never happens in practice; it
+    /// keeps the node consistent instead of panicking if that ever changed.
+    fn link_mut(&mut self, now: Instant, link: LinkId) -> &mut MasterSession {
+        let limits = self.config.replica_input_limits;
+        self.links
+            .entry(link)
+            .or_insert_with(|| MasterSession::new(link, now, limits))
     }
 
     /// Closes every replica link (sub-replicas must learn a new history).
