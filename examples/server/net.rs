@@ -112,6 +112,13 @@ fn serve(shared: &Arc<Shared>, mut sock: TcpStream, addr: SocketAddr) {
                     }
                     srv = shared.wait(srv, Duration::from_millis(5));
                     srv.node.handle_timeout(Instant::now());
+                    if peer_closed(&sock) {
+                        // The client left (WAIT with no timeout would block this thread
+                        // forever): forget its wait, as Redis unblocks a freed client.
+                        srv.node.cancel_wait(id);
+                        cl.blocked_wait = None;
+                        cl.close = true;
+                    }
                 }
                 if cl.close {
                     break;
@@ -152,6 +159,16 @@ fn serve(shared: &Arc<Shared>, mut sock: TcpStream, addr: SocketAddr) {
     srv.node
         .handle_disconnect(std::time::Instant::now(), master::link(id));
     master::drain_events(shared, &mut srv);
+}
+
+/// Whether the peer has closed the connection (a non-blocking peek reads end of file).
+fn peer_closed(sock: &TcpStream) -> bool {
+    if sock.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let closed = matches!(sock.peek(&mut [0u8; 1]), Ok(0));
+    let _ = sock.set_nonblocking(false);
+    closed
 }
 
 /// Reads a replica link until it closes, handing everything to the node.
