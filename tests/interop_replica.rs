@@ -86,8 +86,12 @@ fn full_sync_then_stream(master: Proc) {
     );
     let log = replica.log_text();
     assert!(
-        !log.contains("unknown command"),
+        !log.contains("cannot apply"),
         "the replica met commands it cannot apply:\n{log}"
+    );
+    assert_eq!(
+        replica.info_i64("stats", "respsync_unapplied_master_commands"),
+        0
     );
 }
 
@@ -358,4 +362,61 @@ fn expired_keys_follow_the_master() {
     let keys = rc.cmd(&["KEYS", "*"]);
     assert_eq!(rc.int(&["DBSIZE"]), 1, "{keys:?} {}", replica.log_text());
     assert_same_data(&master, &replica);
+}
+
+/// A command the example cannot apply (`SETRANGE` is not in its table) is never dropped
+/// silently. With the default policy (`stop`) the link stops right before it: what came
+/// before is applied, nothing after it is, the command is counted and INFO says why.
+#[test]
+fn unknown_master_command_stops_the_link_before_it() {
+    let master = Proc::redis(&[]);
+    let replica = replica_of(&master, &[]);
+    let mut mc = master.conn();
+    mc.cmd(&["SET", "before", "1"]);
+    wait_in_sync(&master, &replica);
+    mc.cmd(&["SETRANGE", "before", "0", "x"]);
+    mc.cmd(&["SET", "after", "2"]);
+    wait_for(10, "the link to stop", || {
+        replica
+            .info("replication", "respsync_replication_stopped")
+            .is_some()
+    });
+    let why = replica
+        .info("replication", "respsync_replication_stopped")
+        .unwrap_or_default();
+    assert!(why.contains("'SETRANGE'"), "{why}");
+    assert_eq!(
+        replica.info_i64("stats", "respsync_unapplied_master_commands"),
+        1
+    );
+    let mut rc = replica.conn();
+    assert_eq!(rc.cmd(&["GET", "before"]), Frame::BulkString("1".into()));
+    assert_eq!(rc.cmd(&["GET", "after"]), Frame::NullBulk);
+    // The replica's offset ends right before the refused command.
+    let applied = replica.info_i64("replication", "slave_repl_offset");
+    let master_off = master.info_i64("replication", "master_repl_offset");
+    assert!(applied < master_off, "{applied} < {master_off}");
+}
+
+/// With `replica-unknown-command-policy continue` the command is skipped, counted and logged,
+/// and the stream goes on.
+#[test]
+fn unknown_master_command_skipped_loudly_with_continue() {
+    let master = Proc::redis(&[]);
+    let replica = replica_of(&master, &["--replica-unknown-command-policy", "continue"]);
+    let mut mc = master.conn();
+    mc.cmd(&["SET", "before", "1"]);
+    // Streamed, not in the snapshot: the replica has synced before the unknown command.
+    wait_in_sync(&master, &replica);
+    mc.cmd(&["SETRANGE", "before", "0", "x"]);
+    mc.cmd(&["SET", "after", "2"]);
+    wait_in_sync(&master, &replica);
+    let mut rc = replica.conn();
+    assert_eq!(rc.cmd(&["GET", "before"]), Frame::BulkString("1".into()));
+    assert_eq!(rc.cmd(&["GET", "after"]), Frame::BulkString("2".into()));
+    assert_eq!(
+        replica.info_i64("stats", "respsync_unapplied_master_commands"),
+        1
+    );
+    assert!(replica.log_text().contains("cannot apply"));
 }
