@@ -4,8 +4,6 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use crate::app::commands::Ctx;
 use crate::app::server::{LinkState, Server};
 
@@ -20,7 +18,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
-pub fn info(ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
+pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> Result<(), Cow<'static, str>> {
     let mut wanted: Vec<String> = a[1..]
         .iter()
         .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
@@ -241,7 +239,7 @@ fn keyspace(srv: &Server, s: &mut String) {
     }
 }
 
-pub fn role(ctx: &mut Ctx, _: &[Bytes]) -> Result<(), Cow<'static, str>> {
+pub fn role(ctx: &mut Ctx, _: &[&[u8]]) -> Result<(), Cow<'static, str>> {
     let out = &mut *ctx.out;
     match &ctx.srv.upstream {
         None => out.raw(&ctx.srv.node.role_reply(std::time::Instant::now())),

@@ -48,7 +48,7 @@ fn save_to(path: PathBuf, dbs: Vec<DbSnapshot>, spec: &Spec) -> Result<u64, Stri
     }
 }
 
-pub fn save(ctx: &mut Ctx, a: &[Bytes]) -> Result<(), Cow<'static, str>> {
+pub fn save(ctx: &mut Ctx, a: &[&[u8]]) -> Result<(), Cow<'static, str>> {
     let srv = &mut *ctx.srv;
     let path = PathBuf::from(&srv.cfg.dir).join(&srv.cfg.dbfilename);
     let dbs = srv.store.snapshot();

@@ -32,6 +32,10 @@ fn word(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
 }
 
+fn copy(b: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
 fn num(n: i64) -> Bytes {
     Bytes::from(n.to_string())
 }
@@ -168,29 +172,29 @@ pub fn hdel(key: &[u8], field: &[u8]) -> Vec<Bytes> {
 /// `HPEXPIREAT key <at> [cond] FIELDS <n> field...` for an `H(P)EXPIRE(AT)` command `argv`
 /// whose `numfields` argument is at `numfields_at`, keeping only the fields in `set`. An
 /// `HPEXPIREAT` keeps its name and time as sent.
-pub fn hexpire(argv: &[Bytes], numfields_at: usize, at: i64, set: &[Bytes]) -> Vec<Bytes> {
+pub fn hexpire(argv: &[&[u8]], numfields_at: usize, at: i64, set: &[&[u8]]) -> Vec<Bytes> {
     let already = argv[0].eq_ignore_ascii_case(b"hpexpireat");
     let mut out = Vec::with_capacity(numfields_at + 1 + set.len());
     out.push(if already {
-        argv[0].clone()
+        copy(argv[0])
     } else {
         word("HPEXPIREAT")
     });
-    out.push(argv[1].clone());
-    out.push(if already { argv[2].clone() } else { num(at) });
-    out.extend(argv[3..numfields_at].iter().cloned());
+    out.push(copy(argv[1]));
+    out.push(if already { copy(argv[2]) } else { num(at) });
+    out.extend(argv[3..numfields_at].iter().map(|a| copy(a)));
     if set.len() == argv.len() - numfields_at - 1 {
-        out.push(argv[numfields_at].clone());
+        out.push(copy(argv[numfields_at]));
     } else {
         out.push(num(set.len() as i64));
     }
-    out.extend(set.iter().cloned());
+    out.extend(set.iter().map(|a| copy(a)));
     out
 }
 
 /// `HSETEX` with its `EX`/`PX`/`EXAT` option (at `option_at`) replaced by `PXAT <at>`.
-pub fn hsetex(argv: &[Bytes], option_at: usize, at: i64) -> Vec<Bytes> {
-    let mut out = argv.to_vec();
+pub fn hsetex(argv: &[&[u8]], option_at: usize, at: i64) -> Vec<Bytes> {
+    let mut out: Vec<Bytes> = argv.iter().map(|a| copy(a)).collect();
     if !argv[option_at].eq_ignore_ascii_case(b"pxat") {
         out[option_at] = word("PXAT");
         out[option_at + 1] = num(at);
@@ -201,27 +205,27 @@ pub fn hsetex(argv: &[Bytes], option_at: usize, at: i64) -> Vec<Bytes> {
 /// `HGETEX key <option> [time] FIELDS n field...` as it reaches the replicas when it changed
 /// TTLs: `HPERSIST key FIELDS ...` for `PERSIST`, else `HPEXPIREAT key <at> FIELDS ...` (the
 /// time as sent for `PXAT`). `fields_at` is the index of the `FIELDS` token.
-pub fn hgetex(argv: &[Bytes], fields_at: usize, at: Option<i64>) -> Vec<Bytes> {
+pub fn hgetex(argv: &[&[u8]], fields_at: usize, at: Option<i64>) -> Vec<Bytes> {
     let mut out = Vec::with_capacity(argv.len());
     match at {
-        None => out.extend([word("HPERSIST"), argv[1].clone()]),
+        None => out.extend([word("HPERSIST"), copy(argv[1])]),
         Some(at) => {
             let time = if argv[2].eq_ignore_ascii_case(b"pxat") {
-                argv[3].clone()
+                copy(argv[3])
             } else {
                 num(at)
             };
-            out.extend([word("HPEXPIREAT"), argv[1].clone(), time]);
+            out.extend([word("HPEXPIREAT"), copy(argv[1]), time]);
         }
     }
-    out.extend(argv[fields_at..].iter().cloned());
+    out.extend(argv[fields_at..].iter().map(|a| copy(a)));
     out
 }
 
 /// `HGETDEL key FIELDS n field...` as `HDEL key field...`.
-pub fn hgetdel(argv: &[Bytes]) -> Vec<Bytes> {
-    let mut out = vec![word("HDEL"), argv[1].clone()];
-    out.extend(argv[4..].iter().cloned());
+pub fn hgetdel(argv: &[&[u8]]) -> Vec<Bytes> {
+    let mut out = vec![word("HDEL"), copy(argv[1])];
+    out.extend(argv[4..].iter().map(|a| copy(a)));
     out
 }
 
@@ -245,6 +249,10 @@ pub fn send(srv: &mut Server, db: usize, cmds: Vec<Vec<Bytes>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn words(a: &[Bytes]) -> Vec<&[u8]> {
+        a.iter().map(|w| &w[..]).collect()
+    }
 
     fn argv(s: &str) -> Vec<Bytes> {
         s.split(' ').map(|w| Bytes::from(w.to_owned())).collect()
@@ -303,27 +311,30 @@ mod tests {
     #[test]
     fn hash_field_ttl_forms() {
         let a = argv("hpexpireat h 0099 NX FIELDS 3 a b c");
-        let set = [Bytes::from_static(b"a"), Bytes::from_static(b"c")];
+        let set: [&[u8]; 2] = [b"a", b"c"];
         assert_eq!(
-            text(&hexpire(&a, 5, 99, &set)),
+            text(&hexpire(&words(&a), 5, 99, &set)),
             "hpexpireat h 0099 NX FIELDS 2 a c"
         );
         let a = argv("HEXPIRE h 10 FIELDS 1 a");
         assert_eq!(
-            text(&hexpire(&a, 4, 11000, &set[..1])),
+            text(&hexpire(&words(&a), 4, 11000, &set[..1])),
             "HPEXPIREAT h 11000 FIELDS 1 a"
         );
         let a = argv("HSETEX h FNX EXAT 5 FIELDS 1 f v");
         assert_eq!(
-            text(&hsetex(&a, 3, 5000)),
+            text(&hsetex(&words(&a), 3, 5000)),
             "HSETEX h FNX PXAT 5000 FIELDS 1 f v"
         );
         let a = argv("HGETEX h PXAT 007 FIELDS 1 f");
-        assert_eq!(text(&hgetex(&a, 4, Some(7))), "HPEXPIREAT h 007 FIELDS 1 f");
+        assert_eq!(
+            text(&hgetex(&words(&a), 4, Some(7))),
+            "HPEXPIREAT h 007 FIELDS 1 f"
+        );
         let a = argv("HGETEX h PERSIST FIELDS 1 f");
-        assert_eq!(text(&hgetex(&a, 3, None)), "HPERSIST h FIELDS 1 f");
+        assert_eq!(text(&hgetex(&words(&a), 3, None)), "HPERSIST h FIELDS 1 f");
         let a = argv("HGETDEL h FIELDS 2 f g");
-        assert_eq!(text(&hgetdel(&a)), "HDEL h f g");
+        assert_eq!(text(&hgetdel(&words(&a))), "HDEL h f g");
     }
 
     #[test]

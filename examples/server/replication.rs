@@ -60,6 +60,9 @@ fn target(srv: &Server) -> Option<Target> {
         id_seed: seed,
         // The node keeps the one backlog of this server: the session hands the stream over.
         stream_handoff: true,
+        // The stream arrives as one batch per read: no allocation or reference count per
+        // command.
+        batch_commands: true,
         rdb_channel: cfg.repl_rdb_channel,
         dual_channel: cfg.dual_channel,
         ..ReplicaConfig::default()
@@ -182,7 +185,6 @@ struct Link<'a> {
     loader: Option<Background>,
     master: Client,
     out: Out,
-    argv: Vec<Bytes>,
     reached_connected: bool,
     sync_started: Option<Instant>,
     /// The `+FULLRESYNC` id and offset of the transfer in progress.
@@ -203,7 +205,6 @@ impl<'a> Link<'a> {
             loader: None,
             master: Client::master(),
             out: Out::muted(),
-            argv: Vec::new(),
             reached_connected: false,
             sync_started: None,
             full_sync: None,
@@ -427,6 +428,31 @@ impl<'a> Link<'a> {
         }
     }
 
+    /// A command of the master's stream this server cannot apply. Nothing is dropped
+    /// silently: it is counted, and either the link stops right before it
+    /// (`replica-unknown-command-policy stop`, the default; returns false) or it is skipped
+    /// with a log line (`continue`).
+    fn unknown_command(&mut self, srv: &mut Server, cmd: &respsync::replica::Command) -> bool {
+        srv.stats.unapplied_master_commands += 1;
+        let name = String::from_utf8_lossy(cmd.name()).into_owned();
+        if srv.cfg.replica_unknown_command_stop {
+            let reason = format!(
+                "master sent '{name}' at offset {}, which this server cannot apply",
+                cmd.start_offset()
+            );
+            crate::log!("# Replication stopped: {reason}");
+            if let Some(u) = &mut srv.upstream {
+                u.stopped = Some(reason);
+            }
+            self.sess.refuse_command(Instant::now(), cmd);
+            return false;
+        }
+        crate::log!(
+            "# CRITICAL: master sent '{name}', which this server cannot apply: skipped (replica-unknown-command-policy continue)"
+        );
+        true
+    }
+
     /// Acts on every pending event; returns false when the link must be closed.
     fn events(&mut self) -> bool {
         let shared = self.shared;
@@ -436,40 +462,34 @@ impl<'a> Link<'a> {
         while let Some(ev) = self.sess.poll_event() {
             touched = true;
             match ev {
-                ReplicaEvent::Command(cmd) => {
-                    if !matches!(
-                        cmd.kind(),
-                        CommandKind::Other | CommandKind::Multi | CommandKind::Exec
-                    ) {
-                        continue;
-                    }
+                ReplicaEvent::Commands(batch) => {
                     let srv = guard.get_or_insert_with(|| shared.lock());
-                    if !commands::known(cmd.name()) {
-                        // Nothing is dropped silently: stop before it, or count it.
-                        srv.stats.unapplied_master_commands += 1;
-                        let name = String::from_utf8_lossy(cmd.name()).into_owned();
-                        if srv.cfg.replica_unknown_command_stop {
-                            let reason = format!(
-                                "master sent '{name}' at offset {}, which this server cannot apply",
-                                cmd.start_offset()
-                            );
-                            crate::log!("# Replication stopped: {reason}");
-                            if let Some(u) = &mut srv.upstream {
-                                u.stopped = Some(reason);
-                            }
-                            self.sess.refuse_command(Instant::now(), &cmd);
+                    // One clock read for the burst (the session emits one batch per read).
+                    srv.batch_now = Some(crate::app::store::now_ms());
+                    for cmd in batch.iter() {
+                        if !matches!(
+                            cmd.kind(),
+                            CommandKind::Other | CommandKind::Multi | CommandKind::Exec
+                        ) {
+                            continue;
+                        }
+                        self.master.db = cmd.db() as usize;
+                        let applied = commands::execute_from_master(
+                            srv,
+                            &mut self.master,
+                            cmd.args(),
+                            cmd.argc(),
+                            &mut self.out,
+                        );
+                        if !applied && !self.unknown_command(srv, &cmd.to_command()) {
                             keep = false;
                             break;
                         }
-                        crate::log!(
-                            "# CRITICAL: master sent '{name}', which this server cannot apply: skipped (replica-unknown-command-policy continue)"
-                        );
-                        continue;
                     }
-                    self.master.db = cmd.db() as usize;
-                    self.argv.clear();
-                    self.argv.extend(cmd.args_bytes());
-                    commands::execute(srv, &mut self.master, &self.argv, &mut self.out);
+                    srv.batch_now = None;
+                    if !keep {
+                        break;
+                    }
                 }
                 ReplicaEvent::FullResync { replid, offset } => {
                     crate::log!("Full resync from master: {replid}:{offset}");

@@ -154,6 +154,9 @@ pub struct Server {
     pub loading: bool,
     pub last_load_keys: u64,
     pub last_save: i64,
+    /// The time (Unix ms) every command runs at while set: a replica applying a burst of its
+    /// master's stream reads the clock once for the burst, not once per command.
+    pub batch_now: Option<i64>,
 }
 
 /// 40 hex characters from the process's random state (for run ids and replication ids).
@@ -197,6 +200,7 @@ impl Server {
             wait_results: BTreeMap::new(),
             failover_psync: false,
             tx_propagate: None,
+            batch_now: None,
             upstream,
             repl_generation: 0,
             clients: BTreeMap::new(),

@@ -144,18 +144,18 @@ fn parse_expire(
 }
 
 /// The fields of a `FIELDS numfields field...` block whose `FIELDS` token is at `at`.
-fn fields_block<'a>(
-    a: &'a [Bytes],
+fn fields_block<'a, 'b>(
+    a: &'a [&'b [u8]],
     at: usize,
     positive: &'static str,
-) -> Result<&'a [Bytes], Cow<'static, str>> {
+) -> Result<&'a [&'b [u8]], Cow<'static, str>> {
     if a.len() <= at + 1 {
-        return Err(arity_error(&a[0]));
+        return Err(arity_error(a[0]));
     }
-    if !eq(&a[at], "fields") {
+    if !eq(a[at], "fields") {
         return Err(FIELDS_MISSING.into());
     }
-    let n = parse_i64(&a[at + 1])
+    let n = parse_i64(a[at + 1])
         .filter(|n| *n >= 1)
         .ok_or(Cow::Borrowed(positive))?;
     if usize::try_from(n).ok() != Some(a.len() - at - 2) {
@@ -164,16 +164,16 @@ fn fields_block<'a>(
     Ok(&a[at + 2..])
 }
 
-pub(super) fn hset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hset(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     if !a.len().is_multiple_of(2) {
-        return Err(arity_error(&a[0]));
+        return Err(arity_error(a[0]));
     }
     let h = write_or_create!(ctx, &a[1], Hash, Box::default());
     let n = a[2..]
         .chunks_exact(2)
-        .filter(|kv| h.insert(&kv[0], kv[1][..].into()))
+        .filter(|kv| h.insert(kv[0], kv[1][..].into()))
         .count();
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     if a[0].eq_ignore_ascii_case(b"hmset") {
         ctx.out.ok();
     } else {
@@ -182,20 +182,20 @@ pub(super) fn hset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn hsetnx(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hsetnx(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let (now, mode, db) = (ctx.now, mode(ctx), ctx.cl.db);
     write_or_create!(ctx, &a[1], Hash, Box::default());
     let mut hdels = Vec::new();
-    let Some(h) = hash_mut(ctx.srv, db, &a[1]) else {
+    let Some(h) = hash_mut(ctx.srv, db, a[1]) else {
         return Ok(());
     };
-    let new = live(h, &a[1], &a[2], now, mode, &mut hdels).is_none();
+    let new = live(h, a[1], a[2], now, mode, &mut hdels).is_none();
     if new {
-        h.insert(&a[2], a[3][..].into());
+        h.insert(a[2], a[3][..].into());
     }
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     if !hdels.is_empty() {
-        hdels.push(a.to_vec());
+        hdels.push(super::to_owned(a));
         propagate_as(ctx, hdels);
     }
     ctx.out.int(new as i64);
@@ -203,22 +203,22 @@ pub(super) fn hsetnx(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 }
 
 /// HGET and HEXISTS: one field, with lazy expiry.
-fn get_one(ctx: &mut Ctx, a: &[Bytes]) -> Result<Option<Blob>, Cow<'static, str>> {
+fn get_one(ctx: &mut Ctx, a: &[&[u8]]) -> Result<Option<Blob>, Cow<'static, str>> {
     if read_as!(ctx, &a[1], Hash).is_none() {
         return Ok(None);
     }
     let (now, mode, db) = (ctx.now, mode(ctx), ctx.cl.db);
     let mut hdels = Vec::new();
-    let v = hash_mut(ctx.srv, db, &a[1])
-        .and_then(|h| live(h, &a[1], &a[2], now, mode, &mut hdels).cloned());
+    let v = hash_mut(ctx.srv, db, a[1])
+        .and_then(|h| live(h, a[1], a[2], now, mode, &mut hdels).cloned());
     if !hdels.is_empty() {
-        finish(ctx, &a[1]);
+        finish(ctx, a[1]);
         propagate_as(ctx, hdels);
     }
     Ok(v)
 }
 
-pub(super) fn hget(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     match get_one(ctx, a)? {
         Some(v) => ctx.out.bulk(&v),
         None => ctx.out.null(),
@@ -226,23 +226,23 @@ pub(super) fn hget(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn hexists(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hexists(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let found = get_one(ctx, a)?.is_some();
     ctx.out.int(found as i64);
     Ok(())
 }
 
-pub(super) fn hdel(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hdel(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let n = match write_as!(ctx, &a[1], Hash) {
         Some(h) => a[2..].iter().filter(|f| h.remove(&f[..]).is_some()).count(),
         None => 0,
     };
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     ctx.out.int(n as i64);
     Ok(())
 }
 
-pub(super) fn hgetall(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hgetall(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let now = ctx.now;
     let items: Vec<(Blob, Blob)> = read_as!(ctx, &a[1], Hash)
         .map(|h| h.live(now).map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -255,21 +255,21 @@ pub(super) fn hgetall(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn hlen(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hlen(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let n = read_as!(ctx, &a[1], Hash).map_or(0, |h| h.len());
     ctx.out.int(n as i64);
     Ok(())
 }
 
-pub(super) fn hincrby(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let by = int(&a[3])?;
+pub(super) fn hincrby(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let by = int(a[3])?;
     let (now, mode, db) = (ctx.now, mode(ctx), ctx.cl.db);
     write_or_create!(ctx, &a[1], Hash, Box::default());
     let mut hdels = Vec::new();
-    let Some(h) = hash_mut(ctx.srv, db, &a[1]) else {
+    let Some(h) = hash_mut(ctx.srv, db, a[1]) else {
         return Ok(());
     };
-    let cur = match live(h, &a[1], &a[2], now, mode, &mut hdels) {
+    let cur = match live(h, a[1], a[2], now, mode, &mut hdels) {
         Some(v) => parse_i64(v).ok_or("ERR hash value is not an integer"),
         None => Ok(0),
     };
@@ -279,12 +279,12 @@ pub(super) fn hincrby(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     });
     if let Ok(n) = n {
         // The field keeps its TTL, as in Redis 8.
-        h.insert_keep_ttl(&a[2], n.to_string().into_bytes().into());
+        h.insert_keep_ttl(a[2], n.to_string().into_bytes().into());
     }
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     if !hdels.is_empty() {
         if n.is_ok() {
-            hdels.push(a.to_vec());
+            hdels.push(super::to_owned(a));
         }
         propagate_as(ctx, hdels);
     }
@@ -345,7 +345,7 @@ fn already_expired(ctx: &Ctx, at: i64) -> bool {
 }
 
 /// HEXPIRE, HPEXPIRE, HEXPIREAT, HPEXPIREAT `key time [NX|XX|GT|LT] FIELDS n field...`.
-pub(super) fn hexpire(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hexpire(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let name = a[0].to_ascii_lowercase();
     let (seconds, relative) = match name.as_slice() {
         b"hexpire" => (true, true),
@@ -354,7 +354,7 @@ pub(super) fn hexpire(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         _ => (false, false),
     };
     let exists = write_as!(ctx, &a[1], Hash).is_some();
-    let at = parse_expire(&name, &a[2], seconds, if relative { ctx.now } else { 0 })?;
+    let at = parse_expire(&name, a[2], seconds, if relative { ctx.now } else { 0 })?;
     let cond = match a[3].to_ascii_lowercase().as_slice() {
         b"nx" => Cond::Nx,
         b"xx" => Cond::Xx,
@@ -372,7 +372,7 @@ pub(super) fn hexpire(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     ctx.out.array(fields.len());
     let past = already_expired(ctx, at);
     let db = ctx.cl.db;
-    let Some(h) = exists.then(|| hash_mut(ctx.srv, db, &a[1])).flatten() else {
+    let Some(h) = exists.then(|| hash_mut(ctx.srv, db, a[1])).flatten() else {
         for _ in fields {
             ctx.out.int(SetEx::NoField as i64);
         }
@@ -383,13 +383,13 @@ pub(super) fn hexpire(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     for f in fields {
         let r = set_field_expire(h, f, at, cond, past);
         match r {
-            SetEx::Set => set.push(f.clone()),
-            SetEx::Deleted => cmds.push(propagate::hdel(&a[1], f)),
+            SetEx::Set => set.push(*f),
+            SetEx::Deleted => cmds.push(propagate::hdel(a[1], f)),
             _ => {}
         }
         ctx.out.int(r as i64);
     }
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     if !set.is_empty() {
         cmds.push(propagate::hexpire(a, numfields_at, at, &set));
     }
@@ -398,13 +398,13 @@ pub(super) fn hexpire(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 }
 
 /// HPERSIST `key FIELDS n field...`: -2 no such field (or expired), -1 no TTL, 1 persisted.
-pub(super) fn hpersist(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hpersist(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let exists = write_as!(ctx, &a[1], Hash).is_some();
     let fields = fields_block(a, 2, NUMFIELDS_POSITIVE)?;
     let (now, mode, db) = (ctx.now, mode(ctx), ctx.cl.db);
     ctx.out.array(fields.len());
     let mut changed = false;
-    let h = exists.then(|| hash_mut(ctx.srv, db, &a[1])).flatten();
+    let h = exists.then(|| hash_mut(ctx.srv, db, a[1])).flatten();
     match h {
         None => {
             for _ in fields {
@@ -427,7 +427,7 @@ pub(super) fn hpersist(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             }
         }
     }
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     if !changed {
         propagate_as(ctx, Vec::new());
     }
@@ -436,7 +436,7 @@ pub(super) fn hpersist(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 
 /// HTTL, HPTTL, HEXPIRETIME, HPEXPIRETIME `key FIELDS n field...`: -2 no such field (or
 /// expired), -1 no TTL, else the TTL or the expiry time (seconds rounded up).
-pub(super) fn httl(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn httl(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let now = ctx.now;
     let (seconds, base) = match a[0].to_ascii_lowercase().as_slice() {
         b"httl" => (true, now),
@@ -468,7 +468,7 @@ pub(super) fn httl(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 
 /// HSETEX `key [FNX|FXX] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL] FIELDS n field value...`:
 /// 1 when the fields were set, 0 when `FNX`/`FXX` did not hold.
-pub(super) fn hsetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hsetex(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let opts = HsetexArgs::parse(a, ctx.now)?;
     let (now, mode, db) = (ctx.now, mode(ctx), ctx.cl.db);
     let exists = write_as!(ctx, &a[1], Hash).is_some();
@@ -478,19 +478,19 @@ pub(super) fn hsetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             ctx.out.int(0);
             return Ok(());
         }
-        ctx.db().set(&a[1], Value::Hash(Box::default()), None);
+        ctx.db().set(a[1], Value::Hash(Box::default()), None);
     }
     let pairs = &a[opts.first_field..];
     let past = opts.expire.is_some_and(|(_, at)| already_expired(ctx, at));
     let mut cmds = Vec::new();
-    let Some(h) = hash_mut(ctx.srv, db, &a[1]) else {
+    let Some(h) = hash_mut(ctx.srv, db, a[1]) else {
         return Ok(());
     };
     if opts.fnx || opts.fxx {
         // Every field must be present (FXX) or absent (FNX); expired ones count as absent.
         let mut found = 0;
         for kv in pairs.chunks_exact(2) {
-            let exists = live(h, &a[1], &kv[0], now, mode, &mut cmds).is_some();
+            let exists = live(h, a[1], kv[0], now, mode, &mut cmds).is_some();
             found += exists as usize;
             if (opts.fxx && !exists) || (opts.fnx && exists) {
                 break;
@@ -502,7 +502,7 @@ pub(super) fn hsetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             found == 0
         };
         if !holds {
-            finish(ctx, &a[1]);
+            finish(ctx, a[1]);
             propagate_as(ctx, cmds);
             ctx.out.int(0);
             return Ok(());
@@ -512,22 +512,22 @@ pub(super) fn hsetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     let mut deleted = false;
     for kv in pairs.chunks_exact(2) {
         if keep_ttl {
-            h.insert_keep_ttl(&kv[0], kv[1][..].into());
+            h.insert_keep_ttl(kv[0], kv[1][..].into());
         } else {
-            h.insert(&kv[0], kv[1][..].into());
+            h.insert(kv[0], kv[1][..].into());
         }
         if let Some((_, at)) = opts.expire {
-            if set_field_expire(h, &kv[0], at, Cond::Always, past) == SetEx::Deleted {
+            if set_field_expire(h, kv[0], at, Cond::Always, past) == SetEx::Deleted {
                 deleted = true;
-                cmds.push(propagate::hdel(&a[1], &kv[0]));
+                cmds.push(propagate::hdel(a[1], kv[0]));
             }
         }
     }
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     if !deleted {
         cmds.push(match opts.expire {
             Some((pos, at)) => propagate::hsetex(a, pos, at),
-            None => a.to_vec(),
+            None => super::to_owned(a),
         });
     }
     propagate_as(ctx, cmds);
@@ -549,7 +549,7 @@ struct HsetexArgs {
 
 impl HsetexArgs {
     /// Parses as Redis's `hsetexParseArgs` (before the key is looked up).
-    fn parse(a: &[Bytes], now: i64) -> Result<HsetexArgs, Cow<'static, str>> {
+    fn parse(a: &[&[u8]], now: i64) -> Result<HsetexArgs, Cow<'static, str>> {
         let mut o = HsetexArgs::default();
         let mut i = 2;
         while i < a.len() {
@@ -557,16 +557,16 @@ impl HsetexArgs {
             match t.as_slice() {
                 b"fields" => {
                     if i + 3 >= a.len() {
-                        return Err(arity_error(&a[0]));
+                        return Err(arity_error(a[0]));
                     }
-                    let n = parse_i64(&a[i + 1])
+                    let n = parse_i64(a[i + 1])
                         .filter(|n| (1..=i64::from(i32::MAX)).contains(n))
                         .ok_or("ERR invalid number of fields")?;
                     let remaining = a.len() - i - 2;
                     if !remaining.is_multiple_of(2)
                         || usize::try_from(n).ok() != Some(remaining / 2)
                     {
-                        return Err(arity_error(&a[0]));
+                        return Err(arity_error(a[0]));
                     }
                     o.first_field = i + 2;
                     return Ok(o);
@@ -585,7 +585,7 @@ impl HsetexArgs {
                         } else {
                             0
                         };
-                        o.expire = Some((i, parse_expire(&a[0], v, seconds, base)?));
+                        o.expire = Some((i, parse_expire(a[0], v, seconds, base)?));
                         i += 1;
                     }
                 }
@@ -596,17 +596,17 @@ impl HsetexArgs {
                     o.fnx = t.as_slice() == b"fnx";
                     o.fxx = !o.fnx;
                 }
-                _ => return Err(format!("ERR unknown argument: {}", lossy(&a[i])).into()),
+                _ => return Err(format!("ERR unknown argument: {}", lossy(a[i])).into()),
             }
             i += 1;
         }
-        Err(arity_error(&a[0]))
+        Err(arity_error(a[0]))
     }
 }
 
 /// HGETEX `key [EX s|PX ms|EXAT s|PXAT ms|PERSIST] FIELDS n field...`: the values (nil for a
 /// missing or expired field), setting or removing the TTL of the fields found.
-pub(super) fn hgetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hgetex(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let exists = write_as!(ctx, &a[1], Hash).is_some();
     let opt = a[2].to_ascii_lowercase();
     let (expire, persist, fields_at) = match opt.as_slice() {
@@ -617,7 +617,7 @@ pub(super) fn hgetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             } else {
                 0
             };
-            (Some(parse_expire(&a[0], &a[3], seconds, base)?), false, 4)
+            (Some(parse_expire(a[0], a[3], seconds, base)?), false, 4)
         }
         b"persist" => (None, true, 3),
         _ => (None, false, 2),
@@ -627,21 +627,21 @@ pub(super) fn hgetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     ctx.out.array(fields.len());
     let (now, mode, db) = (ctx.now, mode(ctx), ctx.cl.db);
     let past = expire.is_some_and(|at| already_expired(ctx, at));
-    let Some(h) = exists.then(|| hash_mut(ctx.srv, db, &a[1])).flatten() else {
+    let Some(h) = exists.then(|| hash_mut(ctx.srv, db, a[1])).flatten() else {
         fields.iter().for_each(|_| ctx.out.null());
         return Ok(());
     };
     let mut cmds = Vec::new();
     let mut updated = false;
     for f in fields {
-        let Some(v) = live(h, &a[1], f, now, mode, &mut cmds) else {
+        let Some(v) = live(h, a[1], f, now, mode, &mut cmds) else {
             ctx.out.null();
             continue;
         };
         ctx.out.bulk(v);
         if let Some(at) = expire {
             match set_field_expire(h, f, at, Cond::Always, past) {
-                SetEx::Deleted => cmds.push(propagate::hdel(&a[1], f)),
+                SetEx::Deleted => cmds.push(propagate::hdel(a[1], f)),
                 SetEx::Set => updated = true,
                 _ => {}
             }
@@ -650,7 +650,7 @@ pub(super) fn hgetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             updated = true;
         }
     }
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     if updated {
         cmds.push(propagate::hgetex(a, fields_at, expire));
     }
@@ -660,20 +660,20 @@ pub(super) fn hgetex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 
 /// HGETDEL `key FIELDS n field...`: the values (nil for a missing or expired field), deleting
 /// the fields found.
-pub(super) fn hgetdel(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn hgetdel(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let exists = write_as!(ctx, &a[1], Hash).is_some();
     let fields = fields_block(a, 2, NUMFIELDS_POSITIVE)?;
     propagate_as(ctx, Vec::new());
     ctx.out.array(fields.len());
     let (now, mode, db) = (ctx.now, mode(ctx), ctx.cl.db);
-    let Some(h) = exists.then(|| hash_mut(ctx.srv, db, &a[1])).flatten() else {
+    let Some(h) = exists.then(|| hash_mut(ctx.srv, db, a[1])).flatten() else {
         fields.iter().for_each(|_| ctx.out.null());
         return Ok(());
     };
     let mut cmds = Vec::new();
     let mut deleted = false;
     for f in fields {
-        match live(h, &a[1], f, now, mode, &mut cmds) {
+        match live(h, a[1], f, now, mode, &mut cmds) {
             Some(v) => {
                 ctx.out.bulk(v);
                 h.remove(f);
@@ -682,7 +682,7 @@ pub(super) fn hgetdel(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             None => ctx.out.null(),
         }
     }
-    finish(ctx, &a[1]);
+    finish(ctx, a[1]);
     if deleted {
         cmds.push(propagate::hgetdel(a));
     }
@@ -875,7 +875,10 @@ mod tests {
     #[test]
     fn hsetex_arguments_parse_like_redis() {
         use super::HsetexArgs;
-        let p = |l: &str| HsetexArgs::parse(&argv(l), 1000);
+        let p = |l: &str| {
+            let a = argv(l);
+            HsetexArgs::parse(&a.iter().map(|w| &w[..]).collect::<Vec<_>>(), 1000)
+        };
         let ok = p("hsetex k FNX EX 2 FIELDS 1 f v").unwrap_or_default();
         assert_eq!(
             (ok.fnx, ok.expire, ok.first_field),

@@ -1,19 +1,17 @@
 //! Commands on keys of any type, as Redis's `db.c` and `expire.c`: DBSIZE, FLUSHDB, FLUSHALL,
 //! KEYS, SCAN, TYPE, DEL/UNLINK, EXISTS, the EXPIRE family, TTL/PTTL and PERSIST.
 
-use bytes::Bytes;
-
-use crate::app::store::{self, Blob, Entry, Value};
+use crate::app::store::{self, Entry, Value};
 
 use super::{eq, int, lossy, Ctx, Res, SYNTAX};
 
-pub(super) fn dbsize(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+pub(super) fn dbsize(ctx: &mut Ctx, _: &[&[u8]]) -> Res {
     let n = ctx.db().len();
     ctx.out.int(n as i64);
     Ok(())
 }
 
-fn flush_mode(a: &[Bytes]) -> Res {
+fn flush_mode(a: &[&[u8]]) -> Res {
     match a.get(1) {
         None => Ok(()),
         Some(m) if a.len() == 2 && (eq(m, "async") || eq(m, "sync")) => Ok(()),
@@ -21,14 +19,14 @@ fn flush_mode(a: &[Bytes]) -> Res {
     }
 }
 
-pub(super) fn flushdb(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn flushdb(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     flush_mode(a)?;
     ctx.db().clear();
     ctx.out.ok();
     Ok(())
 }
 
-pub(super) fn flushall(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn flushall(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     flush_mode(a)?;
     ctx.srv.store.flush_all();
     ctx.out.ok();
@@ -107,14 +105,14 @@ pub fn glob(p: &[u8], s: &[u8]) -> bool {
     m(p, s, 0)
 }
 
-pub(super) fn keys(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn keys(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let now = ctx.now;
     let hide_expired = !ctx.cl.is_master;
     let db = &ctx.srv.store.dbs[ctx.cl.db];
-    let all = &a[1][..] == b"*";
-    let found: Vec<&Blob> = db
+    let all = a[1] == b"*";
+    let found: Vec<&[u8]> = db
         .iter()
-        .filter(|(k, e)| (all || glob(&a[1], k)) && !(hide_expired && store::is_expired(e, now)))
+        .filter(|(k, e)| (all || glob(a[1], k)) && !(hide_expired && store::is_expired(e, now)))
         .map(|(k, _)| k)
         .collect();
     ctx.out.array(found.len());
@@ -133,8 +131,8 @@ fn scan_hash(k: &[u8]) -> u64 {
     h.finish() | 1
 }
 
-pub(super) fn scan(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let cursor = std::str::from_utf8(&a[1])
+pub(super) fn scan(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let cursor = std::str::from_utf8(a[1])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or("ERR invalid cursor")?;
@@ -144,16 +142,16 @@ pub(super) fn scan(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         if i + 1 >= a.len() {
             return Err(SYNTAX.into());
         }
-        if eq(&a[i], "count") {
-            let n = int(&a[i + 1])?;
+        if eq(a[i], "count") {
+            let n = int(a[i + 1])?;
             if n < 1 {
                 return Err(SYNTAX.into());
             }
             count = n.min(1 << 20) as usize;
-        } else if eq(&a[i], "match") {
-            pattern = Some(a[i + 1].clone());
-        } else if eq(&a[i], "type") {
-            kind = Some(String::from_utf8_lossy(&a[i + 1]).to_ascii_lowercase());
+        } else if eq(a[i], "match") {
+            pattern = Some(a[i + 1]);
+        } else if eq(a[i], "type") {
+            kind = Some(String::from_utf8_lossy(a[i + 1]).to_ascii_lowercase());
         } else {
             return Err(SYNTAX.into());
         }
@@ -161,7 +159,7 @@ pub(super) fn scan(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     }
     let now = ctx.now;
     let db = &ctx.srv.store.dbs[ctx.cl.db];
-    let mut batch: Vec<(u64, &Blob, &Entry)> = db
+    let mut batch: Vec<(u64, &[u8], &Entry)> = db
         .iter()
         .map(|(k, e)| (scan_hash(k), k, e))
         .filter(|(h, _, _)| *h > cursor)
@@ -173,7 +171,7 @@ pub(super) fn scan(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     } else {
         0
     };
-    let found: Vec<&Blob> = batch
+    let found: Vec<&[u8]> = batch
         .into_iter()
         .filter(|(_, k, e)| {
             !store::is_expired(e, now)
@@ -191,8 +189,8 @@ pub(super) fn scan(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn type_(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let t = match ctx.read(&a[1]) {
+pub(super) fn type_(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let t = match ctx.read(a[1]) {
         None => "none",
         Some(Entry {
             value: Value::Opaque(o),
@@ -208,7 +206,7 @@ pub(super) fn type_(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn del(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn del(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let mut n = 0;
     for k in &a[1..] {
         if ctx.exists(k) {
@@ -222,7 +220,7 @@ pub(super) fn del(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn exists(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn exists(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let mut n = 0;
     for k in &a[1..] {
         if ctx.read(k).is_some() {
@@ -233,9 +231,9 @@ pub(super) fn exists(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn expire(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn expire(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let name = a[0].to_ascii_lowercase();
-    let v = int(&a[2])?;
+    let v = int(a[2])?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for o in &a[3..] {
         match o.to_ascii_lowercase().as_slice() {
@@ -261,7 +259,7 @@ pub(super) fn expire(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         _ => Some(v),
     }
     .ok_or_else(|| format!("ERR invalid expire time in '{}' command", lossy(&name)))?;
-    let Some(e) = ctx.write(&a[1]) else {
+    let Some(e) = ctx.write(a[1]) else {
         ctx.out.int(0);
         return Ok(());
     };
@@ -275,18 +273,18 @@ pub(super) fn expire(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         return Ok(());
     }
     if when <= ctx.now && !ctx.srv.is_replica() && !ctx.cl.is_master {
-        ctx.db().remove(&a[1]);
+        ctx.db().remove(a[1]);
     } else {
-        ctx.db().set_expire(&a[1], Some(when));
+        ctx.db().set_expire(a[1], Some(when));
     }
     ctx.out.int(1);
     Ok(())
 }
 
-pub(super) fn ttl(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn ttl(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let ms = a[0].eq_ignore_ascii_case(b"pttl");
     let now = ctx.now;
-    let r = match ctx.read(&a[1]) {
+    let r = match ctx.read(a[1]) {
         None => -2,
         Some(Entry { expire: None, .. }) => -1,
         Some(Entry {
@@ -304,16 +302,16 @@ pub(super) fn ttl(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn persist(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn persist(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let had = matches!(
-        ctx.write(&a[1]),
+        ctx.write(a[1]),
         Some(Entry {
             expire: Some(_),
             ..
         })
     );
     if had {
-        ctx.db().set_expire(&a[1], None);
+        ctx.db().set_expire(a[1], None);
     }
     ctx.out.int(had as i64);
     Ok(())

@@ -2,13 +2,11 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
-
 use crate::app::store::Blob;
 
 use super::{int, parse_i64, range, Ctx, Res, SYNTAX};
 
-pub(super) fn push(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn push(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let left = a[0].eq_ignore_ascii_case(b"lpush");
     let l = write_or_create!(ctx, &a[1], List, Box::default());
     for v in &a[2..] {
@@ -23,7 +21,7 @@ pub(super) fn push(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn pop(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn pop(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     if a.len() > 3 {
         return Err(SYNTAX.into());
     }
@@ -62,11 +60,11 @@ pub(super) fn pop(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             }
         }
     }
-    ctx.drop_if_empty(&a[1]);
+    ctx.drop_if_empty(a[1]);
     Ok(())
 }
-pub(super) fn lrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let (s, e) = (int(&a[2])?, int(&a[3])?);
+pub(super) fn lrange(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let (s, e) = (int(a[2])?, int(a[3])?);
     let Some(l) = read_as!(ctx, &a[1], List) else {
         ctx.out.array(0);
         return Ok(());
@@ -82,14 +80,14 @@ pub(super) fn lrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn llen(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn llen(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let n = read_as!(ctx, &a[1], List).map_or(0, |l| l.len());
     ctx.out.int(n as i64);
     Ok(())
 }
 
-pub(super) fn lindex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let i = int(&a[2])?;
+pub(super) fn lindex(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let i = int(a[2])?;
     let v = read_as!(ctx, &a[1], List).and_then(|l| {
         let i = if i < 0 { l.len() as i64 + i } else { i };
         usize::try_from(i).ok().and_then(|i| l.get(i).cloned())

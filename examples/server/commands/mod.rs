@@ -25,7 +25,10 @@ pub const READONLY: &str = "READONLY You can't write against a read only replica
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 
 type Res = Result<(), Cow<'static, str>>;
-type Handler = fn(&mut Ctx, &[Bytes]) -> Res;
+/// A command's handler. Arguments are borrowed slices (the command name first): a replica
+/// applying its master's stream hands slices of the stream buffer, with no reference count or
+/// copy per argument; only a command that keeps an argument copies it.
+type Handler = fn(&mut Ctx, &[&[u8]]) -> Res;
 
 /// Command flags.
 pub const WRITE: u8 = 1;
@@ -178,7 +181,7 @@ pub struct Ctx<'a> {
     pub propagate: Option<Vec<Vec<Bytes>>>,
 }
 
-fn unknown_command(argv: &[Bytes]) -> String {
+fn unknown_command(argv: &[&[u8]]) -> String {
     let mut s = format!(
         "ERR unknown command '{}', with args beginning with: ",
         String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)])
@@ -194,20 +197,82 @@ fn unknown_command(argv: &[Bytes]) -> String {
 
 /// Runs one command for `cl`, writing its reply to `out`.
 pub fn execute(srv: &mut Server, cl: &mut Client, argv: &[Bytes], out: &mut Out) {
-    let Some(name) = argv.first() else { return };
+    with_borrowed(argv.iter().map(|a| &a[..]), argv.len(), |args| {
+        dispatch(srv, cl, args, Some(argv), out)
+    });
+}
+
+/// Runs one command of the master's stream (`args` borrowed from the stream buffer) for the
+/// master client `cl`. Returns false, running nothing, when this server does not know the
+/// command (the caller applies its unknown-command policy).
+pub fn execute_from_master<'a>(
+    srv: &mut Server,
+    cl: &mut Client,
+    args: impl Iterator<Item = &'a [u8]>,
+    argc: usize,
+    out: &mut Out,
+) -> bool {
+    with_borrowed(args, argc, |args| {
+        let Some(cmd) = args.first().and_then(|n| lookup(n)) else {
+            return false;
+        };
+        srv.stats.total_commands_processed += 1;
+        dispatch_known(srv, cl, cmd, args, None, out);
+        true
+    })
+}
+
+/// Calls `f` with the `argc` arguments of `args` as one slice, on the stack for the usual
+/// short commands.
+fn with_borrowed<'a, R>(
+    args: impl Iterator<Item = &'a [u8]>,
+    argc: usize,
+    f: impl FnOnce(&[&[u8]]) -> R,
+) -> R {
+    const ON_STACK: usize = 16;
+    if argc <= ON_STACK {
+        let mut buf: [&[u8]; ON_STACK] = [&[]; ON_STACK];
+        let mut n = 0;
+        for (slot, a) in buf.iter_mut().zip(args) {
+            *slot = a;
+            n += 1;
+        }
+        f(&buf[..n])
+    } else {
+        f(&args.collect::<Vec<_>>())
+    }
+}
+
+/// `owned`: the same arguments as `Bytes`, when the caller has them (a client's): a master
+/// propagates from them without copying.
+fn dispatch(
+    srv: &mut Server,
+    cl: &mut Client,
+    argv: &[&[u8]],
+    owned: Option<&[Bytes]>,
+    out: &mut Out,
+) {
+    let Some(&name) = argv.first() else { return };
     srv.stats.total_commands_processed += 1;
     let Some(cmd) = lookup(name) else {
         if cl.multi.is_some() {
             cl.multi_failed = true;
         }
-        if cl.is_master {
-            crate::log!(
-                "replication: ignoring unknown command from master: {}",
-                lossy(name)
-            );
-        }
         return out.error(&unknown_command(argv));
     };
+    dispatch_known(srv, cl, cmd, argv, owned, out);
+}
+
+/// Runs `cmd` (the command `argv` names) for `cl`, after the checks every caller needs.
+fn dispatch_known(
+    srv: &mut Server,
+    cl: &mut Client,
+    cmd: &'static Command,
+    argv: &[&[u8]],
+    owned: Option<&[Bytes]>,
+    out: &mut Out,
+) {
+    let name = argv[0];
     if !cl.authed && cmd.flags & NOAUTH_OK == 0 {
         return out.error(NOAUTH);
     }
@@ -253,17 +318,17 @@ pub fn execute(srv: &mut Server, cl: &mut Client, argv: &[Bytes], out: &mut Out)
             return out.error("ERR Command not allowed inside a transaction");
         }
         if let Some(q) = &mut cl.multi {
-            q.push(argv.to_vec());
+            q.push(owned.map_or_else(|| to_owned(argv), <[Bytes]>::to_vec));
         }
         return out.simple("QUEUED");
     }
-    run(srv, cl, cmd, argv, out);
+    run(srv, cl, cmd, argv, owned, out);
     cl.woff = srv.node.offset();
 }
 
-/// Whether this server knows the command named `name`.
-pub fn known(name: &[u8]) -> bool {
-    lookup(name).is_some()
+/// Owned copies of borrowed arguments.
+pub fn to_owned(argv: &[&[u8]]) -> Vec<Bytes> {
+    argv.iter().map(|a| Bytes::copy_from_slice(a)).collect()
 }
 
 /// Whether `argv` is a write this server knows (writes wait while a FAILOVER is in progress).
@@ -273,8 +338,17 @@ pub fn is_write(argv: &[Bytes]) -> bool {
         .is_some_and(|c| c.flags & WRITE != 0)
 }
 
-fn run(srv: &mut Server, cl: &mut Client, cmd: &Command, argv: &[Bytes], out: &mut Out) {
-    let now = store::now_ms();
+fn run(
+    srv: &mut Server,
+    cl: &mut Client,
+    cmd: &Command,
+    argv: &[&[u8]],
+    owned: Option<&[Bytes]>,
+    out: &mut Out,
+) {
+    // One clock read per batch when the caller fixed the time (a replica applying a burst of
+    // its master's stream), else one per command, as Redis caches `mstime()` per call.
+    let now = srv.batch_now.unwrap_or_else(store::now_ms);
     let mut ctx = Ctx {
         srv,
         cl,
@@ -296,7 +370,15 @@ fn run(srv: &mut Server, cl: &mut Client, cmd: &Command, argv: &[Bytes], out: &m
     match explicit {
         Some(cmds) => crate::app::propagate::send(ctx.srv, db, cmds),
         None if res.is_ok() && cmd.flags & WRITE != 0 => {
-            let argv = crate::app::propagate::rewrite(&ctx.srv.store.dbs[db], argv, now);
+            let copied;
+            let owned = match owned {
+                Some(o) => o,
+                None => {
+                    copied = to_owned(argv);
+                    &copied
+                }
+            };
+            let argv = crate::app::propagate::rewrite(&ctx.srv.store.dbs[db], owned, now);
             crate::app::master::propagate(ctx.srv, db, &argv);
         }
         None => {}

@@ -1,11 +1,9 @@
 //! Transactions, as Redis's `multi.c`: MULTI, EXEC, DISCARD (queueing itself is in
 //! [`super::execute`]).
 
-use bytes::Bytes;
-
 use super::{lookup, run, Ctx, Res};
 
-pub(super) fn multi(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+pub(super) fn multi(ctx: &mut Ctx, _: &[&[u8]]) -> Res {
     if ctx.cl.multi.is_some() {
         return Err("ERR MULTI calls can not be nested".into());
     }
@@ -15,7 +13,7 @@ pub(super) fn multi(ctx: &mut Ctx, _: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn discard(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+pub(super) fn discard(ctx: &mut Ctx, _: &[&[u8]]) -> Res {
     if ctx.cl.multi.take().is_none() {
         return Err("ERR DISCARD without MULTI".into());
     }
@@ -23,7 +21,7 @@ pub(super) fn discard(ctx: &mut Ctx, _: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn exec(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+pub(super) fn exec(ctx: &mut Ctx, _: &[&[u8]]) -> Res {
     let Some(queue) = ctx.cl.multi.take() else {
         return Err("ERR EXEC without MULTI".into());
     };
@@ -35,7 +33,8 @@ pub(super) fn exec(ctx: &mut Ctx, _: &[Bytes]) -> Res {
     let outer = ctx.srv.tx_propagate.replace(Vec::new());
     for argv in queue {
         if let Some(cmd) = lookup(&argv[0]) {
-            run(ctx.srv, ctx.cl, cmd, &argv, ctx.out);
+            let args: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
+            run(ctx.srv, ctx.cl, cmd, &args, Some(&argv), ctx.out);
         }
     }
     let writes = std::mem::replace(&mut ctx.srv.tx_propagate, outer).unwrap_or_default();

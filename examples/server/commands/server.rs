@@ -1,35 +1,33 @@
 //! Connection and server commands: PING, ECHO, QUIT, AUTH, SELECT, REPLICAOF, CLIENT and
 //! CONFIG (INFO and ROLE are in `info.rs`, SAVE and BGSAVE in `persist.rs`).
 
-use bytes::Bytes;
-
 use super::keyspace::glob;
 use super::{eq, int, lossy, Ctx, Res, SYNTAX};
 
-pub(super) fn ping(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn ping(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     match a.len() {
         1 => ctx.out.simple("PONG"),
-        2 => ctx.out.bulk(&a[1]),
+        2 => ctx.out.bulk(a[1]),
         _ => return Err("ERR wrong number of arguments for 'ping' command".into()),
     }
     Ok(())
 }
 
-pub(super) fn echo(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    ctx.out.bulk(&a[1]);
+pub(super) fn echo(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    ctx.out.bulk(a[1]);
     Ok(())
 }
 
-pub(super) fn quit(ctx: &mut Ctx, _: &[Bytes]) -> Res {
+pub(super) fn quit(ctx: &mut Ctx, _: &[&[u8]]) -> Res {
     ctx.cl.close = true;
     ctx.out.ok();
     Ok(())
 }
 
-pub(super) fn auth(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn auth(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let (user, pass) = match a.len() {
         2 => (&b"default"[..], &a[1]),
-        3 => (&a[1][..], &a[2]),
+        3 => (a[1], &a[2]),
         _ => return Err(SYNTAX.into()),
     };
     let Some(want) = ctx.srv.cfg.requirepass.clone() else {
@@ -51,8 +49,8 @@ pub(super) fn auth(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     }
 }
 
-pub(super) fn select(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let n = int(&a[1])?;
+pub(super) fn select(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let n = int(a[1])?;
     if n < 0 || n as usize >= ctx.srv.store.dbs.len() {
         return Err("ERR DB index is out of range".into());
     }
@@ -61,14 +59,14 @@ pub(super) fn select(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn replicaof(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     if ctx.cl.replica_link {
         return Err("ERR Command is not valid when client is a replica.".into());
     }
     if ctx.srv.node.writes_paused() {
         return Err("ERR REPLICAOF not allowed while failing over.".into());
     }
-    if eq(&a[1], "no") && eq(&a[2], "one") {
+    if eq(a[1], "no") && eq(a[2], "one") {
         if ctx.srv.is_replica() {
             crate::log!("MASTER MODE enabled (user request)");
             ctx.srv.stop_replicating();
@@ -77,7 +75,7 @@ pub(super) fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         return Ok(());
     }
     let respsync::commands::ReplicaOf::Master { host, port } =
-        respsync::commands::parse_replicaof(&a[1], &a[2])?
+        respsync::commands::parse_replicaof(a[1], a[2])?
     else {
         return Ok(());
     };
@@ -93,7 +91,7 @@ pub(super) fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn client(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn client(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let sub = a[1].to_ascii_lowercase();
     match sub.as_slice() {
         b"id" if a.len() == 2 => ctx.out.int(ctx.cl.id as i64),
@@ -115,7 +113,7 @@ pub(super) fn client(ctx: &mut Ctx, a: &[Bytes]) -> Res {
                 ctx.out.bulk(&n);
             }
         }
-        b"kill" if a.len() == 4 && eq(&a[2], "type") => {
+        b"kill" if a.len() == 4 && eq(a[2], "type") => {
             let t = a[3].to_ascii_lowercase();
             let n = match t.as_slice() {
                 b"master" => ctx
@@ -148,14 +146,14 @@ pub(super) fn client(ctx: &mut Ctx, a: &[Bytes]) -> Res {
                     }
                     n
                 }
-                _ => return Err(format!("ERR Unknown client type '{}'", lossy(&a[3])).into()),
+                _ => return Err(format!("ERR Unknown client type '{}'", lossy(a[3])).into()),
             };
             ctx.out.int(n);
         }
         _ => {
             return Err(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                lossy(&a[1])
+                lossy(a[1])
             )
             .into())
         }
@@ -163,7 +161,7 @@ pub(super) fn client(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn config(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let sub = a[1].to_ascii_lowercase();
     match sub.as_slice() {
         b"get" if a.len() >= 3 => {
@@ -186,7 +184,7 @@ pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         b"set" if a.len() >= 4 && a.len().is_multiple_of(2) => {
             let mut cfg = ctx.srv.cfg.clone();
             for kv in a[2..].chunks_exact(2) {
-                let name = String::from_utf8_lossy(&kv[0]).into_owned();
+                let name = String::from_utf8_lossy(kv[0]).into_owned();
                 if !crate::app::config::Config::knows(&name)
                     || name.eq_ignore_ascii_case("replicaof")
                 {
@@ -195,7 +193,7 @@ pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
                     )
                     .into());
                 }
-                let v = String::from_utf8_lossy(&kv[1]).into_owned();
+                let v = String::from_utf8_lossy(kv[1]).into_owned();
                 cfg.set(&name, &[v], false).map_err(|e| {
                     format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
                 })?;
@@ -211,7 +209,7 @@ pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         _ => {
             return Err(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-                lossy(&a[1])
+                lossy(a[1])
             )
             .into())
         }
@@ -221,7 +219,7 @@ pub(super) fn config(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 
 /// REPLCONF, PSYNC and SYNC: the crate's `Node` answers, or takes the connection over as a
 /// replica link.
-pub(super) fn replication(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn replication(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     use respsync::node::{Caller, Handled};
     let caller = Caller {
         authenticated: ctx.cl.authed,
@@ -250,9 +248,9 @@ pub(super) fn replication(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 
 /// WAIT numreplicas timeout: answered by the node now, or later (the client's thread blocks,
 /// see `net.rs`).
-pub(super) fn wait(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn wait(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     use respsync::node::WaitOutcome;
-    let (n, timeout) = respsync::commands::parse_wait(&a[1], &a[2])?;
+    let (n, timeout) = respsync::commands::parse_wait(a[1], a[2])?;
     // Inside EXEC a client cannot block: it gets the count at once.
     let can_block = ctx.srv.tx_propagate.is_none();
     let woff = ctx.cl.woff;

@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
-
 use crate::app::reply::Out;
 use crate::app::store::{Blob, Consumer, Entry, Group, Pending, Stream, StreamId, Value};
 
@@ -25,7 +23,7 @@ fn reply_entries(out: &mut Out, entries: &[(StreamId, Vec<(Blob, Blob)>)]) {
     }
 }
 
-pub(super) fn xadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn xadd(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let mut i = 2;
     let (mut nomk, mut maxlen, mut minid) = (false, None, None);
     loop {
@@ -75,7 +73,7 @@ pub(super) fn xadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     if explicit.is_some_and(|(id, auto)| !auto && id == StreamId::default()) {
         return Err("ERR The ID specified in XADD must be greater than 0-0".into());
     }
-    let exists = match ctx.write(&a[1]) {
+    let exists = match ctx.write(a[1]) {
         None => false,
         Some(Entry {
             value: Value::Stream(_),
@@ -88,13 +86,13 @@ pub(super) fn xadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             ctx.out.null();
             return Ok(());
         }
-        ctx.db().set(&a[1], Value::Stream(Box::default()), None);
+        ctx.db().set(a[1], Value::Stream(Box::default()), None);
     }
     let now = ctx.now.max(0) as u64;
     let Some(Entry {
         value: Value::Stream(s),
         ..
-    }) = ctx.db().get_mut(&a[1], i64::MIN)
+    }) = ctx.db().get_mut(a[1], i64::MIN)
     else {
         unreachable!("the stream exists")
     };
@@ -193,12 +191,12 @@ fn range_bound(b: &[u8], start: bool) -> Result<Option<StreamId>, Cow<'static, s
     }
 }
 
-pub(super) fn xrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let start = range_bound(&a[2], true)?;
-    let end = range_bound(&a[3], false)?;
+pub(super) fn xrange(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let start = range_bound(a[2], true)?;
+    let end = range_bound(a[3], false)?;
     let count = match a.len() {
         4 => usize::MAX,
-        6 if eq(&a[4], "count") => usize::try_from(int(&a[5])?).unwrap_or(0),
+        6 if eq(a[4], "count") => usize::try_from(int(a[5])?).unwrap_or(0),
         _ => return Err(SYNTAX.into()),
     };
     let items: Vec<(StreamId, Vec<(Blob, Blob)>)> = match (read_as!(ctx, &a[1], Stream), start, end)
@@ -215,13 +213,13 @@ pub(super) fn xrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn xlen(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn xlen(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let n = read_as!(ctx, &a[1], Stream).map_or(0, |s| s.entries.len());
     ctx.out.int(n as i64);
     Ok(())
 }
 
-pub(super) fn xdel(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn xdel(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let mut ids = Vec::new();
     for b in &a[2..] {
         ids.push(StreamId::parse(b, 0).ok_or(INVALID_ID)?);
@@ -256,7 +254,7 @@ fn group_id(s: &Stream, b: &[u8]) -> Result<StreamId, Cow<'static, str>> {
     }
 }
 
-pub(super) fn xgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn xgroup(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let sub = a[1].to_ascii_lowercase();
     let need = match sub.as_slice() {
         b"create" => 5,
@@ -268,7 +266,7 @@ pub(super) fn xgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     if need == 0 || a.len() < need {
         return Err(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
-            lossy(&a[1])
+            lossy(a[1])
         )
         .into());
     }
@@ -282,17 +280,17 @@ pub(super) fn xgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     let mut entries_read = None;
     let mut i = need;
     while i < a.len() {
-        if eq(&a[i], "mkstream") && sub == b"create" {
+        if eq(a[i], "mkstream") && sub == b"create" {
             mkstream = true;
             i += 1;
-        } else if eq(&a[i], "entriesread") && i + 1 < a.len() {
-            entries_read = Some(int(&a[i + 1])?);
+        } else if eq(a[i], "entriesread") && i + 1 < a.len() {
+            entries_read = Some(int(a[i + 1])?);
             i += 2;
         } else {
             return Err(SYNTAX.into());
         }
     }
-    let exists = match ctx.write(&a[2]) {
+    let exists = match ctx.write(a[2]) {
         None => false,
         Some(Entry {
             value: Value::Stream(_),
@@ -309,22 +307,22 @@ pub(super) fn xgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
                     .into(),
             );
         }
-        ctx.db().set(&a[2], Value::Stream(Box::default()), None);
+        ctx.db().set(a[2], Value::Stream(Box::default()), None);
     }
     let now = ctx.now;
     let Some(Entry {
         value: Value::Stream(s),
         ..
-    }) = ctx.db().get_mut(&a[2], i64::MIN)
+    }) = ctx.db().get_mut(a[2], i64::MIN)
     else {
         unreachable!("the stream exists")
     };
-    let name = &a[3][..];
+    let name = a[3];
     let gi = s.groups.iter().position(|g| &g.name[..] == name);
     let nogroup = || {
         Cow::from(format!(
             "NOGROUP No such key '{}' or consumer group '{}'",
-            lossy(&a[2]),
+            lossy(a[2]),
             lossy(name)
         ))
     };
@@ -333,7 +331,7 @@ pub(super) fn xgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             if gi.is_some() {
                 return Err("BUSYGROUP Consumer Group name already exists".into());
             }
-            let last_id = group_id(s, &a[4])?;
+            let last_id = group_id(s, a[4])?;
             s.groups.push(Group {
                 name: name.into(),
                 last_id,
@@ -345,7 +343,7 @@ pub(super) fn xgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         }
         b"setid" => {
             let gi = gi.ok_or_else(nogroup)?;
-            let id = group_id(s, &a[4])?;
+            let id = group_id(s, a[4])?;
             let g = &mut s.groups[gi];
             g.last_id = id;
             g.entries_read = entries_read.unwrap_or(-1);
@@ -364,7 +362,7 @@ pub(super) fn xgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         b"createconsumer" => {
             let gi = gi.ok_or_else(nogroup)?;
             let g = &mut s.groups[gi];
-            let created = consumer(g, &a[4], now).1;
+            let created = consumer(g, a[4], now).1;
             ctx.out.int(created as i64);
         }
         _ => {
@@ -401,24 +399,24 @@ fn consumer(g: &mut Group, name: &[u8], now: i64) -> (usize, bool) {
     }
 }
 
-pub(super) fn xreadgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    if !eq(&a[1], "group") {
+pub(super) fn xreadgroup(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    if !eq(a[1], "group") {
         return Err(SYNTAX.into());
     }
-    let (gname, cname) = (a[2].clone(), a[3].clone());
+    let (gname, cname) = (a[2], a[3]);
     let (mut count, mut noack) = (usize::MAX, false);
     let mut i = 4;
-    while i < a.len() && !eq(&a[i], "streams") {
-        if eq(&a[i], "count") && i + 1 < a.len() {
-            count = usize::try_from(int(&a[i + 1])?).unwrap_or(0);
+    while i < a.len() && !eq(a[i], "streams") {
+        if eq(a[i], "count") && i + 1 < a.len() {
+            count = usize::try_from(int(a[i + 1])?).unwrap_or(0);
             if count == 0 {
                 count = usize::MAX;
             }
             i += 2;
-        } else if eq(&a[i], "block") && i + 1 < a.len() {
-            int(&a[i + 1])?;
+        } else if eq(a[i], "block") && i + 1 < a.len() {
+            int(a[i + 1])?;
             i += 2;
-        } else if eq(&a[i], "noack") {
+        } else if eq(a[i], "noack") {
             noack = true;
             i += 1;
         } else {
@@ -437,7 +435,7 @@ pub(super) fn xreadgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             Cow::from(format!(
                 "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
                 lossy(k),
-                lossy(&gname)
+                lossy(gname)
             ))
         };
         let Some(s) = write_as!(ctx, k, Stream) else {
@@ -452,7 +450,7 @@ pub(super) fn xreadgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             entries, groups, ..
         } = &mut **s;
         let g = &mut groups[gi];
-        let (ci, _) = consumer(g, &cname, now);
+        let (ci, _) = consumer(g, cname, now);
         g.consumers[ci].seen_time = now;
         let mut got: Vec<(StreamId, Vec<(Blob, Blob)>)> = Vec::new();
         if &idb[..] == b">" {
@@ -498,7 +496,7 @@ pub(super) fn xreadgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
                 got.push((id, entries.get(&id).cloned().unwrap_or_default()));
             }
         }
-        results.push((k.clone(), got));
+        results.push((*k, got));
     }
     if results.is_empty() {
         ctx.out.null_array();
@@ -507,13 +505,13 @@ pub(super) fn xreadgroup(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     ctx.out.array(results.len());
     for (k, got) in results {
         ctx.out.array(2);
-        ctx.out.bulk(&k);
+        ctx.out.bulk(k);
         reply_entries(ctx.out, &got);
     }
     Ok(())
 }
 
-pub(super) fn xack(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn xack(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let mut ids = Vec::new();
     for b in &a[3..] {
         ids.push(StreamId::parse(b, 0).ok_or(INVALID_ID)?);
@@ -537,12 +535,12 @@ pub(super) fn xack(ctx: &mut Ctx, a: &[Bytes]) -> Res {
 
 /// XCLAIM, enough for what a master propagates for XREADGROUP:
 /// `XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n FORCE JUSTID LASTID id`.
-pub(super) fn xclaim(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let min_idle = int(&a[4])?;
+pub(super) fn xclaim(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let min_idle = int(a[4])?;
     let mut ids = Vec::new();
     let mut i = 5;
     while i < a.len() {
-        match StreamId::parse(&a[i], 0) {
+        match StreamId::parse(a[i], 0) {
             Some(id) => ids.push(id),
             None => break,
         }
@@ -572,16 +570,16 @@ pub(super) fn xclaim(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             }
             b"force" => force = true,
             b"justid" => justid = true,
-            _ => return Err(format!("ERR Unrecognized XCLAIM option '{}'", lossy(&a[i])).into()),
+            _ => return Err(format!("ERR Unrecognized XCLAIM option '{}'", lossy(a[i])).into()),
         }
         i += 1;
     }
-    let cname = a[3].clone();
+    let cname = a[3];
     let Some(s) = write_as!(ctx, &a[1], Stream) else {
         return Err(format!(
             "NOGROUP No such key '{}' or consumer group '{}'",
-            lossy(&a[1]),
-            lossy(&a[2])
+            lossy(a[1]),
+            lossy(a[2])
         )
         .into());
     };
@@ -591,8 +589,8 @@ pub(super) fn xclaim(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     let Some(g) = groups.iter_mut().find(|g| g.name[..] == a[2][..]) else {
         return Err(format!(
             "NOGROUP No such key '{}' or consumer group '{}'",
-            lossy(&a[1]),
-            lossy(&a[2])
+            lossy(a[1]),
+            lossy(a[2])
         )
         .into());
     };
@@ -601,7 +599,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             g.last_id = l;
         }
     }
-    let (ci, _) = consumer(g, &cname, now);
+    let (ci, _) = consumer(g, cname, now);
     let mut claimed = Vec::new();
     for id in ids {
         if !entries.contains_key(&id) {

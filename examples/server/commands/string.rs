@@ -3,14 +3,12 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
-
 use crate::app::store::{Blob, Entry, Value};
 
 use super::{int, Ctx, Res, SYNTAX, WRONGTYPE};
 
-pub(super) fn get(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let (e, out) = ctx.read_out(&a[1]);
+pub(super) fn get(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let (e, out) = ctx.read_out(a[1]);
     match e {
         None => out.null(),
         Some(Entry {
@@ -22,7 +20,7 @@ pub(super) fn get(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn set(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn set(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let (mut nx, mut xx, mut keepttl, mut get) = (false, false, false, false);
     let mut expire: Option<i64> = None;
     let mut i = 3;
@@ -36,7 +34,7 @@ pub(super) fn set(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             b"ex" | b"px" | b"exat" | b"pxat"
                 if !keepttl && expire.is_none() && i + 1 < a.len() =>
             {
-                let v = int(&a[i + 1])?;
+                let v = int(a[i + 1])?;
                 let bad = || Cow::from("ERR invalid expire time in 'set' command");
                 if v <= 0 {
                     return Err(bad());
@@ -58,11 +56,11 @@ pub(super) fn set(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     }
     if !(nx || xx || keepttl || get) {
         // The common case needs no look at the old value: one replace.
-        ctx.db().set(&a[1], Value::Str(a[2][..].into()), expire);
+        ctx.db().set_string(a[1], a[2], expire);
         ctx.out.ok();
         return Ok(());
     }
-    let old = ctx.write(&a[1]).map(|e| (e.value.clone_if_str(), e.expire));
+    let old = ctx.write(a[1]).map(|e| (e.value.clone_if_str(), e.expire));
     if get {
         match &old {
             Some((None, _)) => return Err(WRONGTYPE.into()),
@@ -81,7 +79,7 @@ pub(super) fn set(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     } else {
         expire
     };
-    ctx.db().set(&a[1], Value::Str(a[2][..].into()), ttl);
+    ctx.db().set_string(a[1], a[2], ttl);
     if !get {
         ctx.out.ok();
     }
@@ -98,18 +96,18 @@ impl Value {
     }
 }
 
-pub(super) fn setnx(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    if ctx.exists(&a[1]) {
+pub(super) fn setnx(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    if ctx.exists(a[1]) {
         ctx.out.int(0);
     } else {
-        ctx.db().set(&a[1], Value::Str(a[2][..].into()), None);
+        ctx.db().set_string(a[1], a[2], None);
         ctx.out.int(1);
     }
     Ok(())
 }
 
-pub(super) fn setex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    let v = int(&a[2])?;
+pub(super) fn setex(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    let v = int(a[2])?;
     let name = if a[0].eq_ignore_ascii_case(b"setex") {
         "setex"
     } else {
@@ -125,14 +123,14 @@ pub(super) fn setex(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         v
     };
     let at = ms.checked_add(ctx.now).ok_or_else(bad)?;
-    ctx.exists(&a[1]);
-    ctx.db().set(&a[1], Value::Str(a[3][..].into()), Some(at));
+    ctx.exists(a[1]);
+    ctx.db().set_string(a[1], a[3], Some(at));
     ctx.out.ok();
     Ok(())
 }
 
-pub(super) fn getset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    match ctx.write(&a[1]) {
+pub(super) fn getset(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    match ctx.write(a[1]) {
         None => ctx.out.null(),
         Some(Entry {
             value: Value::Str(s),
@@ -143,21 +141,21 @@ pub(super) fn getset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         }
         Some(_) => return Err(WRONGTYPE.into()),
     }
-    ctx.db().set(&a[1], Value::Str(a[2][..].into()), None);
+    ctx.db().set_string(a[1], a[2], None);
     Ok(())
 }
 
-pub(super) fn append(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn append(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let len = match write_as!(ctx, &a[1], Str) {
         Some(s) => {
             let mut v = std::mem::take(s).into_vec();
-            v.extend_from_slice(&a[2]);
+            v.extend_from_slice(a[2]);
             let len = v.len();
             *s = v.into_boxed_slice();
             len
         }
         None => {
-            ctx.db().set(&a[1], Value::Str(a[2][..].into()), None);
+            ctx.db().set_string(a[1], a[2], None);
             a[2].len()
         }
     };
@@ -165,13 +163,13 @@ pub(super) fn append(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn incr(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn incr(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let name = a[0].to_ascii_lowercase();
     let by = match name.as_slice() {
         b"incr" => 1,
         b"decr" => -1,
-        b"incrby" => int(&a[2])?,
-        _ => int(&a[2])?
+        b"incrby" => int(a[2])?,
+        _ => int(a[2])?
             .checked_neg()
             .ok_or("ERR decrement would overflow")?,
     };
@@ -183,27 +181,27 @@ pub(super) fn incr(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         .checked_add(by)
         .ok_or("ERR increment or decrement would overflow")?;
     let new: Blob = n.to_string().into_bytes().into();
-    match ctx.write(&a[1]) {
+    match ctx.write(a[1]) {
         Some(e) => e.value = Value::Str(new),
-        None => ctx.db().set(&a[1], Value::Str(new), None),
+        None => ctx.db().set(a[1], Value::Str(new), None),
     }
     ctx.out.int(n);
     Ok(())
 }
 
-pub(super) fn mset(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn mset(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     if a.len().is_multiple_of(2) {
         return Err("ERR wrong number of arguments for 'mset' command".into());
     }
     for kv in a[1..].chunks_exact(2) {
-        ctx.exists(&kv[0]);
-        ctx.db().set(&kv[0], Value::Str(kv[1][..].into()), None);
+        ctx.exists(kv[0]);
+        ctx.db().set_string(kv[0], kv[1], None);
     }
     ctx.out.ok();
     Ok(())
 }
 
-pub(super) fn mget(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn mget(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     ctx.out.array(a.len() - 1);
     for k in &a[1..] {
         match ctx.read_out(k) {
@@ -220,7 +218,7 @@ pub(super) fn mget(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn strlen(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn strlen(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let n = read_as!(ctx, &a[1], Str).map_or(0, |s| s.len());
     ctx.out.int(n as i64);
     Ok(())

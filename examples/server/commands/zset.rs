@@ -1,12 +1,10 @@
 //! Sorted-set commands, as Redis's `t_zset.c`: ZADD, ZREM, ZRANGE, ZSCORE, ZCARD.
 
-use bytes::Bytes;
-
 use crate::app::store::{Blob, Score};
 
 use super::{int, parse_f64, range, Ctx, Res, NOT_FLOAT, SYNTAX};
 
-pub(super) fn zadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn zadd(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);
     let mut i = 2;
@@ -37,9 +35,9 @@ pub(super) fn zadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     }
     let mut pairs = Vec::with_capacity(rest.len() / 2);
     for p in rest.chunks_exact(2) {
-        pairs.push((parse_f64(&p[0]).ok_or(NOT_FLOAT)?, p[1].clone()));
+        pairs.push((parse_f64(p[0]).ok_or(NOT_FLOAT)?, p[1]));
     }
-    if xx && ctx.read(&a[1]).is_none() {
+    if xx && ctx.read(a[1]).is_none() {
         if incr {
             ctx.out.null();
         } else {
@@ -51,7 +49,7 @@ pub(super) fn zadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     let (mut added, mut changed) = (0, 0);
     let mut result = None;
     for (score, m) in pairs {
-        let cur = z.scores.get(&m[..]).copied();
+        let cur = z.scores.get(m).copied();
         let new = match (cur, incr) {
             (Some(c), true) => c + score,
             _ => score,
@@ -67,13 +65,13 @@ pub(super) fn zadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             continue;
         }
         result = Some(new);
-        if z.insert(&m, new) {
+        if z.insert(m, new) {
             added += 1;
         } else if cur != Some(new) {
             changed += 1;
         }
     }
-    ctx.drop_if_empty(&a[1]);
+    ctx.drop_if_empty(a[1]);
     if incr {
         match result {
             Some(s) => ctx.out.double(s),
@@ -85,12 +83,12 @@ pub(super) fn zadd(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn zrem(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn zrem(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let n = match write_as!(ctx, &a[1], ZSet) {
         Some(z) => a[2..].iter().filter(|m| z.remove(m)).count(),
         None => 0,
     };
-    ctx.drop_if_empty(&a[1]);
+    ctx.drop_if_empty(a[1]);
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -102,7 +100,7 @@ fn score_bound(b: &[u8]) -> Option<(f64, bool)> {
     }
 }
 
-pub(super) fn zrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn zrange(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let (mut byscore, mut rev, mut scores, mut limit) = (false, false, false, None);
     let mut i = 4;
     while i < a.len() {
@@ -111,7 +109,7 @@ pub(super) fn zrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
             b"rev" => rev = true,
             b"withscores" => scores = true,
             b"limit" if i + 2 < a.len() => {
-                limit = Some((int(&a[i + 1])?, int(&a[i + 2])?));
+                limit = Some((int(a[i + 1])?, int(a[i + 2])?));
                 i += 2;
             }
             _ => return Err(SYNTAX.into()),
@@ -149,7 +147,7 @@ pub(super) fn zrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
         }
         v
     } else {
-        let (s, e) = (int(&a[2])?, int(&a[3])?);
+        let (s, e) = (int(a[2])?, int(a[3])?);
         let Some(z) = read_as!(ctx, &a[1], ZSet) else {
             ctx.out.array(0);
             return Ok(());
@@ -184,15 +182,15 @@ pub(super) fn zrange(ctx: &mut Ctx, a: &[Bytes]) -> Res {
     Ok(())
 }
 
-pub(super) fn zscore(ctx: &mut Ctx, a: &[Bytes]) -> Res {
-    match read_as!(ctx, &a[1], ZSet).and_then(|z| z.scores.get(&a[2][..]).copied()) {
+pub(super) fn zscore(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
+    match read_as!(ctx, &a[1], ZSet).and_then(|z| z.scores.get(a[2]).copied()) {
         Some(s) => ctx.out.double(s),
         None => ctx.out.null(),
     }
     Ok(())
 }
 
-pub(super) fn zcard(ctx: &mut Ctx, a: &[Bytes]) -> Res {
+pub(super) fn zcard(ctx: &mut Ctx, a: &[&[u8]]) -> Res {
     let n = read_as!(ctx, &a[1], ZSet).map_or(0, |z| z.len());
     ctx.out.int(n as i64);
     Ok(())
