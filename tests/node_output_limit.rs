@@ -97,3 +97,33 @@ fn the_stream_written_during_a_transfer_counts() {
     assert_eq!(node.stats().output_buffer_drops, 1);
     assert!(node.replica(link).is_none());
 }
+
+/// The limit is reached at exactly `hard` unsent bytes (Redis compares with `>=`).
+#[test]
+fn the_hard_limit_is_reached_at_exactly_hard_bytes() {
+    for (value_len, dropped) in [(65_482, false), (65_483, true)] {
+        let now = Instant::now();
+        let (mut node, link, _snapshot) = node_with_replica(now);
+        // The stream's first write: `SELECT 0` (23 bytes), then
+        // `*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$65483\r\n` + value + `\r\n`: 65,536 bytes in all.
+        let value = vec![b'v'; value_len];
+        node.propagate(0, &[&b"SET"[..], b"k", &value]);
+        let reasons = closes(&mut node);
+        if dropped {
+            assert!(
+                matches!(
+                    reasons[..],
+                    [CloseReason::OutputBufferHard {
+                        pending: HARD,
+                        limit: HARD
+                    }]
+                ),
+                "{reasons:?}"
+            );
+            assert!(node.replica(link).is_none());
+        } else {
+            assert_eq!(reasons, vec![], "one byte under the limit");
+            assert!(node.replica(link).is_some());
+        }
+    }
+}

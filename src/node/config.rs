@@ -11,9 +11,10 @@ pub const MIN_BACKLOG_SIZE: u64 = 16 * 1024;
 
 /// `client-output-buffer-limit replica <hard> <soft> <soft-seconds>`.
 ///
-/// A replica whose unsent stream exceeds `hard`, or stays above `soft` for `soft_duration`, is
-/// disconnected. As in Redis, the hard limit is never applied below the backlog size, so a
-/// partial resync just accepted is not cut at once. A zero limit is off.
+/// A replica whose unsent stream reaches `hard` bytes, or stays at `soft` or more for longer
+/// than `soft_duration`, is disconnected (Redis compares with `>=` too). As in Redis, the hard
+/// limit is never applied below the backlog size, so a partial resync just accepted is not cut
+/// at once. A zero limit is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputBufferLimit {
     /// Hard limit in bytes (Redis: 256 MiB).

@@ -1460,11 +1460,11 @@ impl Node {
             if !s.pins_stream() {
                 continue;
             }
-            // Only the stream counts, as in Redis: the snapshot bytes queued ahead of it are
+            // A limit is reached at `>=`, as in Redis. Only the stream counts: the snapshot bytes queued ahead of it are
             // bounded by the producer's pacing (`snapshot_buffered`), and counting them would
             // drop every replica whose diskless transfer is larger than the limit.
             let unsent = u64::try_from(end.value() - s.pos.value() + 1).unwrap_or(0);
-            if hard > 0 && unsent > hard {
+            if hard > 0 && unsent >= hard {
                 victims.push((
                     s.link,
                     CloseReason::OutputBufferHard {
@@ -1472,7 +1472,7 @@ impl Node {
                         limit: hard,
                     },
                 ));
-            } else if lim.soft > 0 && unsent > lim.soft {
+            } else if lim.soft > 0 && unsent >= lim.soft {
                 let since = *s.soft_since.get_or_insert(now);
                 // Redis drops only once the limit has been exceeded for *more* than the duration.
                 if now.saturating_duration_since(since) > lim.soft_duration {
@@ -1499,7 +1499,7 @@ impl Node {
                     u64::try_from(end.value() - w.pos.value() + 1).unwrap_or(0),
                 )
             })
-            .filter(|(_, unsent)| hard > 0 && *unsent > hard)
+            .filter(|(_, unsent)| hard > 0 && *unsent >= hard)
             .collect();
         for (b, unsent) in lost {
             self.psync_waits.remove(&b);
