@@ -25,6 +25,12 @@ pub const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 /// `-NOREPLICAS` for a write refused by `min-replicas-to-write`.
 pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
+/// The error a client blocked in `WAIT` gets when its master starts following another
+/// ([`NodeEvent::WaitUnblocked`](crate::node::NodeEvent::WaitUnblocked)); Redis then closes its
+/// connection after the reply.
+pub const UNBLOCKED: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
 /// `REPLICAOF` with a bad port.
 pub const INVALID_MASTER_PORT: &str = "ERR Invalid master port";
 /// `WAIT` with a negative timeout.

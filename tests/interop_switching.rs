@@ -494,6 +494,33 @@ per_peer! { wait_counts_real_replicas:
     wait_counts_real_replicas_valkey81 => Valkey81,
 }
 
+/// A client blocked in `WAIT` on a master that is told `REPLICAOF` gets Redis's `-UNBLOCKED`
+/// error and its connection closes, on the example exactly as on a real Redis 7.0.
+#[test]
+fn replicaof_unblocks_a_blocked_wait_like_redis70() {
+    let target = Proc::start(Peer::Redis70, &[]);
+    let mut answers = Vec::new();
+    for p in [
+        Proc::example(&NO_DELAY),
+        Proc::start(Peer::Redis70, &NO_DELAY),
+    ] {
+        let mut c = p.conn();
+        c.ok(&["SET", "k", "v"]);
+        // No replica: WAIT 1 0 blocks forever.
+        c.send(&["WAIT", "1", "0"]);
+        std::thread::sleep(Duration::from_millis(200));
+        p.conn().ok(&["REPLICAOF", "127.0.0.1", &port_arg(&target)]);
+        let reply = text(&c.read());
+        let closed = c.try_cmd(&["PING"]).is_err();
+        answers.push((reply, closed));
+    }
+    assert_eq!(answers[0], answers[1], "example vs Redis 7.0");
+    assert_eq!(
+        answers[0],
+        (respsync::commands::UNBLOCKED.to_string(), true)
+    );
+}
+
 // ------------------------------------------------------------------ min-replicas
 
 const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";

@@ -150,9 +150,10 @@ fn session_db_is_the_applied_offsets_db_inside_multi() {
 
 /// Seed 1305: a master blocked a client in `WAIT`, followed another master (a full sync gave
 /// it a new history) and was promoted again; the old `WAIT` was then answered with replicas
-/// counted against the new history's offsets. `follow` now answers blocked `WAIT`s at once.
+/// counted against the new history's offsets. `follow` now unblocks blocked `WAIT`s at once
+/// with Redis's `-UNBLOCKED` error.
 #[test]
-fn follow_answers_blocked_waits() {
+fn follow_unblocks_blocked_waits() {
     let now = Instant::now();
     let mut node = disk_node(now);
     let link = LinkId(1);
@@ -169,10 +170,7 @@ fn follow_answers_blocked_waits() {
         panic!("WAIT did not block")
     };
     node.follow();
-    assert_eq!(
-        events(&mut node),
-        vec![NodeEvent::WaitDone { wait, replicas: 0 }]
-    );
+    assert_eq!(events(&mut node), vec![NodeEvent::WaitUnblocked { wait }]);
     // A later ACK (of another history) answers nothing.
     node.handle_input(
         now,

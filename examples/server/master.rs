@@ -90,7 +90,11 @@ pub fn drain_events(shared: &Arc<Shared>, srv: &mut Server) {
                 }
             }
             NodeEvent::WaitDone { wait, replicas } => {
-                srv.wait_results.insert(wait, replicas);
+                srv.wait_results.insert(wait, Some(replicas));
+                srv.repl_dirty = true;
+            }
+            NodeEvent::WaitUnblocked { wait } => {
+                srv.wait_results.insert(wait, None);
                 srv.repl_dirty = true;
             }
             NodeEvent::FailoverDemote { host, port } => {

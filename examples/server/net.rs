@@ -105,8 +105,15 @@ fn serve(shared: &Arc<Shared>, mut sock: TcpStream, addr: SocketAddr) {
                 // A blocked WAIT: wait here, in order, until the node answers it.
                 while let Some(id) = cl.blocked_wait {
                     master::drain_events(shared, &mut srv);
-                    if let Some(n) = srv.wait_results.remove(&id) {
-                        out.int(n as i64);
+                    if let Some(answer) = srv.wait_results.remove(&id) {
+                        match answer {
+                            Some(n) => out.int(n as i64),
+                            None => {
+                                // As Redis: the error, then the connection closes.
+                                out.error(respsync::commands::UNBLOCKED);
+                                cl.close = true;
+                            }
+                        }
                         cl.blocked_wait = None;
                         break;
                     }

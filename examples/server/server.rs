@@ -138,7 +138,8 @@ pub struct Server {
     /// A server started with `--replicaof` and no RDB asks `PSYNC ? -1`.
     pub has_history: bool,
     /// Answers to blocked `WAIT`s, picked up by their client threads.
-    pub wait_results: BTreeMap<respsync::node::WaitId, usize>,
+    /// `None`: unblocked with `-UNBLOCKED` (this server started following a master).
+    pub wait_results: BTreeMap<respsync::node::WaitId, Option<usize>>,
     /// The next link to our master sends `PSYNC … FAILOVER` (we run FAILOVER).
     pub failover_psync: bool,
     /// Writes of the EXEC being run, propagated together inside MULTI/EXEC.

@@ -371,6 +371,14 @@ pub enum NodeEvent {
         /// Replicas that acknowledged its offset.
         replicas: usize,
     },
+    /// The node started following a master ([`Node::follow`]) while a client was blocked in
+    /// `WAIT`: its replicas' acknowledgements would now count another history's bytes. As
+    /// Redis does, reply the error [`commands::UNBLOCKED`](crate::commands::UNBLOCKED) and close
+    /// the client's connection after the reply.
+    WaitUnblocked {
+        /// Which one.
+        wait: WaitId,
+    },
     /// A replica link sent a command other than `REPLCONF`; it was not run, and the link is
     /// closed (a [`NodeEvent::Close`] follows).
     UnexpectedCommand {
@@ -1810,11 +1818,11 @@ impl Node {
     /// propagating: from now on its stream comes from upstream. A snapshot in progress is
     /// abandoned ([`NodeEvent::SnapshotAbandoned`]) and the replicas that were receiving it are
     /// closed ([`CloseReason::SnapshotFailed`]): their transfer cannot be resumed. Clients
-    /// blocked in `WAIT` are answered at once ([`NodeEvent::WaitDone`] with the replicas that
-    /// acknowledged so far).
+    /// blocked in `WAIT` are unblocked with an error ([`NodeEvent::WaitUnblocked`]), as Redis
+    /// unblocks them when it becomes a replica.
     pub fn follow(&mut self) {
         self.flush();
-        self.answer_waits();
+        self.unblock_waits();
         self.replica_of_master = true;
         self.upstream_up = false;
         if let Some(snap) = self.snapshot.take() {

@@ -83,16 +83,13 @@ impl Node {
         self.waits.retain(|w| w.id != wait);
     }
 
-    /// Answers every blocked `WAIT` now with the replicas that acknowledged it so far: the
-    /// node is about to follow a master, and its replicas' acknowledgements will count another
-    /// history's bytes (Redis unblocks these clients too when it becomes a replica).
-    pub(super) fn answer_waits(&mut self) {
+    /// Unblocks every blocked `WAIT` with an error ([`NodeEvent::WaitUnblocked`]): the node is
+    /// about to follow a master, and its replicas' acknowledgements will count another
+    /// history's bytes.
+    pub(super) fn unblock_waits(&mut self) {
         for w in std::mem::take(&mut self.waits) {
-            let replicas = self.replicas_acked(w.offset);
-            self.events.push_back(NodeEvent::WaitDone {
-                wait: w.id,
-                replicas,
-            });
+            self.events
+                .push_back(NodeEvent::WaitUnblocked { wait: w.id });
         }
     }
 

@@ -554,6 +554,10 @@ impl Sim {
                         self.wait_answered(i, offset, key, replicas);
                     }
                 }
+                NodeEvent::WaitUnblocked { wait } => {
+                    // The client gets -UNBLOCKED: nothing was acknowledged.
+                    self.nodes[i].waits.remove(&wait);
+                }
                 NodeEvent::FailoverDemote { host, port } => {
                     let Some(t) = self.by_port(port).filter(|_| host == HOST) else {
                         return Err(format!("FAILOVER demoted towards unknown {host}:{port}"));
