@@ -6,7 +6,7 @@
 //! (psync2-pingoff, psync2-master-restart, failover, wait, replication-2/4). Every server runs on
 //! 127.0.0.1 in its own temp dir and is killed on drop. "Partial" is always checked on the
 //! serving side (`sync_partial_ok` +1 and `sync_full` unchanged) and, for real replicas, in
-//! their log.
+//! their log. Each scenario runs against Redis 6.2, 7.0, 8.2 and Valkey 8.1.
 
 mod support;
 
@@ -161,6 +161,7 @@ fn promoted_real_replica_takes_back_example_master(peer: Peer) {
 
 per_peer! { promoted_real_replica_takes_back_example_master:
     promoted_replica_takes_back_example_master_redis70 => Redis70,
+    promoted_replica_takes_back_example_master_redis62 => Redis62,
     promoted_replica_takes_back_example_master_redis82 => Redis82,
     promoted_replica_takes_back_example_master_valkey81 => Valkey81,
 }
@@ -198,6 +199,7 @@ fn promoted_example_takes_back_real_master(peer: Peer) {
 
 per_peer! { promoted_example_takes_back_real_master:
     promoted_example_takes_back_real_master_redis70 => Redis70,
+    promoted_example_takes_back_real_master_redis62 => Redis62,
     promoted_example_takes_back_real_master_redis82 => Redis82,
     promoted_example_takes_back_real_master_valkey81 => Valkey81,
 }
@@ -266,6 +268,7 @@ fn chain_through_example(peer: Peer) {
 
 per_peer! { chain_through_example:
     chain_through_example_redis70 => Redis70,
+    chain_through_example_redis62 => Redis62,
     chain_through_example_redis82 => Redis82,
     chain_through_example_valkey81 => Valkey81,
 }
@@ -312,6 +315,7 @@ fn failover_from_example_master(peer: Peer) {
 
 per_peer! { failover_from_example_master:
     failover_from_example_master_redis70 => Redis70,
+    failover_from_example_master_redis62 => Redis62,
     failover_from_example_master_redis82 => Redis82,
     failover_from_example_master_valkey81 => Valkey81,
 }
@@ -345,6 +349,7 @@ fn failover_to_example_replica(peer: Peer) {
 
 per_peer! { failover_to_example_replica:
     failover_to_example_replica_redis70 => Redis70,
+    failover_to_example_replica_redis62 => Redis62,
     failover_to_example_replica_redis82 => Redis82,
     failover_to_example_replica_valkey81 => Valkey81,
 }
@@ -490,6 +495,7 @@ fn wait_counts_real_replicas(peer: Peer) {
 
 per_peer! { wait_counts_real_replicas:
     wait_counts_real_replicas_redis70 => Redis70,
+    wait_counts_real_replicas_redis62 => Redis62,
     wait_counts_real_replicas_redis82 => Redis82,
     wait_counts_real_replicas_valkey81 => Valkey81,
 }
@@ -582,6 +588,7 @@ fn min_replicas_follow_a_stopped_replica(peer: Peer) {
 
 per_peer! { min_replicas_follow_a_stopped_replica:
     min_replicas_follow_a_stopped_replica_redis70 => Redis70,
+    min_replicas_follow_a_stopped_replica_redis62 => Redis62,
     min_replicas_follow_a_stopped_replica_redis82 => Redis82,
     min_replicas_follow_a_stopped_replica_valkey81 => Valkey81,
 }
@@ -688,6 +695,7 @@ fn example_replica_restart_continues(peer: Peer) {
 
 per_peer! { example_replica_restart_continues:
     example_replica_restart_continues_redis70 => Redis70,
+    example_replica_restart_continues_redis62 => Redis62,
     example_replica_restart_continues_redis82 => Redis82,
     example_replica_restart_continues_valkey81 => Valkey81,
 }
@@ -723,6 +731,7 @@ fn example_master_restart_continues(peer: Peer) {
 
 per_peer! { example_master_restart_continues:
     example_master_restart_continues_redis70 => Redis70,
+    example_master_restart_continues_redis62 => Redis62,
     example_master_restart_continues_redis82 => Redis82,
     example_master_restart_continues_valkey81 => Valkey81,
 }
