@@ -23,17 +23,9 @@ fn b(s: impl AsRef<[u8]>) -> Bytes {
     Bytes::copy_from_slice(s.as_ref())
 }
 
-/// Bytes that LZF cannot shrink (a simple xorshift stream).
+/// Bytes that LZF cannot shrink.
 fn noise(n: usize, seed: u64) -> Bytes {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    support::dataset::noise(n, seed).into()
 }
 
 /// Bytes that LZF shrinks well.
