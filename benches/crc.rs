@@ -6,22 +6,17 @@
 //! the CRC whole pushed chunks (typically 4 KiB to 64 KiB), so the 64 KiB and 1 MiB rows are the
 //! ones that matter for the "CRC costs under 10 % of parse time" target.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use respsync::rdb::encoding::crc64;
 
 fn data(len: usize) -> Vec<u8> {
-    // Deterministic pseudo-random bytes (xorshift), so every run hashes the same input.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    // Deterministic pseudo-random bytes, so every run hashes the same input.
+    support::dataset::noise(len, 0x9e37_79b9_7f4a_7c15)
 }
 
 fn bench(c: &mut Criterion) {

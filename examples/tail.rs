@@ -4,9 +4,9 @@
 //! replication stream: `<db> <offset> <args>`, where `<offset>` is the replication offset just
 //! after the command and `<args>` are quoted and comma-separated as `redis-cli --replica`
 //! prints them. PING, REPLCONF and SELECT are counted but only printed with `--raw-stream`.
-//! The snapshot is received, parsed with the crate's RDB parser (keys counted, CRC-64 checked),
-//! then discarded. After a dropped
-//! link it resumes with PSYNC, backing off between attempts.
+//! The snapshot is received, parsed with `SnapshotLoader::parse_with` (keys counted, values
+//! left undecoded, CRC-64 checked), then discarded. After a dropped link it resumes with
+//! PSYNC, backing off between attempts.
 //!
 //! Blocking `std::net` I/O; the protocol is entirely in `respsync::replica::ReplicaSession`.
 
@@ -15,7 +15,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use respsync::rdb::{Checksum, ParserConfig, RdbEvent};
+use respsync::rdb::{Checksum, KeyRef, ParserConfig, RawRef, RdbEvent, Visitor};
 use respsync::replica::{
     CommandKind, MasterAuth, ReplicaConfig, ReplicaEvent, ReplicaSession, SnapshotError,
     SnapshotLoader,
@@ -56,14 +56,27 @@ fn parse_args() -> Option<Args> {
     Some(a)
 }
 
-/// Drains parsed snapshot events, counting keys.
-fn count_keys(rdb: &mut SnapshotLoader, keys: &mut u64) -> Result<(), SnapshotError> {
-    while let Some(ev) = rdb.poll_event()? {
-        if let RdbEvent::KeyStart { .. } = ev {
-            *keys += 1;
-        }
+/// Counts the snapshot's keys; values are not looked at (nor decoded: lazy values).
+struct KeyCount(u64);
+
+impl Visitor for KeyCount {
+    fn event(&mut self, _event: RdbEvent) {}
+    fn key_start(&mut self, _key: KeyRef<'_>) {
+        self.0 += 1;
     }
-    Ok(())
+    fn string_chunk(&mut self, _data: &[u8]) {}
+    fn element(&mut self, _element: &[u8]) {}
+    fn zset_member(&mut self, _member: &[u8], _score: f64) {}
+    fn hash_field(&mut self, _field: &[u8], _value: &[u8], _expire_ms: Option<i64>) {}
+    fn raw_value(&mut self, _value: RawRef<'_>) {}
+    fn key_end(&mut self) {}
+}
+
+/// A loader for the next snapshot.
+fn snapshot_loader() -> SnapshotLoader {
+    let mut config = ParserConfig::default();
+    config.lazy_values(true);
+    SnapshotLoader::new(config)
 }
 
 /// A snapshot that does not parse: resync from scratch (Redis drops the link too).
@@ -109,8 +122,8 @@ fn run_link(
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut line = Vec::with_capacity(256);
-    let mut rdb = SnapshotLoader::new(ParserConfig::default());
-    let mut keys = 0u64;
+    let mut rdb = snapshot_loader();
+    let mut keys = KeyCount(0);
     loop {
         while let Some(bytes) = s.poll_transmit() {
             if let Err(e) = sock.write_all(&bytes) {
@@ -141,8 +154,8 @@ fn run_link(
                 }
                 ReplicaEvent::FullResync { replid, offset } => {
                     eprintln!("tail: full resync from {replid} at offset {offset}");
-                    rdb = SnapshotLoader::new(ParserConfig::default());
-                    keys = 0;
+                    rdb = snapshot_loader();
+                    keys = KeyCount(0);
                 }
                 ReplicaEvent::LegacySync => {
                     eprintln!("tail: master does not know PSYNC, using SYNC")
@@ -165,21 +178,24 @@ fn run_link(
                 }
                 ReplicaEvent::RdbChunk { data, .. } => {
                     rdb.push_bytes(data);
-                    if let Err(e) = count_keys(&mut rdb, &mut keys) {
+                    if let Err(e) = rdb.parse_with(&mut keys) {
                         return bad_snapshot(s, e);
                     }
                 }
                 ReplicaEvent::RdbEnd { len, stream_db } => {
                     *backoff = Duration::from_millis(100);
                     rdb.finish();
-                    if let Err(e) = count_keys(&mut rdb, &mut keys) {
+                    if let Err(e) = rdb.parse_with(&mut keys) {
                         return bad_snapshot(s, e);
                     }
                     let sum = match rdb.checksum() {
                         Some(Checksum::Verified(_)) => "checksum ok",
                         _ => "no checksum",
                     };
-                    eprintln!("tail: rdb {len} bytes, {keys} keys, {sum}, stream db {stream_db}");
+                    eprintln!(
+                        "tail: rdb {len} bytes, {} keys, {sum}, stream db {stream_db}",
+                        keys.0
+                    );
                 }
                 ReplicaEvent::TransactionDiscarded => {}
                 ReplicaEvent::LinkLost(e) => {

@@ -8,8 +8,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use respsync::ids::ReplOffset;
-use respsync::rdb::{Checksum, ParserConfig, RdbEvent};
+use respsync::rdb::{Checksum, KeyRef, ParserConfig, RdbEvent, Visitor};
 use respsync::replica::{
     CommandKind, LinkState, MasterAuth, ReplicaConfig, ReplicaError, ReplicaEvent, ReplicaSession,
     SnapshotLoader,
@@ -180,11 +181,30 @@ fn check_rdb(rdb: &[u8], version: &[u8], keys: usize) {
         n += usize::from(matches!(ev, RdbEvent::KeyStart(_)));
     }
     assert!(loader.is_done());
+    let checksum = loader.checksum();
     assert!(
-        matches!(loader.checksum(), Some(Checksum::Verified(_))),
+        matches!(checksum, Some(Checksum::Verified(_))),
         "checksum verified"
     );
     assert_eq!(n, keys);
+    // The visitor fast path agrees.
+    struct Count(usize);
+    impl Visitor for Count {
+        fn event(&mut self, _event: RdbEvent) {}
+        fn key_start(&mut self, _key: KeyRef<'_>) {
+            self.0 += 1;
+        }
+    }
+    let mut loader = SnapshotLoader::new(ParserConfig::default());
+    let mut count = Count(0);
+    for chunk in rdb.chunks(7919) {
+        loader.push_bytes(Bytes::copy_from_slice(chunk));
+        loader.parse_with(&mut count).unwrap();
+    }
+    loader.finish();
+    loader.parse_with(&mut count).unwrap();
+    assert!(loader.is_done());
+    assert_eq!((count.0, loader.checksum()), (keys, checksum));
 }
 
 fn cfg() -> ReplicaConfig {
@@ -456,24 +476,30 @@ fn tail_prints_the_stream_and_resumes() {
     let server = start(Kind::Redis, &[]);
     let mut m = server.conn();
     m.cmd(&["SET", "before", "1"]);
+    m.cmd(&["RPUSH", "list", "a", "b"]);
+    m.cmd(&["HSET", "hash", "f", "v"]);
     let mut child = Kill(
         Command::new(example_binary("tail"))
             .args(["127.0.0.1", &server.port.to_string()])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
+    let lines = |pipe: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+        rx
+    };
+    let rx = lines(Box::new(child.0.stdout.take().unwrap()));
+    let log = lines(Box::new(child.0.stderr.take().unwrap()));
     // Wait until tail is an online replica.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !m
@@ -506,6 +532,14 @@ fn tail_prints_the_stream_and_resumes() {
     let want = m.info_i64("all", "master_repl_offset");
     assert_eq!(l3, format!("0 {want} \"DEL\",\"k\""));
     assert_eq!(m.info_i64("all", "sync_partial_ok"), ok + 1);
+    // The snapshot's keys were counted and its checksum checked.
+    let logged: Vec<String> = log.try_iter().collect();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.starts_with("tail: rdb ") && l.contains(" bytes, 3 keys, checksum ok")),
+        "{logged:?}"
+    );
 }
 
 #[test]

@@ -4,9 +4,11 @@ mod support;
 
 use std::time::Instant;
 
+use bytes::Bytes;
+use proptest::prelude::*;
 use respsync::ids::ReplId;
 use respsync::rdb::encoding::crc64::crc64;
-use respsync::rdb::{Checksum, ParserConfig};
+use respsync::rdb::{Checksum, ParserConfig, RdbError, RdbEvent, Visitor};
 use respsync::replica::{
     CachedMaster, LinkState, MasterAuth, Phase, ProtocolError, ReplicaConfig, ReplicaError,
     ReplicaSession, SnapshotError, SnapshotLoader,
@@ -579,16 +581,64 @@ fn stream_limits_are_enforced() {
     }
 }
 
-fn load(bytes: &[u8], step: usize) -> Result<Option<Checksum>, SnapshotError> {
-    let mut l = SnapshotLoader::new(ParserConfig::default());
-    for c in bytes.chunks(step) {
-        l.push(c);
-        while l.poll_event()?.is_some() {}
+/// A snapshot loaded in pieces: the events (owned, or a visitor's callbacks made owned),
+/// the first error, and the checksum outcome the loader noted.
+struct Loaded {
+    events: Vec<RdbEvent>,
+    result: Result<(), SnapshotError>,
+    checksum: Option<Checksum>,
+}
+
+/// Turns every callback into the owned event it stands for (the trait's defaults).
+#[derive(Default)]
+struct Events(Vec<RdbEvent>);
+
+impl Visitor for Events {
+    fn event(&mut self, event: RdbEvent) {
+        self.0.push(event);
     }
-    l.finish();
-    while l.poll_event()?.is_some() {}
-    assert!(l.is_done());
-    Ok(l.checksum())
+}
+
+/// Loads `bytes` pushed in pieces ending at `cuts`, with `poll_event` or with `parse_with`.
+fn load_split(bytes: &[u8], cuts: &[usize], config: &ParserConfig, visitor: bool) -> Loaded {
+    let mut l = SnapshotLoader::new(config.clone());
+    let mut events = Events::default();
+    let mut drain = |l: &mut SnapshotLoader| -> Result<(), SnapshotError> {
+        if visitor {
+            return l.parse_with(&mut events);
+        }
+        while let Some(ev) = l.poll_event()? {
+            events.0.push(ev);
+        }
+        Ok(())
+    };
+    let mut from = 0;
+    let mut result = Ok(());
+    for &to in cuts.iter().chain([&bytes.len()]) {
+        let to = to.clamp(from, bytes.len());
+        l.push_bytes(Bytes::copy_from_slice(&bytes[from..to]));
+        from = to;
+        result = drain(&mut l);
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        l.finish();
+        result = drain(&mut l);
+    }
+    assert_eq!(l.is_done(), result.is_ok());
+    Loaded {
+        events: events.0,
+        result,
+        checksum: l.checksum(),
+    }
+}
+
+fn load(bytes: &[u8], step: usize, visitor: bool) -> Result<Option<Checksum>, SnapshotError> {
+    let cuts: Vec<usize> = (step..bytes.len()).step_by(step).collect();
+    let loaded = load_split(bytes, &cuts, &ParserConfig::default(), visitor);
+    loaded.result.map(|()| loaded.checksum)
 }
 
 #[test]
@@ -597,25 +647,161 @@ fn snapshot_loader_checks_crc_truncation_and_trailing_bytes() {
     let n = body.len();
     let crc = crc64(0, &body[..n - 8]);
     body[n - 8..].copy_from_slice(&crc.to_le_bytes());
-    for step in [1, 3, 64, 4096] {
-        assert_eq!(load(&body, step).unwrap(), Some(Checksum::Verified(crc)));
+    // The owned events and the visitor fast path check the same things.
+    for visitor in [false, true] {
+        for step in [1, 3, 64, 4096] {
+            assert_eq!(
+                load(&body, step, visitor).unwrap(),
+                Some(Checksum::Verified(crc))
+            );
+        }
+        // A flipped bit in a value fails the checksum.
+        let mut bad = body.clone();
+        bad[n - 12] ^= 0x01;
+        assert!(matches!(
+            load(&bad, 64, visitor),
+            Err(SnapshotError::Rdb(RdbError::ChecksumMismatch { .. }))
+        ));
+        // Truncated: the transfer ended before the RDB did.
+        assert!(matches!(
+            load(&body[..n - 3], 64, visitor),
+            Err(SnapshotError::Rdb(RdbError::UnexpectedEof { .. }))
+        ));
+        // Extra bytes after the RDB end (e.g. a $EOF: mark that is not where it should be),
+        // in the same piece as the end or in a later one.
+        let mut extra = body.clone();
+        extra.extend_from_slice(b"junk");
+        for step in [64, n] {
+            assert_eq!(
+                load(&extra, step, visitor),
+                Err(SnapshotError::TrailingBytes {
+                    offset: n as u64,
+                    count: 4
+                })
+            );
+        }
     }
-    // A flipped bit in a value fails the checksum.
-    let mut bad = body.clone();
-    bad[n - 12] ^= 0x01;
-    assert!(matches!(load(&bad, 64), Err(SnapshotError::Rdb(_))));
-    // Truncated: the transfer ended before the RDB did.
-    assert!(matches!(
-        load(&body[..n - 3], 64),
-        Err(SnapshotError::Rdb(_))
-    ));
-    // Extra bytes after the RDB end (e.g. a $EOF: mark that is not where it should be).
-    let mut extra = body.clone();
-    extra.extend_from_slice(b"junk");
-    assert!(matches!(
-        load(&extra, 64),
-        Err(SnapshotError::TrailingBytes { count: 4, .. })
-    ));
+}
+
+/// A snapshot with every kind of value, in small and big encodings, with a valid checksum.
+fn rich_snapshot() -> Vec<u8> {
+    use respsync::rdb::{HashEntry, KeyOptions, Value, Writer, WriterConfig};
+    let b = |s: String| Bytes::from(s);
+    let none = KeyOptions::default();
+    let mut w = Writer::new(WriterConfig::default()).unwrap();
+    w.select_db(0, 12, 1).unwrap();
+    let mut key = |k: &str, v: Value, o: KeyOptions| w.key(k.as_bytes(), &v, o).unwrap();
+    key("int", Value::String("12345".into()), none);
+    key("text", Value::String("abcdefgh".repeat(40).into()), none);
+    key(
+        "raw",
+        Value::String(b((0..300)
+            .map(|i| ((i * 7919) % 251) as u8 as char)
+            .collect())),
+        KeyOptions::expire_at(4_000_000_000_000),
+    );
+    key(
+        "list",
+        Value::List((0..300).map(|i| b(format!("e{i}"))).collect()),
+        none,
+    );
+    key(
+        "intset",
+        Value::Set((0..20).map(|i| b(i.to_string())).collect()),
+        none,
+    );
+    key(
+        "set",
+        Value::Set((0..600).map(|i| b(format!("m{i}"))).collect()),
+        none,
+    );
+    key(
+        "zset",
+        Value::Zset((0..10).map(|i| (b(format!("m{i}")), i as f64)).collect()),
+        none,
+    );
+    key(
+        "bigzset",
+        Value::Zset(
+            (0..200)
+                .map(|i| (b(format!("m{i}")), i as f64 / 3.0))
+                .collect(),
+        ),
+        none,
+    );
+    let hash = |n: usize| {
+        Value::Hash(
+            (0..n)
+                .map(|i| HashEntry {
+                    field: b(format!("f{i}")),
+                    value: b(format!("v{i}")),
+                    expire_ms: None,
+                })
+                .collect(),
+        )
+    };
+    key("hash", hash(10), none);
+    key("bighash", hash(700), none);
+    w.select_db(5, 1, 0).unwrap();
+    w.key(b"other", &Value::String("x".into()), none).unwrap();
+    let mut file = Vec::new();
+    while let Some(chunk) = w.poll_chunk() {
+        file.extend_from_slice(&chunk);
+    }
+    file.extend_from_slice(&w.finish().unwrap());
+    file
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `parse_with` gives the same events, checksum outcome and error as `poll_event`, for a
+    /// valid snapshot, a bad checksum, a truncated one and one with bytes after its end,
+    /// however the transfer is split, with lazy values on or off.
+    #[test]
+    fn snapshot_loader_visitor_matches_poll_event(
+        case in 0u8..4,
+        cut in any::<prop::sample::Index>(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+        lazy in any::<bool>(),
+        chunk in prop_oneof![Just(7usize), Just(64 << 10)],
+    ) {
+        static FILE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let good = FILE.get_or_init(rich_snapshot);
+        let mut bytes = good.clone();
+        match case {
+            0 => {}
+            1 => {
+                let at = 9 + cut.index(bytes.len() - 9);
+                bytes[at] ^= 0x20;
+            }
+            2 => bytes.truncate(cut.index(bytes.len())),
+            _ => bytes.extend_from_slice(&b"junk+junk"[..1 + cut.index(9)]),
+        }
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut config = ParserConfig::default();
+        config.lazy_values(lazy).chunk_size(chunk);
+        let owned = load_split(&bytes, &cuts, &config, false);
+        let visited = load_split(&bytes, &cuts, &config, true);
+        prop_assert_eq!(&visited.result, &owned.result);
+        prop_assert_eq!(visited.checksum, owned.checksum);
+        match (&visited.result, case) {
+            (Ok(()), 0) => prop_assert!(matches!(visited.checksum, Some(Checksum::Verified(_)))),
+            (Err(_), 1) | (Err(SnapshotError::Rdb(RdbError::UnexpectedEof { .. })), 2) => {}
+            (Err(SnapshotError::TrailingBytes { .. }), 3) => {}
+            (r, _) => prop_assert!(false, "case {}: {:?}", case, r),
+        }
+        // With extra bytes in the same piece as the end, `poll_event` reports the error in
+        // place of the End event; the visitor has been handed it.
+        let (last, before) = visited.events.split_last().unwrap();
+        if case == 3 && before == &owned.events[..] {
+            let is_end = matches!(last, RdbEvent::End { .. });
+            prop_assert!(is_end, "{:?}", last);
+        } else {
+            prop_assert_eq!(&visited.events, &owned.events);
+        }
+    }
 }
 
 #[test]

@@ -28,9 +28,10 @@
 //!
 //! `--allow-newer` reads files whose version is newer than the newest the crate knows.
 //!
-//! Memory: the file is streamed (pushed to the parser as `Bytes`, parsed in place, values
-//! decoded only when needed); besides the filter, nothing grows with the file. Strings over
-//! 1 MiB are copied through in pieces; collections whose record stores a count (hash-table
+//! Memory: the file is read in 256 KiB pieces, each parsed where it lies (`Parser::feed_with`
+//! with a borrowing `Visitor`, values decoded only when needed); besides the filter, nothing
+//! grows with the file. A string value of up to 1 MiB is held in one reused buffer (an LZF one
+//! decompressed into it, whatever its size); a longer one is copied through in pieces; collections whose record stores a count (hash-table
 //! sets and hashes, skiplist zsets, linked lists) are written item by item with the writer's
 //! streaming calls, and quicklists node by node (keeping the source's node layout, each node
 //! re-encoded for the target). Other values (small single-blob encodings, streams, hashes
@@ -47,11 +48,12 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
-use bytes::{Bytes, BytesMut};
-use input::read_chunk;
+use bytes::Bytes;
+use input::{read_full, READ_SIZE};
+use respsync::rdb::encoding::lzf;
 use respsync::rdb::{
-    AuxFields, Collector, Expiry, KeyOptions, ModuleId, ObjectKind, Parser, ParserConfig, RdbEvent,
-    ReplInfo, Value, Writer, WriterConfig,
+    AuxFields, Collector, Expiry, KeyOptions, KeyRef, ModuleId, ObjectKind, Parser, ParserConfig,
+    RawRef, RdbEvent, ReplInfo, Value, Visitor, Writer, WriterConfig,
 };
 
 struct Options {
@@ -68,6 +70,16 @@ struct Options {
 
 /// Strings longer than this are copied to the output in pieces, never held whole.
 const STREAM_STRING_ABOVE: u64 = 1 << 20;
+
+/// Pieces the parser delivers string values in (its default, set explicitly: a string over
+/// --max-value-bytes is handed to the collector in exactly these pieces).
+const PARSE_CHUNK: usize = 64 << 10;
+
+/// What `Collector` counts per piece of a value on top of its bytes.
+const COLLECTOR_OVERHEAD: u64 = 16;
+
+/// A reused buffer above this size is given back after use.
+const SHRINK_ABOVE: usize = 4 << 20;
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -219,7 +231,11 @@ struct Converter<'a> {
     key_meta: bool,
     /// Whether the current key is a type-26 stream with idempotent-producer state.
     idmp_state: bool,
-    current: Option<(Bytes, KeyOptions, ObjectKind)>,
+    /// The key being converted, and how its value is handled.
+    current: Current,
+    mode: Mode,
+    /// A string value held whole (reused between keys).
+    value: Vec<u8>,
     /// A `MODULE_AUX` record being collected: module, `when`, raw opcode stream.
     module_aux: Option<(ModuleId, u64, Vec<u8>)>,
     keys: u64,
@@ -227,10 +243,60 @@ struct Converter<'a> {
     dedup: Dedup,
     db: u64,
     out: File,
-    /// A string value being copied through in pieces (over `STREAM_STRING_ABOVE`).
-    streaming: bool,
-    /// A collection being copied through item by item.
-    collection: Option<Streamed>,
+    /// The first error a callback met; the rest of the parse is then ignored.
+    failed: Option<Error>,
+}
+
+/// How the value of the current key is handled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Between keys.
+    Idle,
+    /// Built whole by the `Collector` (single-blob encodings, streams, modules, hashes with
+    /// field TTLs), then written with `Writer::key`.
+    Collected,
+    /// A string held in `Converter::value` until its end: `pieces` delivered so far; `lzf`
+    /// if it was stored compressed (then it is never copied through in pieces).
+    String { pieces: u64, lzf: bool },
+    /// A string copied through in pieces (over `STREAM_STRING_ABOVE`).
+    StreamedString,
+    /// A collection copied through item by item.
+    Collection(Streamed),
+}
+
+/// The key being converted: its name (in a reused buffer) and what preceded its value.
+struct Current {
+    key: Vec<u8>,
+    options: KeyOptions,
+    kind: ObjectKind,
+    db: u64,
+    expire: Option<Expiry>,
+    offset: u64,
+    len: Option<u64>,
+}
+
+impl Current {
+    fn set(&mut self, k: &KeyRef<'_>, options: KeyOptions) {
+        self.key.clear();
+        self.key.extend_from_slice(k.key);
+        self.options = options;
+        self.kind = k.kind;
+        self.db = k.db;
+        self.expire = k.expire;
+        self.offset = k.offset;
+        self.len = k.len;
+    }
+
+    /// The key's start as the parser reported it.
+    fn key_ref(&self) -> KeyRef<'_> {
+        let mut k = KeyRef::new(self.db, &self.key, self.kind);
+        k.expire = self.expire;
+        k.idle_s = self.options.idle_s;
+        k.freq = self.options.freq;
+        k.offset = self.offset;
+        k.len = self.len;
+        k
+    }
 }
 
 /// The collection being written with the writer's streaming calls.
@@ -313,6 +379,67 @@ impl Dedup {
     }
 }
 
+/// Writes items into the collection the writer has open: those the parser hands over one by
+/// one, and those a lazy value (a quicklist node) decodes to.
+struct Items<'w> {
+    w: &'w mut Writer,
+    set: bool,
+    /// The first error; later items are ignored.
+    err: Option<Error>,
+}
+
+impl Items<'_> {
+    fn check(&mut self, r: Result<(), respsync::rdb::WriteError>) {
+        if let Err(e) = r {
+            self.err.get_or_insert(e.into());
+        }
+    }
+}
+
+impl Visitor for Items<'_> {
+    fn event(&mut self, ev: RdbEvent) {
+        if self.err.is_none() {
+            self.err = Some(format!("unexpected {ev:?} in a collection").into());
+        }
+    }
+
+    fn element(&mut self, e: &[u8]) {
+        if self.err.is_none() {
+            let r = if self.set {
+                self.w.set_member(e)
+            } else {
+                self.w.list_element(e)
+            };
+            self.check(r);
+        }
+    }
+
+    fn string_chunk(&mut self, piece: &[u8]) {
+        // A decoded compressed element, in one piece.
+        self.element(piece);
+    }
+
+    fn zset_member(&mut self, member: &[u8], score: f64) {
+        if self.err.is_none() {
+            let r = self.w.zset_member(member, score);
+            self.check(r);
+        }
+    }
+
+    fn hash_field(&mut self, field: &[u8], value: &[u8], expire_ms: Option<i64>) {
+        if expire_ms.is_some() {
+            self.event(RdbEvent::HashField {
+                field: Bytes::copy_from_slice(field),
+                value: Bytes::copy_from_slice(value),
+                expire_ms,
+            });
+        } else if self.err.is_none() {
+            let r = self.w.hash_field(field, value);
+            self.check(r);
+        }
+    }
+}
+
 impl Converter<'_> {
     fn writer(&mut self) -> Result<&mut Writer, Error> {
         if self.writer.is_none() {
@@ -340,59 +467,19 @@ impl Converter<'_> {
         Ok(())
     }
 
-    /// Handles one event; `string_left` tells how much of the current string value is still
-    /// to come after a `StringChunk`.
-    fn event(&mut self, ev: RdbEvent, string_left: impl Fn() -> u64) -> Result<(), Error> {
+    /// Runs one callback's work unless an earlier one failed; keeps the first error.
+    fn guard(&mut self, f: impl FnOnce(&mut Self) -> Result<(), Error>) {
+        if self.failed.is_none() {
+            if let Err(e) = f(self) {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    /// Everything the parser does not hand over borrowed.
+    fn handle_event(&mut self, ev: RdbEvent) -> Result<(), Error> {
         match ev {
-            RdbEvent::KeyEnd if self.collection.is_some() => {
-                let how = self.collection.take();
-                let w = self.writer()?;
-                match how {
-                    Some(Streamed::ListNodes | Streamed::List) => w.end_list()?,
-                    Some(Streamed::Set) => w.end_set()?,
-                    Some(Streamed::Zset) => w.end_zset()?,
-                    Some(Streamed::Hash) => w.end_hash()?,
-                    None => {}
-                }
-                self.current = None;
-                self.keys += 1;
-            }
-            ev @ (RdbEvent::Element(_)
-            | RdbEvent::ZsetMember { .. }
-            | RdbEvent::HashField { .. }
-            | RdbEvent::Raw(_))
-                if self.collection.is_some() =>
-            {
-                self.collection_item(ev)?;
-                if self.collection == Some(Streamed::ListNodes) {
-                    self.writer()?.end_list_node()?;
-                }
-            }
-            RdbEvent::StringChunk(chunk) if self.streaming => {
-                self.writer()?.string_chunk(&chunk)?;
-            }
-            RdbEvent::KeyEnd if self.streaming => {
-                self.streaming = false;
-                self.current = None;
-                self.writer()?.end_string()?;
-                self.keys += 1;
-            }
-            RdbEvent::StringChunk(chunk)
-                if self.current.is_some()
-                    && chunk.len() as u64 + string_left() > STREAM_STRING_ABOVE =>
-            {
-                // The first piece of a long string: copy it through rather than hold it.
-                let total = chunk.len() as u64 + string_left();
-                let Some((key, options, _)) = self.current.clone() else {
-                    return Err("string without key start".into());
-                };
-                self.dedup.insert(self.db, &key)?;
-                let w = self.writer()?;
-                w.begin_string(&key, total, options)?;
-                w.string_chunk(&chunk)?;
-                self.streaming = true;
-            }
-            RdbEvent::Header { .. } => {}
+            RdbEvent::Header { .. } | RdbEvent::End { .. } => {}
             RdbEvent::Aux { name, value } => {
                 if self.writer.is_none() {
                     self.aux.push((name, value));
@@ -443,84 +530,215 @@ impl Converter<'_> {
                 "rdb-convert: warning: non-standard opcode {opcode} ({value}) not written"
             ),
             RdbEvent::KeyMeta { .. } => self.key_meta = true,
-            RdbEvent::KeyStart(info) => {
-                self.flush_db(0, 0)?;
-                self.writer()?;
-                if std::mem::take(&mut self.key_meta) {
-                    return Err(format!(
-                        "key {}: Redis 8.6 key metadata cannot be written at rdb version {}",
-                        info.key.escape_ascii(),
-                        self.opts.version
-                    )
-                    .into());
-                }
-                let options = KeyOptions {
-                    expire_ms: info.expire.map(Expiry::as_millis),
-                    idle_s: info.idle_s,
-                    freq: info.freq,
-                };
-                self.idmp_state = false;
-                if let Some((how, len)) = Streamed::of(info.kind, info.len) {
-                    self.dedup.insert(self.db, &info.key)?;
-                    let w = self.writer()?;
-                    match how {
-                        Streamed::ListNodes => w.begin_list_nodes(&info.key, len, options)?,
-                        Streamed::List => w.begin_list(&info.key, len, options)?,
-                        Streamed::Set => w.begin_set(&info.key, len, options)?,
-                        Streamed::Zset => w.begin_zset(&info.key, len, options)?,
-                        Streamed::Hash => w.begin_hash(&info.key, len, options)?,
-                    }
-                    self.collection = Some(how);
-                    self.current = Some((info.key, options, info.kind));
-                    return Ok(());
-                }
-                self.current = Some((info.key.clone(), options, info.kind));
-                self.collector.handle_event(RdbEvent::KeyStart(info))?;
-            }
             RdbEvent::StreamIdmp { producers, .. } if producers > 0 => self.idmp_state = true,
             RdbEvent::StreamIdmpStats { added, duplicates } if added > 0 || duplicates > 0 => {
                 self.idmp_state = true
             }
-            RdbEvent::End { .. } => {}
-            other => {
-                if let Some((info, value)) = self.collector.handle_event(other)? {
-                    let Some((key, options, kind)) = self.current.take() else {
-                        return Err("key end without key start".into());
-                    };
-                    debug_assert_eq!(key, info.key);
-                    self.write_key(&key, &value, options, kind)?;
-                }
-            }
+            other => self.collect(other)?,
         }
         Ok(())
     }
 
-    /// One item (or, in a quicklist, one node) of the collection being streamed; lazy values
-    /// (quicklist nodes, compressed elements) are decoded here.
-    fn collection_item(&mut self, ev: RdbEvent) -> Result<(), Error> {
-        let how = self.collection;
-        let w = self.writer()?;
-        match ev {
-            RdbEvent::Element(e) => match how {
-                Some(Streamed::Set) => w.set_member(&e)?,
-                _ => w.list_element(&e)?,
-            },
-            RdbEvent::ZsetMember { member, score } => w.zset_member(&member, score)?,
-            RdbEvent::HashField {
-                field,
-                value,
-                expire_ms: None,
-            } => w.hash_field(&field, &value)?,
-            RdbEvent::Raw(raw) => {
-                for ev in raw.events()? {
-                    self.collection_item(ev)?;
+    /// Hands an event of a collected value to the collector; writes the key at its end.
+    fn collect(&mut self, ev: RdbEvent) -> Result<(), Error> {
+        if let Some((info, value)) = self.collector.handle_event(ev)? {
+            if self.mode != Mode::Collected {
+                return Err("key end without key start".into());
+            }
+            self.mode = Mode::Idle;
+            debug_assert_eq!(self.current.key, info.key);
+            let key = std::mem::take(&mut self.current.key);
+            let res = self.write_key(&key, &value, self.current.options, self.current.kind);
+            self.current.key = key;
+            res?;
+        }
+        Ok(())
+    }
+
+    fn start_key(&mut self, k: KeyRef<'_>) -> Result<(), Error> {
+        self.flush_db(0, 0)?;
+        self.writer()?;
+        if std::mem::take(&mut self.key_meta) {
+            return Err(format!(
+                "key {}: Redis 8.6 key metadata cannot be written at rdb version {}",
+                k.key.escape_ascii(),
+                self.opts.version
+            )
+            .into());
+        }
+        let options = KeyOptions {
+            expire_ms: k.expire.map(Expiry::as_millis),
+            idle_s: k.idle_s,
+            freq: k.freq,
+        };
+        self.idmp_state = false;
+        self.current.set(&k, options);
+        if let Some((how, len)) = Streamed::of(k.kind, k.len) {
+            self.dedup.insert(self.db, k.key)?;
+            let w = self.writer()?;
+            match how {
+                Streamed::ListNodes => w.begin_list_nodes(k.key, len, options)?,
+                Streamed::List => w.begin_list(k.key, len, options)?,
+                Streamed::Set => w.begin_set(k.key, len, options)?,
+                Streamed::Zset => w.begin_zset(k.key, len, options)?,
+                Streamed::Hash => w.begin_hash(k.key, len, options)?,
+            }
+            self.mode = Mode::Collection(how);
+        } else if k.kind == ObjectKind::String {
+            self.value.clear();
+            self.mode = Mode::String {
+                pieces: 0,
+                lzf: false,
+            };
+        } else {
+            self.mode = Mode::Collected;
+            self.collector
+                .handle_event(RdbEvent::KeyStart(k.to_key_info()))?;
+        }
+        Ok(())
+    }
+
+    fn end_key(&mut self) -> Result<(), Error> {
+        match self.mode {
+            Mode::Collection(how) => {
+                self.mode = Mode::Idle;
+                let w = self.writer()?;
+                match how {
+                    Streamed::ListNodes | Streamed::List => w.end_list()?,
+                    Streamed::Set => w.end_set()?,
+                    Streamed::Zset => w.end_zset()?,
+                    Streamed::Hash => w.end_hash()?,
+                }
+                self.keys += 1;
+            }
+            Mode::StreamedString => {
+                self.mode = Mode::Idle;
+                self.writer()?.end_string()?;
+                self.keys += 1;
+            }
+            Mode::String { pieces, lzf } => {
+                self.mode = Mode::Idle;
+                self.write_string(pieces, lzf)?;
+                if self.value.capacity() > SHRINK_ABOVE {
+                    self.value = Vec::new();
                 }
             }
-            RdbEvent::StringChunk(piece) => {
-                // A decoded compressed element, in one piece.
-                return self.collection_item(RdbEvent::Element(piece));
+            Mode::Collected | Mode::Idle => self.collect(RdbEvent::KeyEnd)?,
+        }
+        Ok(())
+    }
+
+    /// Writes the string held in `value`, delivered in `pieces`.
+    fn write_string(&mut self, pieces: u64, lzf: bool) -> Result<(), Error> {
+        let len = self.value.len() as u64;
+        let Current { key, options, .. } = &self.current;
+        if !lzf && len > STREAM_STRING_ABOVE {
+            // A long string that arrived within one read: copied through as the pieces of
+            // one that spans reads are (see `Converter::settle`).
+            self.dedup.insert(self.db, key)?;
+            let w = self.writer.as_mut().ok_or("string without key start")?;
+            w.begin_string(key, len, *options)?;
+            w.string_chunk(&self.value)?;
+            w.end_string()?;
+        } else if collected_size(len, pieces) > self.opts.max_value_bytes {
+            self.collect_string()?;
+            return self.collect(RdbEvent::KeyEnd);
+        } else {
+            self.dedup.insert(self.db, key)?;
+            let w = self.writer.as_mut().ok_or("string without key start")?;
+            w.string(key, &self.value, *options)?;
+        }
+        self.keys += 1;
+        Ok(())
+    }
+
+    /// An LZF-compressed string value: decompressed into `value` (into a reused buffer; on
+    /// any problem the collector decodes it, giving the same error as before).
+    fn lzf_string(&mut self, raw: RawRef<'_>) -> Result<(), Error> {
+        let ulen = raw.decoded_len();
+        let pieces = ulen.div_ceil(PARSE_CHUNK as u64);
+        self.value.clear();
+        let fits = collected_size(ulen, pieces) <= self.opts.max_value_bytes;
+        let decoded = fits
+            && if raw.is_compressed() {
+                usize::try_from(ulen)
+                    .is_ok_and(|n| lzf::decompress(raw.stored(), n, &mut self.value).is_ok())
+            } else {
+                self.value.extend_from_slice(raw.stored());
+                true
+            };
+        if decoded {
+            self.mode = Mode::String { pieces, lzf: true };
+            return Ok(());
+        }
+        self.mode = Mode::Collected;
+        let info = self.current.key_ref().to_key_info();
+        self.collector.handle_event(RdbEvent::KeyStart(info))?;
+        self.collect(RdbEvent::Raw(raw.to_owned_value()))
+    }
+
+    /// After each read, for a string value still arriving (`left` bytes to come): one whose
+    /// whole length is over `STREAM_STRING_ABOVE` is copied through from now on, so no more
+    /// than one read of it is held; a shorter one already over --max-value-bytes fails now,
+    /// as it did when each piece went to the collector.
+    fn settle(&mut self, left: u64) -> Result<(), Error> {
+        let Mode::String { pieces, lzf: false } = self.mode else {
+            return Ok(());
+        };
+        let total = self.value.len() as u64 + left;
+        if pieces == 0 {
+            return Ok(());
+        }
+        if total <= STREAM_STRING_ABOVE {
+            if collected_size(self.value.len() as u64, pieces) > self.opts.max_value_bytes {
+                return self.collect_string();
             }
-            other => return Err(format!("unexpected {other:?} in a collection").into()),
+            return Ok(());
+        }
+        self.dedup.insert(self.db, &self.current.key)?;
+        let w = self.writer.as_mut().ok_or("string without key start")?;
+        w.begin_string(&self.current.key, total, self.current.options)?;
+        w.string_chunk(&self.value)?;
+        self.value.clear();
+        if self.value.capacity() > SHRINK_ABOVE {
+            self.value = Vec::new();
+        }
+        self.mode = Mode::StreamedString;
+        Ok(())
+    }
+
+    /// Hands the string held so far to the collector, in the pieces it came in: used when
+    /// it is over --max-value-bytes, so that the error is the collector's own.
+    fn collect_string(&mut self) -> Result<(), Error> {
+        self.mode = Mode::Collected;
+        let info = self.current.key_ref().to_key_info();
+        self.collector.handle_event(RdbEvent::KeyStart(info))?;
+        let value = std::mem::take(&mut self.value);
+        for piece in value.chunks(PARSE_CHUNK) {
+            self.collect(RdbEvent::StringChunk(Bytes::copy_from_slice(piece)))?;
+        }
+        Ok(())
+    }
+
+    /// One item (or a quicklist node, possibly lazy) of the collection being streamed; a
+    /// quicklist node is closed after it.
+    fn collection_item(
+        &mut self,
+        how: Streamed,
+        f: impl FnOnce(&mut Items<'_>) -> Result<(), respsync::rdb::RdbError>,
+    ) -> Result<(), Error> {
+        let mut items = Items {
+            w: self.writer()?,
+            set: how == Streamed::Set,
+            err: None,
+        };
+        // A value that does not decode fails before anything it holds is reported.
+        f(&mut items)?;
+        if let Some(e) = items.err {
+            return Err(e);
+        }
+        if how == Streamed::ListNodes {
+            self.writer()?.end_list_node()?;
         }
         Ok(())
     }
@@ -566,6 +784,85 @@ impl Converter<'_> {
     }
 }
 
+/// What the collector counts against --max-value-bytes for a string of `len` bytes delivered
+/// in `pieces`: the bytes plus its fixed overhead per piece.
+fn collected_size(len: u64, pieces: u64) -> u64 {
+    len.saturating_add(pieces.saturating_mul(COLLECTOR_OVERHEAD))
+}
+
+/// The parser hands keys, strings and collection items over borrowed: strings and streamed
+/// collections go straight to the writer; other values are built by the collector.
+impl Visitor for Converter<'_> {
+    fn event(&mut self, ev: RdbEvent) {
+        self.guard(|c| c.handle_event(ev));
+    }
+
+    fn key_start(&mut self, k: KeyRef<'_>) {
+        self.guard(|c| c.start_key(k));
+    }
+
+    fn string_chunk(&mut self, data: &[u8]) {
+        self.guard(|c| match &mut c.mode {
+            Mode::StreamedString => Ok(c.writer()?.string_chunk(data)?),
+            Mode::String { pieces, lzf: false } => {
+                *pieces += 1;
+                c.value.extend_from_slice(data);
+                Ok(())
+            }
+            _ => c.collect(RdbEvent::StringChunk(Bytes::copy_from_slice(data))),
+        });
+    }
+
+    fn element(&mut self, e: &[u8]) {
+        self.guard(|c| match c.mode {
+            Mode::Collection(how) => c.collection_item(how, |i| {
+                i.element(e);
+                Ok(())
+            }),
+            _ => c.collect(RdbEvent::Element(Bytes::copy_from_slice(e))),
+        });
+    }
+
+    fn zset_member(&mut self, member: &[u8], score: f64) {
+        self.guard(|c| match c.mode {
+            Mode::Collection(how) => c.collection_item(how, |i| {
+                i.zset_member(member, score);
+                Ok(())
+            }),
+            _ => c.collect(RdbEvent::ZsetMember {
+                member: Bytes::copy_from_slice(member),
+                score,
+            }),
+        });
+    }
+
+    fn hash_field(&mut self, field: &[u8], value: &[u8], expire_ms: Option<i64>) {
+        self.guard(|c| match c.mode {
+            Mode::Collection(how) => c.collection_item(how, |i| {
+                i.hash_field(field, value, expire_ms);
+                Ok(())
+            }),
+            _ => c.collect(RdbEvent::HashField {
+                field: Bytes::copy_from_slice(field),
+                value: Bytes::copy_from_slice(value),
+                expire_ms,
+            }),
+        });
+    }
+
+    fn raw_value(&mut self, raw: RawRef<'_>) {
+        self.guard(|c| match c.mode {
+            Mode::Collection(how) => c.collection_item(how, |i| raw.decode(i)),
+            Mode::String { .. } => c.lzf_string(raw),
+            _ => c.collect(RdbEvent::Raw(raw.to_owned_value())),
+        });
+    }
+
+    fn key_end(&mut self) {
+        self.guard(|c| c.end_key());
+    }
+}
+
 fn run(opts: &Options) -> Result<u64, Error> {
     let config = WriterConfig {
         version: opts.version,
@@ -589,28 +886,41 @@ fn run(opts: &Options) -> Result<u64, Error> {
         pending_db: None,
         key_meta: false,
         idmp_state: false,
-        current: None,
+        current: Current {
+            key: Vec::new(),
+            options: KeyOptions::default(),
+            kind: ObjectKind::String,
+            db: 0,
+            expire: None,
+            offset: 0,
+            len: None,
+        },
+        mode: Mode::Idle,
+        value: Vec::new(),
         module_aux: None,
         keys: 0,
         dedup: Dedup::new(opts.dedup_bytes, opts.max_suspects),
         db: 0,
         out,
-        streaming: false,
-        collection: None,
+        failed: None,
     };
     let mut parser = Parser::new(parser_config(opts));
-    let mut buf = BytesMut::new();
+    let mut buf = vec![0u8; READ_SIZE];
     loop {
-        let chunk = read_chunk(&mut input, &mut buf)?;
-        let n = chunk.len();
-        if n == 0 {
+        let n = read_full(&mut input, &mut buf)?;
+        // The borrowing visitor over the read buffer: the parser's fastest path.
+        let res = if n == 0 {
             parser.finish();
+            parser.parse_with(&mut conv)
         } else {
-            parser.push_bytes(chunk);
+            parser.feed_with(&buf[..n], &mut conv)
+        };
+        // A callback's error came before anything the parser found after it.
+        if let Some(e) = conv.failed.take() {
+            return Err(e);
         }
-        while let Some(ev) = parser.poll_event()? {
-            conv.event(ev, || parser.string_remaining())?;
-        }
+        res?;
+        conv.settle(parser.string_remaining())?;
         conv.drain()?;
         if n == 0 || parser.is_done() {
             break;
@@ -629,11 +939,48 @@ fn run(opts: &Options) -> Result<u64, Error> {
 
 fn parser_config(opts: &Options) -> ParserConfig {
     let mut config = ParserConfig::default();
-    // Quicklist nodes arrive whole (one event per node), and nothing is decoded twice.
+    // Quicklist nodes arrive whole (one callback per node), and nothing is decoded twice.
     config
         .allow_newer_versions(opts.allow_newer)
-        .lazy_values(true);
+        .lazy_values(true)
+        .chunk_size(PARSE_CHUNK);
     config
+}
+
+/// The second pass: counts each suspect key, stopping at the first seen twice.
+struct Recheck {
+    /// Per database, the suspects and how often each was seen.
+    seen: HashMap<u64, HashMap<Bytes, u32>>,
+    failed: Option<Error>,
+}
+
+impl Visitor for Recheck {
+    fn event(&mut self, _ev: RdbEvent) {}
+
+    fn key_start(&mut self, k: KeyRef<'_>) {
+        let Some(n) = self.seen.get_mut(&k.db).and_then(|m| m.get_mut(k.key)) else {
+            return;
+        };
+        *n += 1;
+        if *n > 1 && self.failed.is_none() {
+            self.failed = Some(
+                format!(
+                    "key {} appears twice in db {} (Redis refuses such a file)",
+                    k.key.escape_ascii(),
+                    k.db
+                )
+                .into(),
+            );
+        }
+    }
+
+    // Values are not looked at.
+    fn string_chunk(&mut self, _data: &[u8]) {}
+    fn element(&mut self, _element: &[u8]) {}
+    fn zset_member(&mut self, _member: &[u8], _score: f64) {}
+    fn hash_field(&mut self, _field: &[u8], _value: &[u8], _expire_ms: Option<i64>) {}
+    fn raw_value(&mut self, _value: RawRef<'_>) {}
+    fn key_end(&mut self) {}
 }
 
 /// The exact re-check of the keys the filter flagged: a second pass over IN counting them.
@@ -649,36 +996,28 @@ fn check_suspects(opts: &Options, suspects: HashSet<(u64, Bytes)>) -> Result<(),
         )
         .into());
     }
-    let mut seen: HashMap<(u64, Bytes), u32> = suspects.into_iter().map(|k| (k, 0)).collect();
+    let mut recheck = Recheck {
+        seen: HashMap::new(),
+        failed: None,
+    };
+    for (db, key) in suspects {
+        recheck.seen.entry(db).or_default().insert(key, 0);
+    }
     let mut input = File::open(&opts.input)?;
     let mut parser = Parser::new(parser_config(opts));
-    let mut buf = BytesMut::new();
-    let mut db = 0;
+    let mut buf = vec![0u8; READ_SIZE];
     loop {
-        let chunk = read_chunk(&mut input, &mut buf)?;
-        if chunk.is_empty() {
+        let n = read_full(&mut input, &mut buf)?;
+        let res = if n == 0 {
             parser.finish();
+            parser.parse_with(&mut recheck)
         } else {
-            parser.push_bytes(chunk);
+            parser.feed_with(&buf[..n], &mut recheck)
+        };
+        if let Some(e) = recheck.failed.take() {
+            return Err(e);
         }
-        while let Some(ev) = parser.poll_event()? {
-            match ev {
-                RdbEvent::SelectDb { db: d } => db = d,
-                RdbEvent::KeyStart(info) => {
-                    if let Some(n) = seen.get_mut(&(db, info.key.clone())) {
-                        *n += 1;
-                        if *n > 1 {
-                            return Err(format!(
-                                "key {} appears twice in db {db} (Redis refuses such a file)",
-                                info.key.escape_ascii()
-                            )
-                            .into());
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+        res?;
         if parser.is_done() {
             return Ok(());
         }

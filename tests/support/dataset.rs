@@ -6,6 +6,19 @@ use respsync::resp::Frame;
 use super::client::Conn;
 use super::server::{Peer, Proc};
 
+/// `len` deterministic pseudo-random bytes (xorshift64 from `seed`): data LZF cannot shrink.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Owned argument vectors from words.
 pub fn s(v: &[&str]) -> Vec<Vec<u8>> {
     v.iter().map(|a| a.as_bytes().to_vec()).collect()
