@@ -47,6 +47,9 @@ impl Key {
     pub const INLINE: usize = 22;
 }
 
+// A slot's key is no bigger inline than boxed.
+const _: () = assert!(std::mem::size_of::<Key>() == 24);
+
 impl From<&[u8]> for Key {
     fn from(b: &[u8]) -> Key {
         if b.len() <= Key::INLINE {
@@ -870,6 +873,65 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_inline_and_boxed_are_found_by_their_bytes() {
+        let mut db = Db::default();
+        let short = [b'k'; Key::INLINE];
+        let long = [b'k'; Key::INLINE + 1];
+        assert!(matches!(Key::from(&short[..]), Key::Inline { .. }));
+        assert!(matches!(Key::from(&long[..]), Key::Boxed(_)));
+        for k in [&b""[..], &short[..], &long[..], &short[..3]] {
+            db.set_string(k, k, None);
+        }
+        assert_eq!(db.len(), 4);
+        for k in [&b""[..], &short[..], &long[..], &short[..3]] {
+            let Some(Entry {
+                value: Value::Str(v),
+                ..
+            }) = db.raw(k)
+            else {
+                panic!("{k:?} missing")
+            };
+            assert_eq!(&v[..], k);
+        }
+        let mut keys: Vec<&[u8]> = db.iter().map(|(k, _)| k).collect();
+        keys.sort();
+        assert_eq!(keys, [&b""[..], &short[..3], &short[..], &long[..]]);
+    }
+
+    #[test]
+    fn set_string_in_place_keeps_the_expiry_index_exact() {
+        let mut db = Db::default();
+        db.set_string(b"a", b"11", Some(100));
+        // Same length: overwritten in place, with a new TTL, then none.
+        db.set_string(b"a", b"22", Some(200));
+        assert_eq!(db.expires_len(), 1);
+        assert!(db.expire_due(150, 10).is_empty());
+        db.set_string(b"a", b"33", None);
+        assert_eq!(db.expires_len(), 0);
+        assert!(db.expire_due(1000, 10).is_empty());
+        // Another length, and over a value of another type: replaced.
+        db.set_string(b"a", b"4444", Some(300));
+        db.set(b"l", Value::List(Box::default()), None);
+        db.set_string(b"l", b"55", None);
+        assert!(
+            matches!(db.raw(b"l"), Some(Entry { value: Value::Str(v), .. }) if &v[..] == b"55")
+        );
+        assert_eq!(db.expire_due(300, 10), vec![Blob::from(&b"a"[..])]);
+        assert_eq!(db.len(), 1);
+        // A snapshot taken before an in-place overwrite keeps the old bytes.
+        let snap = db.snapshot();
+        db.set_string(b"l", b"66", None);
+        let old = snap
+            .shards()
+            .find_map(|s| s.get(&b"l"[..]))
+            .map(|e| &e.value);
+        assert!(matches!(old, Some(Value::Str(v)) if &v[..] == b"55"));
+        assert!(
+            matches!(db.raw(b"l"), Some(Entry { value: Value::Str(v), .. }) if &v[..] == b"66")
+        );
+    }
 
     #[test]
     fn expiry_index_follows_updates() {
