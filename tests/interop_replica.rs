@@ -420,3 +420,39 @@ fn unknown_master_command_skipped_loudly_with_continue() {
     );
     assert!(replica.log_text().contains("cannot apply"));
 }
+
+/// Commands with many arguments (past the dispatcher's on-stack argument array) apply exactly,
+/// alone and inside MULTI/EXEC.
+#[test]
+fn commands_with_many_arguments_apply() {
+    let master = Proc::redis(&[]);
+    let replica = replica_of(&master, &[]);
+    wait_in_sync(&master, &replica);
+    let mut mc = master.conn();
+    let mut mset = vec!["MSET".to_string()];
+    for i in 0..100 {
+        mset.push(format!("m:{i}"));
+        mset.push(format!("v{i}"));
+    }
+    mc.cmd(&mset);
+    let mut rpush = vec!["RPUSH".to_string(), "list".to_string()];
+    rpush.extend((0..500).map(|i| format!("e{i}")));
+    let mut hset = vec!["HSET".to_string(), "hash".to_string()];
+    for i in 0..200 {
+        hset.push(format!("f{i}"));
+        hset.push(format!("x{i}"));
+    }
+    let mut sadd = vec!["SADD".to_string(), "set".to_string()];
+    sadd.extend((0..300).map(|i| format!("s{i}")));
+    mc.cmd(&["MULTI"]);
+    for c in [&rpush, &hset, &sadd] {
+        mc.cmd(c);
+    }
+    mc.cmd(&["EXEC"]);
+    wait_in_sync(&master, &replica);
+    assert_same_data(&master, &replica);
+    assert_eq!(
+        replica.info_i64("stats", "respsync_unapplied_master_commands"),
+        0
+    );
+}
