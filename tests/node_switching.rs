@@ -263,7 +263,7 @@ fn promotion_shifts_ids_keeps_the_backlog_and_selects_before_the_next_write() {
     let end = node.offset().value();
     assert_eq!(end, 114);
 
-    node.promote();
+    node.promote(now);
     assert!(!node.is_replica());
     let ids = *node.ids();
     assert_ne!(ids.id, id(MASTER_ID), "a fresh id");
@@ -297,7 +297,7 @@ fn promotion_shifts_ids_keeps_the_backlog_and_selects_before_the_next_write() {
     // Promoting a master changes nothing.
     let before = *node.ids();
     let _ = events(&mut node);
-    node.promote();
+    node.promote(now);
     assert_eq!(node.ids().id2, before.id, "a second promotion shifts again");
 }
 
@@ -327,7 +327,7 @@ fn a_demoted_master_continues_with_its_promoted_replica() {
     b.handle_upstream_stream(Bytes::from(stream));
     assert_eq!(b.offset(), a.offset());
 
-    b.promote();
+    b.promote(now);
     b.propagate(0, &set("k2", "v2"));
     a.handle_disconnect(now, b_link);
     a.follow();
@@ -565,7 +565,7 @@ fn failover_waits_for_the_target_then_demotes() {
     );
     assert!(node.is_replica());
     let ids = *node.ids();
-    node.handle_failover_result(true);
+    node.handle_failover_result(now, true);
     assert_eq!(node.failover_state(), FailoverState::NoFailover);
     assert_eq!(
         info_field(&node, now, "master_failover_state"),
@@ -605,7 +605,7 @@ fn failover_aborts_and_undoes_the_demotion() {
     );
     ack(&mut node, now, r, end);
     let _ = events(&mut node);
-    node.handle_failover_result(false);
+    node.handle_failover_result(now, false);
     let evs = events(&mut node);
     assert!(
         evs.contains(&NodeEvent::FailoverAborted {

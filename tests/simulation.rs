@@ -67,7 +67,12 @@
 //!
 //! # Running
 //!
-//! `cargo test --test simulation` runs 2,000 seeds, on as many threads as there are cores
+//! `cargo test --test simulation` runs 2,000 seeds (`seeds`) and 500 more with
+//! `repl-backlog-ttl` on (`backlog_ttl_seeds`: 1–5 s, drawn from a generator of its own so the
+//! other choices are the seed's; a master freeing its backlog must have been without replicas
+//! for more than the TTL, must start a new replication id without a second one, and must not
+//! keep its backlog more than the TTL plus two cron ticks; the PSYNC oracle and the crash
+//! failover's choice of replica follow the retired id), on as many threads as there are cores
 //! (on the 2-core machine, 1,000 seeds take 13 s of CPU, 8 s wall clock when idle, up to 30 s
 //! under load; 2,000 take twice that). `RESPSYNC_SIM_SEEDS=N` runs N seeds (from
 //! `RESPSYNC_SIM_FIRST`, default 0); `RESPSYNC_SIM_SEED=N` replays one seed and prints its
@@ -100,6 +105,9 @@
 //! | the fixes of this branch reverted: `follow` re-queues replicas receiving a snapshot | `Node::follow` | 140 | 12 | replica protocol error (second `+FULLRESYNC`) |
 //! | … `follow` leaves `WAIT` clients blocked | `Node::follow` | 652 | 0 | `WAIT` answered across histories |
 //! | … `ReplicaSession::db` inside `MULTI` | `ReplicaSession::db` | 0 | – | rare (needs `REPLICAOF` inside an open `MULTI`): found at seed 543 of an earlier version of the scenario; covered by `tests/sim_regressions.rs` |
+//! | `repl-backlog-ttl` compared with `>=` (freed at exactly the TTL; Redis needs more) | `Node::handle_timeout` | 618 (`backlog_ttl_seeds`) | 0 | TTL oracle |
+//! | backlog freed by its TTL without a new replication id | `Node::handle_timeout` | 940 (`backlog_ttl_seeds`) | 0 | TTL oracle, ids model |
+//! | a replica dropped from `propagate` (output-buffer limit) starts the TTL at the last call's clock | `Node::after_link_removed` | 4 (`backlog_ttl_seeds`) | 293 | TTL oracle (freed early) |
 //!
 //! One mutation survives, and cannot be observed: accepting `replid2` up to
 //! `second_repl_offset + 1` (a sibling one byte ahead of the promoted replica), since no command
@@ -129,8 +137,8 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// Runs one seed; `Err` with the error (a panic becomes one).
-fn run_seed(seed: u64, trace: bool) -> (Result<Stats, String>, Vec<String>) {
-    let mut sim = Sim::new(seed, trace);
+fn run_seed(seed: u64, trace: bool, ttl: bool) -> (Result<Stats, String>, Vec<String>) {
+    let mut sim = Sim::new(seed, trace, ttl);
     let r = catch_unwind(AssertUnwindSafe(|| sim.run()));
     let r = match r {
         Ok(r) => r,
@@ -146,12 +154,13 @@ fn run_seed(seed: u64, trace: bool) -> (Result<Stats, String>, Vec<String>) {
     (r, sim.trace().to_vec())
 }
 
-fn report(seed: u64, err: &str) -> String {
-    let (_, trace) = run_seed(seed, true);
+fn report(seed: u64, err: &str, ttl: bool) -> String {
+    let (_, trace) = run_seed(seed, true, ttl);
     let tail = trace.len().saturating_sub(150);
+    let test = if ttl { "backlog_ttl_seeds" } else { "seeds" };
     format!(
         "simulation seed {seed} failed: {err}\n\nreplay: RESPSYNC_SIM_SEED={seed} RESPSYNC_SIM_TRACE=1 \
-         cargo test --test simulation -- --nocapture\n\nlast events:\n{}",
+         cargo test --test simulation {test} -- --exact --nocapture\n\nlast events:\n{}",
         trace[tail..].join("\n")
     )
 }
@@ -161,7 +170,7 @@ fn summary(s: &Stats, seeds: u64, secs: f64) -> String {
         "{seeds} seeds in {secs:.1} s ({:.1} h of protocol time): {} full ({} outside the backlog) / \
          {} partial / {} refused syncs, {} writes ({} MULTI), cuts {}/{}/{} (handshake/transfer/stream) + {} silent, {} stalls, \
          {} promotions, {} REPLICAOF, {} FAILOVER, {} crash failovers ({} WAIT checks of {} acked), \
-         {} restarts, {} buffer drops, {} timeouts, {} quiet checks",
+         {} restarts, {} buffer drops, {} backlogs freed by their TTL, {} timeouts, {} quiet checks",
         s.virtual_ms as f64 / 3.6e6,
         s.full_syncs,
         s.out_of_backlog,
@@ -182,6 +191,7 @@ fn summary(s: &Stats, seeds: u64, secs: f64) -> String {
         s.waits_acked,
         s.restarts,
         s.buffer_drops,
+        s.ttl_drops,
         s.timeouts,
         s.quiet_checks
     )
@@ -189,19 +199,32 @@ fn summary(s: &Stats, seeds: u64, secs: f64) -> String {
 
 #[test]
 fn seeds() {
+    run_seeds(2000, false);
+}
+
+/// The same scenarios with `repl-backlog-ttl` on (1–5 s, drawn apart from the rest so that
+/// `seeds` keeps its scenarios): a master without replicas for that long frees its backlog
+/// and starts a new history; the simulator checks it does so exactly when allowed, and its
+/// PSYNC oracle and ids model follow.
+#[test]
+fn backlog_ttl_seeds() {
+    run_seeds(500, true);
+}
+
+fn run_seeds(default_count: u64, ttl: bool) {
     if let Some(seed) = env_u64("RESPSYNC_SIM_SEED") {
         let trace = std::env::var("RESPSYNC_SIM_TRACE").is_ok_and(|v| v == "1");
-        let (r, t) = run_seed(seed, trace);
+        let (r, t) = run_seed(seed, trace, ttl);
         for line in &t {
             println!("{line}");
         }
         match r {
             Ok(s) => println!("{}", summary(&s, 1, 0.0)),
-            Err(e) => panic!("{}", report(seed, &e)),
+            Err(e) => panic!("{}", report(seed, &e, ttl)),
         }
         return;
     }
-    let count = env_u64("RESPSYNC_SIM_SEEDS").unwrap_or(2000);
+    let count = env_u64("RESPSYNC_SIM_SEEDS").unwrap_or(default_count);
     let first = env_u64("RESPSYNC_SIM_FIRST").unwrap_or(0);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let next = AtomicU64::new(first);
@@ -216,7 +239,7 @@ fn seeds() {
                 if seed >= first + count || stop.load(Ordering::Relaxed) {
                     return;
                 }
-                match run_seed(seed, false).0 {
+                match run_seed(seed, false, ttl).0 {
                     Ok(st) => total.lock().unwrap().add(&st),
                     Err(e) => {
                         failures.lock().unwrap().push((seed, e));
@@ -238,6 +261,6 @@ fn seeds() {
     }
     if let Some((seed, e)) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.0).collect();
-        panic!("failing seeds {seeds:?}\n{}", report(*seed, e));
+        panic!("failing seeds {seeds:?}\n{}", report(*seed, e, ttl));
     }
 }

@@ -635,7 +635,7 @@ impl<'a> Link<'a> {
 /// The `PSYNC … FAILOVER` of our FAILOVER got its answer: the node finishes or aborts.
 fn failover_done(srv: &mut Server, succeeded: bool) {
     if std::mem::take(&mut srv.failover_psync) {
-        srv.node.handle_failover_result(succeeded);
+        srv.node.handle_failover_result(Instant::now(), succeeded);
         crate::log!(
             "FAILOVER {}",
             if succeeded {

@@ -290,7 +290,7 @@ impl Server {
     /// Redis does so that former siblings could continue from us later.
     pub fn stop_replicating(&mut self) {
         if self.upstream.is_some() {
-            self.node.promote();
+            self.node.promote(Instant::now());
         }
         self.drop_upstream();
     }

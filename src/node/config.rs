@@ -54,8 +54,9 @@ impl Default for OutputBufferLimit {
 pub struct NodeConfig {
     /// `repl-backlog-size` (1 MiB).
     pub backlog_size: u64,
-    /// `repl-backlog-ttl` (3600 s): a master with no replica for this long frees its backlog
-    /// and takes a new replication id. Zero keeps it forever.
+    /// `repl-backlog-ttl` (3600 s): a master with no replica for longer than this frees its
+    /// backlog and takes a new replication id (checked by the 1 Hz cron, as in Redis). Zero
+    /// keeps it forever.
     pub backlog_ttl: Duration,
     /// `repl-ping-replica-period` (10 s).
     pub ping_period: Duration,

@@ -199,10 +199,11 @@ impl Node {
     /// `+CONTINUE`/`+FULLRESYNC` (the failover is done: this node is a replica), `false` for
     /// anything else (it is aborted: this node becomes a master again, under a new id so its
     /// replicas continue partially).
-    pub fn handle_failover_result(&mut self, succeeded: bool) {
+    pub fn handle_failover_result(&mut self, now: Instant, succeeded: bool) {
         if self.failover.is_none() {
             return;
         }
+        self.clamp(now);
         if succeeded {
             self.failover = None;
         } else {
@@ -215,7 +216,7 @@ impl Node {
             return;
         };
         if f.state == FailoverState::InProgress {
-            self.promote();
+            self.become_master();
         }
         self.events.push_back(NodeEvent::FailoverAborted { reason });
     }

@@ -460,6 +460,11 @@ pub struct Node {
     ticks: u64,
     /// Since when no replica is attached (backlog TTL).
     no_replicas_since: Option<Instant>,
+    /// The last replica went away while the clock was stale: the next cron tick sets
+    /// `no_replicas_since`.
+    replicaless_unstamped: bool,
+    /// Links are being dropped with `self.now` older than the current time.
+    clock_stale: bool,
     /// Whether this node follows a master (its stream comes from upstream, not `propagate`).
     replica_of_master: bool,
     /// Whether the link to the master is up (sub-replicas may sync only then).
@@ -499,6 +504,8 @@ impl Node {
             next_tick: now + Duration::from_secs(1),
             ticks: 0,
             no_replicas_since: Some(now),
+            replicaless_unstamped: false,
+            clock_stale: false,
             replica_of_master: false,
             upstream_up: false,
             waits: Vec::new(),
@@ -891,7 +898,7 @@ impl Node {
                 return reply_static(b"-ERR PSYNC FAILOVER replid must match my replid.\r\n");
             }
             // Our master hands over: promote, then answer its PSYNC like any other.
-            self.promote();
+            self.become_master();
             self.events.push_back(NodeEvent::PromotedByFailover);
         }
         if self.failover.is_some() {
@@ -1451,10 +1458,12 @@ impl Node {
         if let Some(b) = &mut self.backlog {
             b.append(chunk);
         }
-        self.check_output_limits();
+        self.check_output_limits(false);
     }
 
-    fn check_output_limits(&mut self) {
+    /// `clock_fresh`: whether `self.now` is the current time (inside a `handle_*` call given
+    /// `now`), not the last call's.
+    fn check_output_limits(&mut self, clock_fresh: bool) {
         let lim = self.config.output_buffer_limit;
         let end = self.offset;
         let hard = if lim.hard == 0 {
@@ -1521,10 +1530,12 @@ impl Node {
                 ));
             }
         }
+        self.clock_stale = !clock_fresh;
         for (link, reason) in victims {
             self.stats.output_buffer_drops += 1;
             self.drop_link(link, reason);
         }
+        self.clock_stale = false;
     }
 
     /// The session of `link`, created if missing. Callers reach it only for a link whose
@@ -1595,7 +1606,14 @@ impl Node {
             }
         }
         if self.no_replicas_since.is_none() && self.replicas().next().is_none() {
-            self.no_replicas_since = Some(self.now);
+            if self.clock_stale {
+                // Dropped from `propagate` (an output-buffer limit): the clock is the last
+                // `handle_*` call's, maybe well before now. The next cron tick stamps it, so
+                // the backlog TTL never runs early.
+                self.replicaless_unstamped = true;
+            } else {
+                self.no_replicas_since = Some(self.now);
+            }
         }
         self.update_retain();
     }
@@ -1777,14 +1795,21 @@ impl Node {
             self.update_retain();
         }
         self.flush();
-        self.check_output_limits();
+        self.check_output_limits(true);
         self.maybe_request_snapshot(now);
         let ttl = self.config.backlog_ttl;
+        if std::mem::take(&mut self.replicaless_unstamped)
+            && self.no_replicas_since.is_none()
+            && self.replicas().next().is_none()
+        {
+            self.no_replicas_since = Some(now);
+        }
         if !self.replica_of_master && !ttl.is_zero() && self.backlog.is_some() {
             if let Some(since) = self.no_replicas_since {
+                // Strictly more than the TTL, as Redis compares.
                 if self.links.values().all(|s| !s.state.is_replica())
                     && self.psync_waits.is_empty()
-                    && now.saturating_duration_since(since) >= ttl
+                    && now.saturating_duration_since(since) > ttl
                 {
                     // Nobody can resume this history any more: forget it.
                     self.backlog = None;
@@ -1847,8 +1872,15 @@ impl Node {
     /// `REPLICAOF NO ONE`: this replica becomes a master. As Redis does, it keeps its data,
     /// offset and backlog, moves its master's id to `replid2` (valid up to the current offset)
     /// under a fresh id, and closes its sub-replicas so they continue partially with the new
-    /// id. The next write is preceded by `SELECT`.
-    pub fn promote(&mut self) {
+    /// id. The next write is preceded by `SELECT`. `repl-backlog-ttl` counts from `now` while
+    /// it has no replica.
+    pub fn promote(&mut self, now: Instant) {
+        self.clamp(now);
+        self.become_master();
+    }
+
+    /// [`Node::promote`] at the node's current time (inside a `handle_*` call).
+    fn become_master(&mut self) {
         self.flush();
         let fresh = self.rng.next_id();
         self.ids.shift(fresh, self.offset);
@@ -1950,7 +1982,7 @@ impl Node {
             .get_or_insert_with(|| Backlog::new(size, offset))
             .append(bytes);
         self.offset = self.offset.add(len);
-        self.check_output_limits();
+        self.check_output_limits(false);
     }
 }
 

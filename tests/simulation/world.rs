@@ -109,6 +109,8 @@ pub struct Stats {
     pub waits_acked: u64,
     pub wait_checks: u64,
     pub buffer_drops: u64,
+    /// Backlogs freed by `repl-backlog-ttl` (with a new replication id).
+    pub ttl_drops: u64,
     pub timeouts: u64,
     pub quiet_checks: u64,
     pub virtual_ms: u64,
@@ -137,6 +139,7 @@ impl Stats {
             waits_acked,
             wait_checks,
             buffer_drops,
+            ttl_drops,
             timeouts,
             quiet_checks,
             virtual_ms
@@ -185,6 +188,13 @@ struct SimNode {
     snapshot: Option<SnapJob>,
     files: BTreeMap<u64, Bytes>,
     waits: BTreeMap<WaitId, (ReplOffset, Bytes, u64)>,
+    /// The last instant the simulator saw this node with a replica (or not a master, or
+    /// just promoted or restarted): `repl-backlog-ttl` counts from here at the earliest.
+    last_linked: Duration,
+    /// Ids this node dropped as a master when `repl-backlog-ttl` freed its backlog, since it
+    /// last followed a master: its replicas still holding one of them hold its data, at
+    /// offsets of the same count.
+    ttl_retired: Vec<ReplId>,
 }
 
 struct Monitor {
@@ -251,9 +261,15 @@ fn show(argv: &[Bytes]) -> String {
 }
 
 impl Sim {
-    pub fn new(seed: u64, trace: bool) -> Sim {
+    /// The scenario of `seed`; with `ttl`, the same one with `repl-backlog-ttl` on (drawn
+    /// from a separate generator, so that every other choice stays the seed's own).
+    pub fn new(seed: u64, trace: bool, ttl: bool) -> Sim {
         let mut rng = Rng::new(seed);
-        let setup = Setup::draw(&mut rng);
+        let mut setup = Setup::draw(&mut rng);
+        if ttl {
+            let mut side = Rng::new(seed ^ 0x7474_6c5f_7474_6c5f);
+            setup.node.backlog_ttl = Duration::from_secs(side.range(1, 5));
+        }
         let base = Instant::now();
         let mut sim = Sim {
             setup: setup.clone(),
@@ -288,6 +304,8 @@ impl Sim {
                 snapshot: None,
                 files: BTreeMap::new(),
                 waits: BTreeMap::new(),
+                last_linked: Duration::ZERO,
+                ttl_retired: Vec::new(),
             });
         }
         // n0 is the master, n1..n(k-1) its replicas, the last one a sub-replica of n1.
@@ -448,9 +466,15 @@ impl Sim {
                 }
                 continue;
             }
+            self.note_replicas(i);
             if self.nodes[i].node.poll_timeout().is_some_and(|t| t <= at) {
+                let had_backlog = self.nodes[i].node.backlog().is_some();
                 self.nodes[i].node.handle_timeout(at);
+                if had_backlog && self.nodes[i].node.backlog().is_none() {
+                    self.backlog_expired(i)?;
+                }
             }
+            self.check_backlog_ttl(i)?;
             let mut reconnect = false;
             if let Some(u) = &mut self.nodes[i].up {
                 if u.session.poll_timeout().is_some_and(|t| t <= at) {
@@ -826,12 +850,76 @@ impl Sim {
         Ok(())
     }
 
+    /// Keeps `last_linked` current: a node that is not a master, or has a replica link, has
+    /// no backlog TTL running.
+    fn note_replicas(&mut self, i: usize) {
+        let linked = self
+            .conns
+            .values()
+            .any(|c| c.master == i && c.linked && c.master_open);
+        let n = &mut self.nodes[i];
+        if linked || n.node.is_replica() {
+            n.last_linked = self.now;
+        }
+    }
+
+    /// Node `i` freed its backlog in its cron: `repl-backlog-ttl` must allow it (a master,
+    /// without replicas for at least the TTL), and its history must end: a new replication id
+    /// and no second one, which the PSYNC2 model adopts.
+    fn backlog_expired(&mut self, i: usize) -> Res {
+        let ttl = self.setup.node.backlog_ttl;
+        let n = &mut self.nodes[i];
+        let idle = self.now.saturating_sub(n.last_linked);
+        if ttl.is_zero() || n.node.is_replica() || idle <= ttl {
+            return Err(format!(
+                "{} freed its backlog after {idle:?} without replicas (TTL {ttl:?}, replica: {})",
+                n.name,
+                n.node.is_replica()
+            ));
+        }
+        let fresh = *n.node.ids();
+        if fresh.id == n.ids.id || fresh.id2 != ReplId::ZERO {
+            return Err(format!(
+                "{}: backlog freed by its TTL, but ids {fresh:?} (were {:?})",
+                n.name, n.ids
+            ));
+        }
+        n.ttl_retired.push(n.ids.id);
+        n.ids = fresh;
+        self.stats.ttl_drops += 1;
+        let name = n.name.clone();
+        self.log(|| format!("{name}: backlog freed by repl-backlog-ttl after {idle:?}"));
+        Ok(())
+    }
+
+    /// A master without replicas for well over the TTL must have freed its backlog (the cron
+    /// runs every second).
+    fn check_backlog_ttl(&self, i: usize) -> Res {
+        let ttl = self.setup.node.backlog_ttl;
+        let n = &self.nodes[i];
+        if ttl.is_zero() || n.node.is_replica() || n.node.backlog().is_none() {
+            return Ok(());
+        }
+        let idle = self.now.saturating_sub(n.last_linked);
+        // The node notices at its next cron tick (≤ 1 s) and frees at the first tick past the
+        // TTL (≤ 1 s more).
+        if idle > ttl + Duration::from_secs(3) {
+            return Err(format!(
+                "{} kept its backlog {idle:?} without replicas (TTL {ttl:?})",
+                n.name
+            ));
+        }
+        Ok(())
+    }
+
     fn failover_result(&mut self, i: usize, ok: bool) {
         let Some(u) = &mut self.nodes[i].up else {
             return;
         };
         if std::mem::take(&mut u.failover) {
-            self.nodes[i].node.handle_failover_result(ok);
+            let at = self.at();
+            self.nodes[i].node.handle_failover_result(at, ok);
+            self.nodes[i].last_linked = self.now;
         }
     }
 
@@ -867,6 +955,7 @@ impl Sim {
     fn follow(&mut self, i: usize, m: usize) -> Res {
         self.drop_upstream(i);
         self.nodes[i].node.follow();
+        self.nodes[i].ttl_retired.clear();
         // What `follow` ends (blocked WAITs, a snapshot) belongs to the history it leaves.
         self.node_events(i)?;
         self.nodes[i].master = Some(m);
@@ -1122,6 +1211,8 @@ impl Sim {
             Handled::ReplicaLink => {
                 let c = self.conns.get_mut(&cid).expect("conn");
                 c.linked = true;
+                // A replica, however briefly: the backlog TTL restarts.
+                self.nodes[m].last_linked = self.now;
                 let partial = after.sync_partial_ok > before.sync_partial_ok;
                 let full = after.sync_full > before.sync_full;
                 let got = if partial {
@@ -1789,7 +1880,9 @@ impl Sim {
         self.log(|| format!("{name}: REPLICAOF NO ONE"));
         self.drop_upstream(i);
         self.nodes[i].master = None;
-        self.nodes[i].node.promote();
+        let at = self.at();
+        self.nodes[i].node.promote(at);
+        self.nodes[i].last_linked = self.now;
         self.model_promote(i)
     }
 
@@ -1872,12 +1965,17 @@ impl Sim {
         self.log(|| format!("FAULT {name} crashes; its most advanced replica takes over"));
         self.kill(m, false);
         // The most advanced replica of the master's history: the highest offset (lowest index
-        // on ties) among those that hold its id (the others have not synced with it yet, and
-        // their offsets count another history's bytes).
+        // on ties) among those that hold its id, or an id its backlog TTL retired (the same
+        // data and offsets under a new name); the others have not synced with it yet, and
+        // their offsets count another history's bytes.
+        let retired = self.nodes[m].ttl_retired.clone();
         let same: Vec<usize> = reps
             .iter()
             .copied()
-            .filter(|&j| self.nodes[j].node.ids().id == history)
+            .filter(|&j| {
+                let id = self.nodes[j].node.ids().id;
+                id == history || retired.contains(&id)
+            })
             .collect();
         let pool = if same.is_empty() { &reps } else { &same };
         let r = *pool
@@ -1991,6 +2089,8 @@ impl Sim {
         n.alive = true;
         n.restart_at = None;
         n.epoch += 1;
+        n.last_linked = self.now;
+        n.ttl_retired.clear();
         n.files.clear();
         self.stats.restarts += 1;
         let (store, aux) = match &saved {
