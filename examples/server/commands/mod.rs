@@ -4,8 +4,10 @@
 //! [`keyspace`] (commands on keys of any type), [`server`] (connection and server commands) and
 //! [`multi`] (transactions). `INFO`/`ROLE` are in `info.rs`, `SAVE`/`BGSAVE` in `persist.rs`.
 //!
-//! [`execute`] is the single entry point for clients *and* for the master's stream (which uses a
-//! muted [`Out`] and a master [`Client`]), so a replica applies writes exactly as a client would.
+//! Clients enter through [`execute`] and the master's stream through [`execute_from_master`]
+//! (a muted [`Out`] and a master [`Client`], arguments borrowed from the stream buffer); both
+//! go through the same checks and handlers, so a replica applies writes exactly as a client
+//! would.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
