@@ -15,7 +15,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use respsync::rdb::{Checksum, KeyRef, ParserConfig, RawRef, RdbEvent, Visitor};
+use respsync::rdb::{Checksum, KeyRef, KeysOnly, ParserConfig};
 use respsync::replica::{
     CommandKind, MasterAuth, ReplicaConfig, ReplicaEvent, ReplicaSession, SnapshotError,
     SnapshotLoader,
@@ -54,22 +54,6 @@ fn parse_args() -> Option<Args> {
         }
     }
     Some(a)
-}
-
-/// Counts the snapshot's keys; values are not looked at (nor decoded: lazy values).
-struct KeyCount(u64);
-
-impl Visitor for KeyCount {
-    fn event(&mut self, _event: RdbEvent) {}
-    fn key_start(&mut self, _key: KeyRef<'_>) {
-        self.0 += 1;
-    }
-    fn string_chunk(&mut self, _data: &[u8]) {}
-    fn element(&mut self, _element: &[u8]) {}
-    fn zset_member(&mut self, _member: &[u8], _score: f64) {}
-    fn hash_field(&mut self, _field: &[u8], _value: &[u8], _expire_ms: Option<i64>) {}
-    fn raw_value(&mut self, _value: RawRef<'_>) {}
-    fn key_end(&mut self) {}
 }
 
 /// A loader for the next snapshot.
@@ -123,7 +107,8 @@ fn run_link(
     let mut buf = vec![0u8; 64 * 1024];
     let mut line = Vec::with_capacity(256);
     let mut rdb = snapshot_loader();
-    let mut keys = KeyCount(0);
+    // The snapshot's keys, counted; values are not looked at (nor decoded: lazy values).
+    let mut keys = 0u64;
     loop {
         while let Some(bytes) = s.poll_transmit() {
             if let Err(e) = sock.write_all(&bytes) {
@@ -155,7 +140,7 @@ fn run_link(
                 ReplicaEvent::FullResync { replid, offset } => {
                     eprintln!("tail: full resync from {replid} at offset {offset}");
                     rdb = snapshot_loader();
-                    keys = KeyCount(0);
+                    keys = 0;
                 }
                 ReplicaEvent::LegacySync => {
                     eprintln!("tail: master does not know PSYNC, using SYNC")
@@ -178,14 +163,14 @@ fn run_link(
                 }
                 ReplicaEvent::RdbChunk { data, .. } => {
                     rdb.push_bytes(data);
-                    if let Err(e) = rdb.parse_with(&mut keys) {
+                    if let Err(e) = rdb.parse_with(&mut KeysOnly(|_: KeyRef<'_>| keys += 1)) {
                         return bad_snapshot(s, e);
                     }
                 }
                 ReplicaEvent::RdbEnd { len, stream_db } => {
                     *backoff = Duration::from_millis(100);
                     rdb.finish();
-                    if let Err(e) = rdb.parse_with(&mut keys) {
+                    if let Err(e) = rdb.parse_with(&mut KeysOnly(|_: KeyRef<'_>| keys += 1)) {
                         return bad_snapshot(s, e);
                     }
                     let sum = match rdb.checksum() {
@@ -194,7 +179,7 @@ fn run_link(
                     };
                     eprintln!(
                         "tail: rdb {len} bytes, {} keys, {sum}, stream db {stream_db}",
-                        keys.0
+                        keys
                     );
                 }
                 ReplicaEvent::TransactionDiscarded => {}

@@ -42,6 +42,7 @@
 #[path = "../rdb-dump/input.rs"]
 mod input;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
@@ -52,8 +53,8 @@ use bytes::Bytes;
 use input::{read_full, READ_SIZE};
 use respsync::rdb::encoding::lzf;
 use respsync::rdb::{
-    AuxFields, Collector, Expiry, KeyOptions, KeyRef, ModuleId, ObjectKind, Parser, ParserConfig,
-    RawRef, RdbEvent, ReplInfo, Value, Visitor, Writer, WriterConfig,
+    AuxFields, Collector, Expiry, KeyOptions, KeyRef, KeysOnly, ModuleId, ObjectKind, Parser,
+    ParserConfig, RawRef, RdbEvent, ReplInfo, Value, Visitor, Writer, WriterConfig,
 };
 
 struct Options {
@@ -947,42 +948,6 @@ fn parser_config(opts: &Options) -> ParserConfig {
     config
 }
 
-/// The second pass: counts each suspect key, stopping at the first seen twice.
-struct Recheck {
-    /// Per database, the suspects and how often each was seen.
-    seen: HashMap<u64, HashMap<Bytes, u32>>,
-    failed: Option<Error>,
-}
-
-impl Visitor for Recheck {
-    fn event(&mut self, _ev: RdbEvent) {}
-
-    fn key_start(&mut self, k: KeyRef<'_>) {
-        let Some(n) = self.seen.get_mut(&k.db).and_then(|m| m.get_mut(k.key)) else {
-            return;
-        };
-        *n += 1;
-        if *n > 1 && self.failed.is_none() {
-            self.failed = Some(
-                format!(
-                    "key {} appears twice in db {} (Redis refuses such a file)",
-                    k.key.escape_ascii(),
-                    k.db
-                )
-                .into(),
-            );
-        }
-    }
-
-    // Values are not looked at.
-    fn string_chunk(&mut self, _data: &[u8]) {}
-    fn element(&mut self, _element: &[u8]) {}
-    fn zset_member(&mut self, _member: &[u8], _score: f64) {}
-    fn hash_field(&mut self, _field: &[u8], _value: &[u8], _expire_ms: Option<i64>) {}
-    fn raw_value(&mut self, _value: RawRef<'_>) {}
-    fn key_end(&mut self) {}
-}
-
 /// The exact re-check of the keys the filter flagged: a second pass over IN counting them.
 fn check_suspects(opts: &Options, suspects: HashSet<(u64, Bytes)>) -> Result<(), Error> {
     let Some((db, key)) = suspects.iter().next() else {
@@ -996,13 +961,29 @@ fn check_suspects(opts: &Options, suspects: HashSet<(u64, Bytes)>) -> Result<(),
         )
         .into());
     }
-    let mut recheck = Recheck {
-        seen: HashMap::new(),
-        failed: None,
-    };
+    // Per database, the suspects and how often each was seen; stops at the first seen twice.
+    let mut seen: HashMap<u64, HashMap<Bytes, u32>> = HashMap::new();
     for (db, key) in suspects {
-        recheck.seen.entry(db).or_default().insert(key, 0);
+        seen.entry(db).or_default().insert(key, 0);
     }
+    let failed: RefCell<Option<Error>> = RefCell::new(None);
+    let mut recheck = KeysOnly(|k: KeyRef<'_>| {
+        let Some(n) = seen.get_mut(&k.db).and_then(|m| m.get_mut(k.key)) else {
+            return;
+        };
+        *n += 1;
+        let mut failed = failed.borrow_mut();
+        if *n > 1 && failed.is_none() {
+            *failed = Some(
+                format!(
+                    "key {} appears twice in db {} (Redis refuses such a file)",
+                    k.key.escape_ascii(),
+                    k.db
+                )
+                .into(),
+            );
+        }
+    });
     let mut input = File::open(&opts.input)?;
     let mut parser = Parser::new(parser_config(opts));
     let mut buf = vec![0u8; READ_SIZE];
@@ -1014,7 +995,7 @@ fn check_suspects(opts: &Options, suspects: HashSet<(u64, Bytes)>) -> Result<(),
         } else {
             parser.feed_with(&buf[..n], &mut recheck)
         };
-        if let Some(e) = recheck.failed.take() {
+        if let Some(e) = failed.borrow_mut().take() {
             return Err(e);
         }
         res?;

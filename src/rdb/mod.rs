@@ -64,5 +64,5 @@ pub use raw::{RawKind, RawRef, RawValue};
 pub use value::{
     Collector, HashEntry, ModuleValue, Stream, StreamConsumer, StreamEntry, StreamGroup, Value,
 };
-pub use visitor::{KeyRef, Visitor};
+pub use visitor::{KeyRef, KeysOnly, Visitor};
 pub use writer::{AuxFields, KeyOptions, ReplInfo, WriteError, Writer, WriterConfig};

@@ -162,3 +162,35 @@ pub trait Visitor {
         self.event(RdbEvent::KeyEnd);
     }
 }
+
+/// A [`Visitor`] that sees only each record's key, handed to the closure: values are skipped
+/// (with [`ParserConfig::lazy_values`](super::ParserConfig::lazy_values) on, not even decoded)
+/// and every other event is dropped. For counting keys, listing them, or checking names.
+///
+/// ```
+/// use respsync::rdb::{KeysOnly, Parser, ParserConfig};
+///
+/// let file = b"REDIS0003\xfe\x00\x00\x01a\x01v\x00\x01b\x01w\xff";
+/// let mut names = Vec::new();
+/// let mut keys = KeysOnly(|k: respsync::rdb::KeyRef<'_>| names.push(k.key.to_vec()));
+/// let mut parser = Parser::new(ParserConfig::default());
+/// parser.feed_with(file, &mut keys).unwrap();
+/// parser.finish();
+/// parser.parse_with(&mut keys).unwrap();
+/// assert!(parser.is_done());
+/// assert_eq!(names, [b"a".to_vec(), b"b".to_vec()]);
+/// ```
+pub struct KeysOnly<F>(pub F);
+
+impl<F: FnMut(KeyRef<'_>)> Visitor for KeysOnly<F> {
+    fn event(&mut self, _event: RdbEvent) {}
+    fn key_start(&mut self, key: KeyRef<'_>) {
+        (self.0)(key)
+    }
+    fn string_chunk(&mut self, _data: &[u8]) {}
+    fn element(&mut self, _element: &[u8]) {}
+    fn zset_member(&mut self, _member: &[u8], _score: f64) {}
+    fn hash_field(&mut self, _field: &[u8], _value: &[u8], _expire_ms: Option<i64>) {}
+    fn raw_value(&mut self, _value: RawRef<'_>) {}
+    fn key_end(&mut self) {}
+}
