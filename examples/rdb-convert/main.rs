@@ -90,6 +90,11 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// An option's numeric value, if there is one and it parses.
+fn number<T: std::str::FromStr>(value: Option<String>) -> Option<T> {
+    value?.parse().ok()
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut paths = Vec::new();
@@ -102,20 +107,20 @@ fn main() -> ExitCode {
     let mut allow_newer = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--dedup-bytes" => match args.next().and_then(|v| v.parse().ok()) {
+            "--dedup-bytes" => match number(args.next()) {
                 Some(v) => dedup_bytes = v,
                 None => return usage(),
             },
-            "--max-suspects" => match args.next().and_then(|v| v.parse().ok()) {
+            "--max-suspects" => match number(args.next()) {
                 Some(v) => max_suspects = v,
                 None => return usage(),
             },
             "--allow-newer" => allow_newer = true,
-            "--rdb-version" => match args.next().and_then(|v| v.parse().ok()) {
+            "--rdb-version" => match number(args.next()) {
                 Some(v) => version = v,
                 None => return usage(),
             },
-            "--max-value-bytes" => match args.next().and_then(|v| v.parse().ok()) {
+            "--max-value-bytes" => match number(args.next()) {
                 Some(v) => max_value_bytes = v,
                 None => return usage(),
             },

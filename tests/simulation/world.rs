@@ -1869,6 +1869,14 @@ impl Sim {
         Ok(())
     }
 
+    /// A random master of the topology, with its replicas; `None` when the one drawn has none.
+    fn pick_root_with_replicas(&mut self) -> Option<(usize, Vec<usize>)> {
+        let roots = self.roots();
+        let &m = self.rng.pick(&roots)?;
+        let reps = self.replicas_of(m);
+        (!reps.is_empty()).then_some((m, reps))
+    }
+
     fn replicas_of(&self, m: usize) -> Vec<usize> {
         (0..self.nodes.len())
             .filter(|&j| self.nodes[j].alive && self.nodes[j].master == Some(m))
@@ -1918,14 +1926,9 @@ impl Sim {
     }
 
     fn op_failover(&mut self) -> Res {
-        let roots = self.roots();
-        let Some(&m) = self.rng.pick(&roots) else {
+        let Some((m, reps)) = self.pick_root_with_replicas() else {
             return Ok(());
         };
-        let reps = self.replicas_of(m);
-        if reps.is_empty() {
-            return Ok(());
-        }
         let timeout = self.rng.range(500, 10_000).to_string();
         let mut argv: Vec<Bytes> = vec![Bytes::from("FAILOVER")];
         if self.rng.chance(0.6) {
@@ -1951,14 +1954,9 @@ impl Sim {
     }
 
     fn op_crash_failover(&mut self) -> Res {
-        let roots = self.roots();
-        let Some(&m) = self.rng.pick(&roots) else {
+        let Some((m, reps)) = self.pick_root_with_replicas() else {
             return Ok(());
         };
-        let reps = self.replicas_of(m);
-        if reps.is_empty() {
-            return Ok(());
-        }
         let epoch = self.nodes[m].epoch;
         let history = self.nodes[m].node.ids().id;
         let name = self.nodes[m].name.clone();
