@@ -460,11 +460,10 @@ pub struct Node {
     ticks: u64,
     /// Since when no replica is attached (backlog TTL).
     no_replicas_since: Option<Instant>,
-    /// The last replica went away while the clock was stale: the next cron tick sets
-    /// `no_replicas_since`.
+    /// The last replica went away while the clock was stale (an output-buffer limit reached
+    /// from `propagate`): the next cron tick sets `no_replicas_since`, so that the backlog TTL
+    /// never runs early.
     replicaless_unstamped: bool,
-    /// Links are being dropped with `self.now` older than the current time.
-    clock_stale: bool,
     /// Whether this node follows a master (its stream comes from upstream, not `propagate`).
     replica_of_master: bool,
     /// Whether the link to the master is up (sub-replicas may sync only then).
@@ -505,7 +504,6 @@ impl Node {
             ticks: 0,
             no_replicas_since: Some(now),
             replicaless_unstamped: false,
-            clock_stale: false,
             replica_of_master: false,
             upstream_up: false,
             waits: Vec::new(),
@@ -1477,9 +1475,10 @@ impl Node {
             if !s.pins_stream() {
                 continue;
             }
-            // A limit is reached at `>=`, as in Redis. Only the stream counts: the snapshot bytes queued ahead of it are
-            // bounded by the producer's pacing (`snapshot_buffered`), and counting them would
-            // drop every replica whose diskless transfer is larger than the limit.
+            // A limit is reached at `>=`, as in Redis. Only the stream counts: the snapshot
+            // bytes queued ahead of it are bounded by the producer's pacing
+            // (`snapshot_buffered`), and counting them would drop every replica whose diskless
+            // transfer is larger than the limit.
             let unsent = u64::try_from(end.value() - s.pos.value() + 1).unwrap_or(0);
             if hard > 0 && unsent >= hard {
                 victims.push((
@@ -1530,12 +1529,17 @@ impl Node {
                 ));
             }
         }
-        self.clock_stale = !clock_fresh;
+        let replicaless = self.no_replicas_since.is_some();
         for (link, reason) in victims {
             self.stats.output_buffer_drops += 1;
             self.drop_link(link, reason);
         }
-        self.clock_stale = false;
+        if !clock_fresh && !replicaless && self.no_replicas_since.is_some() {
+            // The last replica went at `self.now`, the last call's clock, maybe well before
+            // now: the next cron tick stamps it instead.
+            self.no_replicas_since = None;
+            self.replicaless_unstamped = true;
+        }
     }
 
     /// The session of `link`, created if missing. Callers reach it only for a link whose
@@ -1606,14 +1610,7 @@ impl Node {
             }
         }
         if self.no_replicas_since.is_none() && self.replicas().next().is_none() {
-            if self.clock_stale {
-                // Dropped from `propagate` (an output-buffer limit): the clock is the last
-                // `handle_*` call's, maybe well before now. The next cron tick stamps it, so
-                // the backlog TTL never runs early.
-                self.replicaless_unstamped = true;
-            } else {
-                self.no_replicas_since = Some(self.now);
-            }
+            self.no_replicas_since = Some(self.now);
         }
         self.update_retain();
     }
