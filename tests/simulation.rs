@@ -107,7 +107,7 @@
 //! | … `ReplicaSession::db` inside `MULTI` | `ReplicaSession::db` | 0 | – | rare (needs `REPLICAOF` inside an open `MULTI`): found at seed 543 of an earlier version of the scenario; covered by `tests/sim_regressions.rs` |
 //! | `repl-backlog-ttl` compared with `>=` (freed at exactly the TTL; Redis needs more) | `Node::handle_timeout` | 618 (`backlog_ttl_seeds`) | 0 | TTL oracle |
 //! | backlog freed by its TTL without a new replication id | `Node::handle_timeout` | 940 (`backlog_ttl_seeds`) | 0 | TTL oracle, ids model |
-//! | a replica dropped from `propagate` (output-buffer limit) starts the TTL at the last call's clock | `Node::after_link_removed` | 4 (`backlog_ttl_seeds`) | 293 | TTL oracle (freed early) |
+//! | a replica dropped from `propagate` (output-buffer limit) starts the TTL at the last call's clock | `Node::check_output_limits` | 4 (`backlog_ttl_seeds`) | 293 | TTL oracle (freed early) |
 //!
 //! One mutation survives, and cannot be observed: accepting `replid2` up to
 //! `second_repl_offset + 1` (a sibling one byte ahead of the promoted replica), since no command

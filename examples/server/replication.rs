@@ -477,8 +477,7 @@ impl<'a> Link<'a> {
                         let applied = commands::execute_from_master(
                             srv,
                             &mut self.master,
-                            cmd.args(),
-                            cmd.argc(),
+                            &cmd,
                             &mut self.out,
                         );
                         if !applied && !self.unknown_command(srv, &cmd.to_command()) {

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use respsync::replica::CommandRef;
 
 use crate::app::reply::Out;
 use crate::app::server::{Client, Server};
@@ -204,22 +205,26 @@ pub fn execute(srv: &mut Server, cl: &mut Client, argv: &[Bytes], out: &mut Out)
     });
 }
 
-/// Runs one command of the master's stream (`args` borrowed from the stream buffer) for the
-/// master client `cl`. Returns false, running nothing, when this server does not know the
-/// command (the caller applies its unknown-command policy).
-pub fn execute_from_master<'a>(
+/// Runs one command of the master's stream for the master client `cl`, its arguments
+/// borrowed from the stream buffer. Returns false, running nothing, when this server does not
+/// know the command (the caller applies its unknown-command policy).
+pub fn execute_from_master(
     srv: &mut Server,
     cl: &mut Client,
-    args: impl Iterator<Item = &'a [u8]>,
-    argc: usize,
+    command: &CommandRef<'_>,
     out: &mut Out,
 ) -> bool {
-    with_borrowed(args, argc, |args| {
+    // Queued inside MULTI: kept as zero-copy slices of the stream until EXEC.
+    let owned: Option<Vec<Bytes>> = cl
+        .multi
+        .is_some()
+        .then(|| command.to_command().args_bytes().collect());
+    with_borrowed(command.args(), command.argc(), |args| {
         let Some(cmd) = args.first().and_then(|n| lookup(n)) else {
             return false;
         };
         srv.stats.total_commands_processed += 1;
-        dispatch_known(srv, cl, cmd, args, None, out);
+        dispatch_known(srv, cl, cmd, args, owned.as_deref(), out);
         true
     })
 }

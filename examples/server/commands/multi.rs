@@ -1,7 +1,7 @@
 //! Transactions, as Redis's `multi.c`: MULTI, EXEC, DISCARD (queueing itself is in
 //! [`super::execute`]).
 
-use super::{lookup, run, Ctx, Res};
+use super::{lookup, run, with_borrowed, Ctx, Res};
 
 pub(super) fn multi(ctx: &mut Ctx, _: &[&[u8]]) -> Res {
     if ctx.cl.multi.is_some() {
@@ -33,8 +33,9 @@ pub(super) fn exec(ctx: &mut Ctx, _: &[&[u8]]) -> Res {
     let outer = ctx.srv.tx_propagate.replace(Vec::new());
     for argv in queue {
         if let Some(cmd) = lookup(&argv[0]) {
-            let args: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
-            run(ctx.srv, ctx.cl, cmd, &args, Some(&argv), ctx.out);
+            with_borrowed(argv.iter().map(|a| &a[..]), argv.len(), |args| {
+                run(ctx.srv, ctx.cl, cmd, args, Some(&argv), ctx.out)
+            });
         }
     }
     let writes = std::mem::replace(&mut ctx.srv.tx_propagate, outer).unwrap_or_default();
